@@ -1,0 +1,219 @@
+"""Memory planning: which arrays a compiled function may overwrite, which it must copy, and when
+it can drop them. Decided once, at compile time, from the schedule.
+
+- *Aliasing.* An op's ``view_map`` says which outputs may share memory with an input; following
+  it gives each variable its *root*, the variable whose memory it may be part of.
+- *In place.* An elementwise node may write its result into an input array when that array was
+  made by this call (its root is itself), nothing uses it or a view of it later, and it has the
+  result's dtype and shape. Where static shapes cannot prove the shape, a cheap run-time test of
+  the shapes chooses between writing in place and allocating.
+- *Shared updates in place.* ``W <- W - step`` is computed at the end of the call straight into
+  ``W``'s array, as hand-written SGD does, once every output has been taken.
+- *Copies.* An output that may alias an input, a shared value, a constant, a read-only view or
+  another output is copied, so that the arrays returned are the caller's to keep.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..graph.basic import Apply, SharedVariable, Variable
+from ..graph.type import TensorType
+
+_FOREVER = math.inf
+
+
+@dataclass
+class InPlace:
+    """Node ``node`` writes into its input at ``position``; when ``guards`` is not empty, only if
+    ``input[position].shape[offset:] == input[other].shape`` for each ``(other, offset)``."""
+
+    position: int
+    guards: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class MemoryPlan:
+    order: list[Apply]  #: execution order; nodes committing shared updates in place come last
+    commit_start: int  #: ``order[commit_start:]`` compute shared updates in place
+    inplace: dict[int, InPlace]  #: by position in ``order``
+    deaths: dict[int, list[Variable]]  #: intermediates to drop after the node at that position
+    copied_outputs: set[int]  #: user outputs to copy before returning
+    copied_updates: set[int]  #: update values to copy before committing
+
+
+def alias_roots(nodes: Sequence[Apply]) -> tuple[dict[Variable, Variable], set[int]]:
+    """Each variable's root, and the ids of the variables that may be read-only views."""
+    roots: dict[Variable, Variable] = {}
+    read_only: set[int] = set()
+    for node in nodes:
+        for index, output in enumerate(node.outputs):
+            source = node.op.view_map.get(index)
+            if source is None:
+                roots[output] = output
+                continue
+            viewed = node.inputs[source]
+            roots[output] = roots.get(viewed, viewed)
+            if getattr(node.op, "read_only_output", False) or id(viewed) in read_only:
+                read_only.add(id(output))
+    return roots, read_only
+
+
+def plan_memory(
+    nodes: Sequence[Apply],
+    outputs: Sequence[Variable],
+    updates: Sequence[tuple[SharedVariable, Variable]],
+    inplace: bool,
+) -> MemoryPlan:
+    roots, read_only = alias_roots(nodes)
+    root = lambda variable: roots.get(variable, variable)  # noqa: E731
+    kept = {id(variable) for variable in outputs} | {id(value) for _, value in updates}
+
+    commits = _shared_commits(nodes, outputs, updates, root) if inplace else {}
+    order = [node for node in nodes if id(node) not in commits] + [
+        node for node in nodes if id(node) in commits
+    ]
+    commit_start = len(order) - len(commits)
+
+    last_use: dict[Variable, float] = {}
+    for position, node in enumerate(order):
+        for variable in node.inputs:
+            last_use[variable] = position
+    for variable in list(outputs) + [value for _, value in updates]:
+        last_use[variable] = _FOREVER
+    group_end: dict[Variable, float] = {}
+    for variable, end in last_use.items():
+        owner = root(variable)
+        group_end[owner] = max(group_end.get(owner, -1), end)
+
+    plan: dict[int, InPlace] = {}
+    if inplace:
+        for position, node in enumerate(order):
+            if id(node) in commits:
+                plan[position] = commits[id(node)]
+                continue
+            choice = _choose_inplace(node, position, root, group_end)
+            if choice is not None:
+                plan[position] = choice
+
+    deaths: dict[int, list[Variable]] = {}
+    for variable, end in last_use.items():
+        if variable.owner is not None and end != _FOREVER and id(variable) not in kept:
+            deaths.setdefault(int(end), []).append(variable)
+
+    copied_outputs: set[int] = set()
+    claimed: set[int] = set()  # roots already handed to the caller or to a shared variable
+    update_roots = {id(root(value)) for _, value in updates}
+    for index, output in enumerate(outputs):
+        owner = root(output)
+        if (
+            owner.owner is None
+            or id(owner) in claimed
+            or id(owner) in update_roots
+            or id(output) in read_only
+        ):
+            copied_outputs.add(index)
+        claimed.add(id(owner))
+    copied_updates: set[int] = set()
+    for index, (shared, value) in enumerate(updates):
+        committed_in_place = value.owner is not None and id(value.owner) in commits
+        if committed_in_place or not isinstance(shared.type, TensorType):
+            continue
+        owner = root(value)
+        if owner.owner is None or id(owner) in claimed or id(value) in read_only:
+            copied_updates.add(index)
+        claimed.add(id(owner))
+    return MemoryPlan(order, commit_start, plan, deaths, copied_outputs, copied_updates)
+
+
+def _writable_tensor(variable: Variable, result: Variable) -> bool:
+    return (
+        isinstance(variable.type, TensorType)
+        and variable.ndim >= 1
+        and variable.ndim == result.ndim
+        and variable.type.numpy_dtype == result.type.numpy_dtype
+    )
+
+
+def _shape_guards(node: Apply, position: int) -> list[tuple[int, int]] | None:
+    """What proves that broadcasting the inputs gives input ``position``'s shape: ``[]`` when the
+    static shapes prove it, run-time tests, or ``None`` when it can never hold."""
+    target = node.inputs[position]
+    guards = []
+    for other_position, other in enumerate(node.inputs):
+        if other_position == position or other is target:
+            continue
+        if other.ndim > target.ndim:
+            return None
+        offset = target.ndim - other.ndim
+        proven = all(
+            length == 1 or (length is not None and length == target.type.shape[offset + axis])
+            for axis, length in enumerate(other.type.shape)
+        )
+        if not proven:
+            guards.append((other_position, offset))
+    return guards
+
+
+def _choose_inplace(node: Apply, position: int, root, group_end: dict) -> InPlace | None:
+    op = node.op
+    candidates = (
+        range(len(node.inputs)) if op.accepts_out else getattr(op, "destroyable_inputs", ())
+    )
+    if not candidates or len(node.outputs) != 1:
+        return None
+    result = node.outputs[0]
+    for candidate in candidates:
+        variable = node.inputs[candidate]
+        if (
+            variable.owner is None
+            or root(variable) is not variable
+            or group_end.get(variable) != position
+            or not _writable_tensor(variable, result)
+        ):
+            continue
+        if not op.accepts_out:
+            return InPlace(candidate)
+        guards = _shape_guards(node, candidate)
+        if guards is not None:
+            return InPlace(candidate, guards)
+    return None
+
+
+def _shared_commits(nodes, outputs, updates, root) -> dict[int, InPlace]:
+    """Update nodes that can write straight into their shared variable's array, by node id."""
+    used = {id(variable) for node in nodes for variable in node.inputs}
+    used |= {id(variable) for variable in outputs}
+    values = [value for _, value in updates]
+    commits: dict[int, InPlace] = {}
+    targets: set[int] = set()
+    for shared, value in updates:
+        node = value.owner
+        if (
+            node is None
+            or not node.op.accepts_out
+            or len(node.outputs) != 1
+            or id(value) in used
+            or sum(other is value for other in values) != 1
+            or not isinstance(shared.type, TensorType)
+        ):
+            continue
+        for position, variable in enumerate(node.inputs):
+            if variable is shared and _writable_tensor(shared, value):
+                guards = _shape_guards(node, position)
+                if guards is not None:
+                    commits[id(node)] = InPlace(position, guards)
+                    targets.add(id(shared))
+                break
+    # A commit must not read an array another commit has already overwritten.
+    for shared, value in updates:
+        node = value.owner
+        if node is not None and id(node) in commits:
+            reads_other = any(
+                id(root(variable)) in targets and root(variable) is not shared
+                for variable in node.inputs
+            )
+            if reads_other:
+                del commits[id(node)]
+    return commits

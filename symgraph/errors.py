@@ -1,0 +1,73 @@
+"""The errors symgraph raises. Each says what was wrong, where the user built it, and what to do.
+
+Every class derives from :class:`SymgraphError` and from the builtin exception a Python user would
+expect (``TypeError`` for a wrong dtype, ``ValueError`` for a wrong shape or value), so both
+``except sg.errors.InputError`` and ``except TypeError`` work.
+"""
+from __future__ import annotations
+
+
+class SymgraphError(Exception):
+    """Base class of every error symgraph raises on purpose."""
+
+
+class ShapeError(SymgraphError, ValueError):
+    """Static shapes that cannot work together, found while building the graph."""
+
+
+class DTypeError(SymgraphError, TypeError):
+    """A dtype an operation cannot take."""
+
+
+class InputError(SymgraphError, TypeError, ValueError):
+    """An argument of a compiled function (or of ``set_value``) that does not fit its input."""
+
+
+class MissingInputError(SymgraphError, ValueError):
+    """The graph needs a variable that is neither an input of the function nor computable."""
+
+
+class UnusedInputError(SymgraphError, ValueError):
+    """An input of ``sg.function`` that the outputs and updates do not need."""
+
+
+class UpdateError(SymgraphError, ValueError):
+    """An update that cannot apply: wrong target, dtype or shape, or two updates of one variable."""
+
+
+class PhaseError(SymgraphError, ValueError):
+    """A graph with phase-dependent nodes (dropout, batch_norm) compiled without a phase."""
+
+
+class DisconnectedInputError(SymgraphError, ValueError):
+    """``sg.grad`` was asked for the gradient of a variable the cost does not depend on."""
+
+
+class GradientError(SymgraphError, AssertionError):
+    """``sg.verify_grad`` found symbolic and numeric gradients that disagree."""
+
+
+class NodeError(SymgraphError):
+    """An error raised while a compiled function computed a node.
+
+    The message names the operation, the shapes and dtypes of its inputs, and the line of user code
+    that built the node. Raised as a class that also derives from the original exception's class
+    (a ``ValueError`` from numpy stays catchable as ``ValueError``); the original is the
+    ``__cause__``.
+    """
+
+    _subclasses: dict[type, type] = {}
+
+    @classmethod
+    def wrapping(cls, original: BaseException, message: str) -> "NodeError":
+        base = type(original)
+        if not issubclass(base, Exception) or issubclass(base, SymgraphError):
+            base = RuntimeError
+        subclass = cls._subclasses.get(base)
+        if subclass is None:
+            try:
+                subclass = type(f"NodeError[{base.__name__}]", (cls, base), {})
+            except TypeError:  # a builtin whose layout cannot be combined
+                subclass = type("NodeError[RuntimeError]", (cls, RuntimeError), {})
+            cls._subclasses[base] = subclass
+        return subclass(message)

@@ -1,0 +1,220 @@
+"""The graph: variables, and the nodes (``Apply``) that compute them.
+
+This is symgraph's own intermediate representation. A :class:`Variable` has a type, and an owner
+(the :class:`Apply` node that computes it) or none (a root: an input, a constant or a shared
+variable). A node knows its op, its inputs and its outputs. Nodes are never changed once built:
+rewrites build new nodes and leave the user's graph as it was, so one graph can be compiled many
+times. Each variable knows its clients (the live nodes that use it).
+
+Operators such as ``x + y`` are installed on :class:`Variable` by ``symgraph.ops.methods``, so
+that this module depends on no op.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .source import Source, build_context, describe, user_source
+from .type import TensorType, Type, format_shape
+
+if TYPE_CHECKING:
+    from .op import Op
+
+
+class Variable:
+    """A symbolic value: an input, a constant, a shared variable, or the output of a node."""
+
+    __slots__ = ("type", "owner", "index", "name", "_clients", "_eval_cache", "__weakref__")
+    # Make numpy defer to our reflected operators: ``array + variable`` builds a node.
+    __array_ufunc__ = None
+
+    def __init__(
+        self, type: Type, owner: "Apply | None" = None, index: int = 0, name: str | None = None
+    ):
+        self.type = type
+        self.owner = owner
+        self.index = index
+        self.name = name
+        self._clients: list[tuple[weakref.ref, int]] = []
+        self._eval_cache: dict | None = None
+
+    # --- what a variable is -------------------------------------------------------------------
+    @property
+    def dtype(self) -> str:
+        return self.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.type.ndim
+
+    @property
+    def kind(self) -> str:
+        """``'input'``, ``'constant'``, ``'shared'`` or ``'intermediate'``."""
+        return "intermediate" if self.owner is not None else "input"
+
+    @property
+    def clients(self) -> list[tuple["Apply", int]]:
+        """The live nodes that use this variable, with the position it has among their inputs."""
+        live = [(ref(), position) for ref, position in self._clients]
+        live = [(node, position) for node, position in live if node is not None]
+        if len(live) != len(self._clients):
+            self._clients = [(weakref.ref(node), position) for node, position in live]
+        return live
+
+    @property
+    def source(self) -> Source | None:
+        """The user's line that built this variable (its node's), if it has an owner."""
+        return self.owner.source if self.owner is not None else None
+
+    def label(self) -> str:
+        """A short human name: the variable's name, or ``op.out`` for unnamed intermediates."""
+        if self.name:
+            return self.name
+        if self.owner is not None:
+            suffix = f".{self.index}" if len(self.owner.outputs) > 1 else ""
+            return f"{self.owner.op.name}{suffix}"
+        return f"<{self.kind}>"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.label()}: {self.type.describe()})"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the truth value of symbolic variable {self.label()} is unknown until the graph runs; "
+            "use sg.switch(condition, a, b) (or sg.where) for a choice inside the graph"
+        )
+
+    def __iter__(self):
+        raise TypeError(
+            f"symbolic variable {self.label()} cannot be iterated over: its length is only known "
+            "when the graph runs; index it (x[i]) instead"
+        )
+
+    def __len__(self) -> int:
+        raise TypeError(f"len() of symbolic variable {self.label()}: use {self.label()}.shape[0]")
+
+    def eval(self, inputs_to_values: dict | None = None, phase: str | None = None) -> Any:
+        """Compile (once, cached) and compute this variable; never changes any state.
+
+        ``inputs_to_values`` maps the input variables it depends on to values. No update is
+        applied and no random stream advances.
+        """
+        from ..compile.function import evaluate  # the graph must not depend on the compiler
+
+        return evaluate(self, inputs_to_values, phase)
+
+
+class Constant(Variable):
+    """A fixed value, stored read-only in the graph."""
+
+    __slots__ = ("data", "_signature")
+
+    def __init__(self, type: TensorType, data: np.ndarray, name: str | None = None):
+        super().__init__(type, None, 0, name)
+        data = np.array(data, dtype=type.numpy_dtype, copy=True)
+        data.flags.writeable = False
+        self.data = data
+        self._signature = None
+
+    @property
+    def kind(self) -> str:
+        return "constant"
+
+    def signature(self) -> tuple:
+        """Equal for constants of equal dtype, shape and values (used to merge them)."""
+        if self._signature is None:
+            self._signature = (self.data.dtype.str, self.data.shape, self.data.tobytes())
+        return self._signature
+
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.data.size <= 4:
+            text = np.array2string(self.data, separator=", ")
+            return text if self.data.ndim else repr(self.data.item())
+        return f"constant{format_shape(self.data.shape)}"
+
+
+class SharedVariable(Variable):
+    """State that lives between calls of compiled functions (weights, statistics, random state).
+
+    Read and write its value with :meth:`get_value` and :meth:`set_value`. Compiled functions
+    read it at the start of a call and replace it, through their updates, at the end.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, type: Type, value: Any, name: str | None = None, borrow: bool = False):
+        super().__init__(type, None, 0, name)
+        self.value = self._filter(value, borrow)
+
+    @property
+    def kind(self) -> str:
+        return "shared"
+
+    def _filter(self, value: Any, borrow: bool) -> Any:
+        if isinstance(value, Variable):
+            raise TypeError(
+                f"shared variable {self.label()} takes a value, not the symbolic variable {value.label()}"
+            )
+        filtered = self.type.filter(value, what=f"shared variable {self.label()}")
+        if not borrow and filtered is value:
+            filtered = self.type.copy_value(filtered)
+        return filtered
+
+    def get_value(self, borrow: bool = False) -> Any:
+        """The current value; a copy unless ``borrow=True``."""
+        return self.value if borrow else self.type.copy_value(self.value)
+
+    def set_value(self, value: Any, borrow: bool = False) -> None:
+        """Replace the value. Its dtype and number of dimensions must stay; the shape may change
+        (unless it was declared with ``shape=``). The array is copied unless ``borrow=True``."""
+        self.value = self._filter(value, borrow)
+
+
+class Apply:
+    """One application of an op to input variables, giving output variables.
+
+    ``source`` is the user's line that built it; ``gradient`` says whether ``sg.grad`` made it.
+    """
+
+    __slots__ = ("op", "inputs", "outputs", "source", "gradient", "__weakref__")
+
+    def __init__(
+        self,
+        op: "Op",
+        inputs: Sequence[Variable],
+        output_types: Sequence[Type],
+        output_names: Sequence[str | None] | None = None,
+    ):
+        self.op = op
+        self.inputs = tuple(inputs)
+        names = output_names or [None] * len(output_types)
+        self.outputs = tuple(
+            Variable(output_type, self, index, name)
+            for index, (output_type, name) in enumerate(zip(output_types, names))
+        )
+        self.source = user_source()
+        self.gradient = build_context.gradient
+        reference = weakref.ref(self)
+        for position, variable in enumerate(self.inputs):
+            variable._clients.append((reference, position))
+
+    @property
+    def out(self) -> Variable:
+        (output,) = self.outputs
+        return output
+
+    def describe(self) -> str:
+        """``op(input shapes) built at file:line: code``, for error messages."""
+        inputs = ", ".join(f"{v.label()}: {v.type.describe()}" for v in self.inputs)
+        return f"{self.op.name}({inputs}), built at {describe(self.source)}"
+
+    def __repr__(self) -> str:
+        inputs = ", ".join(variable.label() for variable in self.inputs)
+        return f"Apply({self.op.name}({inputs}))"

@@ -1,0 +1,203 @@
+"""Types: what a variable holds, known before any value exists.
+
+A :class:`TensorType` is a dtype and a static shape, one entry per axis: an ``int`` when the length
+is known when the graph is built, ``None`` when it is only known at run time. Types are immutable
+and compare by value.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+
+StaticShape = tuple  # tuple[int | None, ...]
+
+
+class Type:
+    """What a variable holds. Subclasses say how a value is checked against them."""
+
+    def describe(self) -> str:
+        return str(self)
+
+    def filter(self, value: Any, *, what: str, allow_downcast: bool = False) -> Any:
+        """``value`` made to fit this type, or an ``InputError`` naming ``what``."""
+        raise NotImplementedError
+
+    def copy_value(self, value: Any) -> Any:
+        """An independent copy of a value of this type."""
+        raise NotImplementedError
+
+
+class TensorType(Type):
+    """An n-dimensional numpy array of one dtype and a static shape (``None`` for unknown lengths)."""
+
+    __slots__ = ("dtype", "numpy_dtype", "shape", "_hash")
+
+    def __init__(self, dtype: Any, shape: Sequence[int | None]):
+        self.numpy_dtype, self.dtype = _normalize_dtype(dtype)
+        shape = tuple(_static_length(length) for length in shape)
+        self.shape = shape
+        self._hash = hash((self.dtype, shape))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_float(self) -> bool:
+        return self.numpy_dtype.kind == "f"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, TensorType) and self.dtype == other.dtype and self.shape == other.shape
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"TensorType({self.dtype}, {format_shape(self.shape)})"
+
+    def describe(self) -> str:
+        return f"{self.dtype} {format_shape(self.shape)}"
+
+    def with_shape(self, shape: Sequence[int | None]) -> "TensorType":
+        return TensorType(self.dtype, shape)
+
+    def with_dtype(self, dtype: Any) -> "TensorType":
+        return TensorType(dtype, self.shape)
+
+    def filter(self, value: Any, *, what: str, allow_downcast: bool = False) -> np.ndarray:
+        return filter_tensor(self, value, what=what, allow_downcast=allow_downcast)
+
+    def copy_value(self, value: np.ndarray) -> np.ndarray:
+        return value.copy()
+
+    def accepts_shape(self, shape: tuple[int, ...]) -> bool:
+        """Whether an actual shape fits this type's number of dimensions and static lengths."""
+        return len(shape) == len(self.shape) and all(
+            static is None or static == actual for static, actual in zip(self.shape, shape)
+        )
+
+
+@lru_cache(maxsize=256)
+def _normalize_dtype(dtype: Any) -> tuple[np.dtype, str]:
+    """The numpy dtype and its name (numpy computes names slowly, and types are built often)."""
+    try:
+        numpy_dtype = np.dtype(dtype)
+    except TypeError as error:
+        raise DTypeError(f"{dtype!r} is not a numpy dtype") from error
+    if numpy_dtype.kind not in "biuf":
+        raise DTypeError(f"symgraph tensors hold booleans, integers or floats, not {numpy_dtype}")
+    return numpy_dtype, numpy_dtype.name
+
+
+def _static_length(length: Any) -> int | None:
+    if length is None:
+        return None
+    if isinstance(length, (bool, np.bool_)) or not isinstance(length, (int, np.integer)):
+        raise ShapeError(f"a static length is an int or None, not {length!r}")
+    if length < 0:
+        raise ShapeError(f"a static length cannot be negative: {length}")
+    return int(length)
+
+
+def format_shape(shape: Sequence[int | None]) -> str:
+    """``(None, 784)`` as ``(?, 784)``; a 1-tuple keeps its comma."""
+    parts = ["?" if length is None else str(length) for length in shape]
+    if len(parts) == 1:
+        return f"({parts[0]},)"
+    return "(" + ", ".join(parts) + ")"
+
+
+def broadcast_static_shapes(*shapes: StaticShape) -> StaticShape:
+    """The static shape numpy broadcasting gives, or ``ShapeError`` if it certainly fails.
+
+    An unknown length may turn out to be 1 at run time, so it broadcasts against anything; the
+    result is known only where some input is known and larger than 1, or where all are known 1.
+    """
+    if all(shape == shapes[0] for shape in shapes):
+        return tuple(shapes[0]) if shapes else ()
+    ndim = max((len(shape) for shape in shapes), default=0)
+    padded = [(1,) * (ndim - len(shape)) + tuple(shape) for shape in shapes]
+    result = []
+    for axis in range(ndim):
+        lengths = [shape[axis] for shape in padded]
+        known = {length for length in lengths if length is not None and length != 1}
+        if len(known) > 1:
+            raise ShapeError(
+                "shapes "
+                + " and ".join(format_shape(shape) for shape in shapes)
+                + f" cannot broadcast: axis {axis - ndim} has lengths {sorted(known)}"
+            )
+        if known:
+            result.append(known.pop())
+        elif all(length == 1 for length in lengths):
+            result.append(1)
+        else:
+            result.append(None)
+    return tuple(result)
+
+
+_KIND_ORDER = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype} and shape {value.shape}"
+    return f"a {type(value).__name__}"
+
+
+def filter_tensor(
+    tensor_type: TensorType, value: Any, *, what: str, allow_downcast: bool = False
+) -> np.ndarray:
+    """``value`` as an array of ``tensor_type``, or an ``InputError`` that names ``what``.
+
+    An array whose dtype casts safely (``numpy.can_cast(..., 'safe')``) is converted; Python numbers
+    and lists convert when their kind fits (bool into int into float); anything else needs
+    ``allow_downcast``. The number of dimensions and the static lengths must match.
+    """
+    from ..errors import InputError
+
+    target = tensor_type.numpy_dtype
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        array = np.asarray(value)
+        if array.dtype != target:
+            if not (allow_downcast or np.can_cast(array.dtype, target, "safe")):
+                raise InputError(
+                    f"{what} expects dtype {tensor_type.dtype}, got {_describe_value(value)}; "
+                    f"{array.dtype} does not cast safely to {tensor_type.dtype}. Convert it with "
+                    f".astype('{tensor_type.dtype}'), or compile with allow_input_downcast=True."
+                )
+            array = array.astype(target)
+    else:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as error:
+            raise InputError(f"{what} expects an array, got {_describe_value(value)}: {error}") from None
+        if array.dtype.kind not in _KIND_ORDER:
+            raise InputError(f"{what} expects numbers, got {_describe_value(value)} ({array.dtype})")
+        if array.dtype != target:
+            if _KIND_ORDER[array.dtype.kind] > _KIND_ORDER[target.kind] and not allow_downcast:
+                raise InputError(
+                    f"{what} expects dtype {tensor_type.dtype}, got {_describe_value(value)} of "
+                    f"{array.dtype} values, which would lose information; compile with "
+                    "allow_input_downcast=True to convert anyway."
+                )
+            try:
+                array = np.asarray(value, dtype=target)
+            except OverflowError as error:
+                raise InputError(f"{what}: {error}") from None
+    if not tensor_type.accepts_shape(array.shape):
+        if array.ndim != tensor_type.ndim:
+            raise InputError(
+                f"{what} expects {tensor_type.ndim} dimension(s) {format_shape(tensor_type.shape)}, "
+                f"got {array.ndim} (shape {array.shape})"
+            )
+        raise InputError(
+            f"{what} expects shape {format_shape(tensor_type.shape)}, got {array.shape}"
+        )
+    return array

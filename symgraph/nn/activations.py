@@ -1,0 +1,111 @@
+"""Activations: ``sigmoid``, ``relu``, ``softplus``, ``softmax``, ``log_softmax`` (and ``tanh``).
+
+Each is numerically stable: no overflow, NaN or Inf for logits of +-1e4, in float32 and float64.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..graph.basic import Apply, Variable
+from ..graph.op import Op
+from ..graph.type import TensorType
+from ..ops.basic import as_tensor
+from ..ops.elemwise import Elemwise, as_float, exp, gt, same_dtype_rule, tanh, ufunc_rule
+from ..ops.shape import normalize_axes
+
+__all__ = ["sigmoid", "tanh", "relu", "softplus", "softmax", "log_softmax", "Softmax", "LogSoftmax"]
+
+
+def _sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    # exp(-log(1 + exp(-x))): logaddexp never overflows.
+    result = np.logaddexp(0, -x, out=out)
+    np.negative(result, out=result)
+    return np.exp(result, out=result)
+
+
+def _relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.maximum(x, 0, out=out)
+
+
+def _softplus(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.logaddexp(0, x, out=out)
+
+
+_float_result = ufunc_rule(np.exp)
+
+sigmoid = Elemwise("sigmoid", _sigmoid, [lambda x, z, g: g * (z * (1 - z))], dtype_rule=_float_result)
+softplus = Elemwise("softplus", _softplus, [lambda x, z, g: g * sigmoid(x)], dtype_rule=_float_result)
+# relu'(0) = 0, as PyTorch; the rule reads the output, so the input's array can be reused.
+relu = Elemwise("relu", _relu, [lambda x, z, g: g * gt(z, 0)], dtype_rule=same_dtype_rule)
+
+
+class Softmax(Op):
+    """``exp(x) / exp(x).sum(axis)``, computed from ``x - max(x)`` so that it never overflows."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def output_types(self, x: TensorType) -> list[TensorType]:
+        return [x]
+
+    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
+        axis = self.axis
+
+        def softmax(x: np.ndarray) -> np.ndarray:
+            e = np.subtract(x, np.max(x, axis=axis, keepdims=True))
+            np.exp(e, out=e)
+            e /= np.sum(e, axis=axis, keepdims=True)
+            return e
+
+        return softmax
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        (g,) = output_grads
+        z = node.outputs[0]
+        return [z * (g - (g * z).sum(axis=self.axis, keepdims=True))]
+
+
+class LogSoftmax(Op):
+    """``x - log(exp(x).sum(axis))``, computed from ``x - max(x)``."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def output_types(self, x: TensorType) -> list[TensorType]:
+        return [x]
+
+    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
+        axis = self.axis
+
+        def log_softmax(x: np.ndarray) -> np.ndarray:
+            shifted = np.subtract(x, np.max(x, axis=axis, keepdims=True))
+            shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+            return shifted
+
+        return log_softmax
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        (g,) = output_grads
+        z = node.outputs[0]
+        return [g - exp(z) * g.sum(axis=self.axis, keepdims=True)]
+
+
+def softmax(x: Any, axis: int = -1) -> Variable:
+    """The softmax along ``axis`` (the last by default): rows of probabilities summing to 1."""
+    x = as_float(as_tensor(x))
+    (axis,) = normalize_axes(axis, x.ndim)
+    return Softmax(axis)(x)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Variable:
+    """The logarithm of the softmax along ``axis``, computed stably."""
+    x = as_float(as_tensor(x))
+    (axis,) = normalize_axes(axis, x.ndim)
+    return LogSoftmax(axis)(x)
+

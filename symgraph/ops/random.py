@@ -1,0 +1,185 @@
+"""Random streams and random ops.
+
+A random node holds its own numpy ``Generator`` in a shared variable, spawned from its stream's
+seed (``SeedSequence(seed, spawn_key=(k,))`` for the k-th node), so the numbers a node draws do
+not depend on the order a program runs its nodes in, nor on the mode. A compiled function reads
+the generator, draws from it (advancing it in place), and restores it if the call fails or must
+not change state (``.eval()``): its state is a snapshot taken at the start of every call.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..config import config
+from ..errors import InputError
+from ..graph.basic import Apply, SharedVariable, Variable
+from ..graph.op import Op
+from ..graph.type import TensorType, Type
+from .basic import as_tensor
+from .shape import as_shape, static_shape_value
+
+
+class GeneratorType(Type):
+    """A ``numpy.random.Generator``: state that random ops advance in place."""
+
+    mutable = True  # ops change values of this type in place: calls snapshot and restore them
+
+    def filter(self, value: Any, *, what: str, allow_downcast: bool = False) -> np.random.Generator:
+        if not isinstance(value, np.random.Generator):
+            raise InputError(f"{what} holds a numpy.random.Generator, not {type(value).__name__}")
+        return value
+
+    def copy_value(self, value: np.random.Generator) -> np.random.Generator:
+        copy = np.random.Generator(type(value.bit_generator)())
+        copy.bit_generator.state = value.bit_generator.state
+        return copy
+
+    @staticmethod
+    def snapshot(value: np.random.Generator) -> dict:
+        return value.bit_generator.state
+
+    @staticmethod
+    def restore(value: np.random.Generator, state: dict) -> None:
+        value.bit_generator.state = state
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GeneratorType)
+
+    def __hash__(self) -> int:
+        return hash(GeneratorType)
+
+    def __repr__(self) -> str:
+        return "GeneratorType()"
+
+    def describe(self) -> str:
+        return "random generator"
+
+
+def generator_for(entropy: Any, index: int) -> np.random.Generator:
+    """The generator of the ``index``-th random node of a stream seeded with ``entropy``."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy, spawn_key=(index,))))
+
+
+class RandomStreams:
+    """A source of random numbers for graphs: ``srng = sg.RandomStreams(seed=42)``.
+
+    Each random node built from it (``srng.uniform((3, 4))``, a dropout mask...) draws from its own
+    generator, spawned from the seed; compiled functions advance it on every call, with no update
+    written by the user. ``srng.seed(s)`` resets every one of them, so the same calls in the same
+    order give the same numbers, bit for bit.
+    """
+
+    def __init__(self, seed: int | None = None):
+        self._entropy = np.random.SeedSequence(seed).entropy
+        self._states: list[SharedVariable] = []
+
+    def seed(self, seed: int | None = None) -> None:
+        """Reset every generator of this stream from ``seed``."""
+        self._entropy = np.random.SeedSequence(seed).entropy
+        for index, state in enumerate(self._states):
+            state.set_value(generator_for(self._entropy, index), borrow=True)
+
+    def new_state(self) -> SharedVariable:
+        """A new generator of this stream, as a shared variable (for ops that draw)."""
+        index = len(self._states)
+        state = SharedVariable(GeneratorType(), generator_for(self._entropy, index), name=f"rng{index}", borrow=True)
+        self._states.append(state)
+        return state
+
+    def uniform(self, size: Any, low: float = 0.0, high: float = 1.0, dtype: Any = None) -> Variable:
+        """Uniform numbers in ``[low, high)`` of shape ``size``."""
+        return _draw(Uniform(_float_dtype(dtype)), self.new_state(), size, low, high)
+
+    def normal(self, size: Any, avg: float = 0.0, std: float = 1.0, dtype: Any = None) -> Variable:
+        """Normal numbers of mean ``avg`` and standard deviation ``std``."""
+        return _draw(Normal(_float_dtype(dtype)), self.new_state(), size, avg, std)
+
+    def binomial(self, size: Any, n: int = 1, p: float = 0.5, dtype: Any = "int64") -> Variable:
+        """Binomial counts of ``n`` trials with success probability ``p`` (``n=1``: Bernoulli)."""
+        return _draw(Binomial(np.dtype(dtype).name), self.new_state(), size, n, p)
+
+
+def _float_dtype(dtype: Any) -> str:
+    return np.dtype(dtype or config.floatX).name
+
+
+_default_stream = RandomStreams()
+
+
+def default_stream() -> RandomStreams:
+    """The module-wide stream random ops use when given none."""
+    return _default_stream
+
+
+def seed(value: int | None = None) -> None:
+    """Reset the module-wide default random stream (``sg.seed(s)``)."""
+    _default_stream.seed(value)
+
+
+def _draw(op: "RandomOp", state: SharedVariable, size: Any, *parameters: Any) -> Variable:
+    size_variable = as_shape(size)
+    parameter_variables = [as_tensor(parameter) for parameter in parameters]
+    return op(state, size_variable, *parameter_variables)[1]
+
+
+class RandomOp(Op):
+    """Draws from its generator input: ``(generator, size, *parameters) -> (generator, sample)``."""
+
+    __props__ = ("dtype",)
+    stochastic = True
+
+    def __init__(self, dtype: str):
+        self.dtype = dtype
+
+    def make_node(self, state: Variable, size: Variable, *parameters: Variable) -> Apply:
+        # The sample's static shape comes from the size's value (when constant), not its type.
+        static = static_shape_value(size) or (None,) * (size.type.shape[0] or 0)
+        sample_type = TensorType(self.dtype, tuple(static))
+        return Apply(self, [state, size, *parameters], [state.type, sample_type])
+
+    def state_updates(self, node: Apply) -> list[tuple[SharedVariable, Variable]]:
+        state = node.inputs[0]
+        return [(state, node.outputs[0])] if isinstance(state, SharedVariable) else []
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        return [None] * len(node.inputs)
+
+    def impl(self, node: Apply) -> Callable:
+        dtype = np.dtype(self.dtype)
+        sample = self.sample
+
+        def draw(generator: np.random.Generator, size: np.ndarray, *parameters: Any) -> tuple:
+            return generator, sample(generator, tuple(size.tolist()), dtype, *parameters)
+
+        return draw
+
+    def sample(self, generator: np.random.Generator, size: tuple, dtype: np.dtype, *parameters: Any) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Uniform(RandomOp):
+    def sample(self, generator, size, dtype, low, high):
+        values = generator.random(size, dtype=dtype)
+        if low != 0 or high != 1:
+            values *= dtype.type(high - low)
+            values += dtype.type(low)
+        return values
+
+
+class Normal(RandomOp):
+    def sample(self, generator, size, dtype, avg, std):
+        values = generator.standard_normal(size, dtype=dtype)
+        if std != 1:
+            values *= dtype.type(std)
+        if avg != 0:
+            values += dtype.type(avg)
+        return values
+
+
+class Binomial(RandomOp):
+    def sample(self, generator, size, dtype, n, p):
+        if not 0 <= p <= 1:
+            raise ValueError(f"binomial p must be in [0, 1], got {float(p)}")
+        return generator.binomial(int(n), float(p), size).astype(dtype, copy=False)

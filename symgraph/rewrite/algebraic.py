@@ -1,0 +1,55 @@
+"""Algebraic simplifications that never change a result: ``x * 1``, ``x + 0``, ``-(-x)``, two
+dimshuffles in a row. (The predict phase of inverted dropout leaves ``x * 1``: this removes it.)"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..graph.basic import Apply, Constant, Variable
+from ..ops.elemwise import Elemwise
+from ..ops.shape import DimShuffle, dimshuffle
+
+# op name -> (positions the identity element may take, the identity element)
+_IDENTITIES = {"add": ((0, 1), 0), "sub": ((1,), 0), "mul": ((0, 1), 1), "true_div": ((1,), 1)}
+
+
+def remove_identity_elements(node: Apply) -> Sequence[Variable] | None:
+    op = node.op
+    if not isinstance(op, Elemwise) or op.name not in _IDENTITIES:
+        return None
+    positions, identity = _IDENTITIES[op.name]
+    output = node.outputs[0]
+    for position in positions:
+        element = node.inputs[position]
+        kept = node.inputs[1 - position]
+        if (
+            isinstance(element, Constant)
+            and element.data.size == 1
+            and element.ndim <= kept.ndim
+            and kept.type.numpy_dtype == output.type.numpy_dtype
+            and element.data.reshape(()) == identity
+        ):
+            return [kept]
+    return None
+
+
+def remove_double_negation(node: Apply) -> Sequence[Variable] | None:
+    op = node.op
+    if isinstance(op, Elemwise) and op.name == "neg":
+        inner = node.inputs[0].owner
+        if inner is not None and isinstance(inner.op, Elemwise) and inner.op.name == "neg":
+            return [inner.inputs[0]]
+    return None
+
+
+def merge_dimshuffles(node: Apply) -> Sequence[Variable] | None:
+    if not isinstance(node.op, DimShuffle):
+        return None
+    inner = node.inputs[0].owner
+    if inner is None or not isinstance(inner.op, DimShuffle):
+        return None
+    inner_pattern = inner.op.pattern
+    pattern = tuple("x" if axis == "x" else inner_pattern[axis] for axis in node.op.pattern)
+    return [dimshuffle(inner.inputs[0], *pattern)]
+
+
+ALGEBRAIC_RULES = (remove_identity_elements, remove_double_negation, merge_dimshuffles)

@@ -1,0 +1,28 @@
+"""Merging: nodes that apply equal ops to the same inputs (or to equal constants) are computed
+once. Random nodes are never merged: two draws are two draws."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..graph.basic import Apply, Constant, Variable
+from .walk import Rule
+
+
+def merge_rule() -> Rule:
+    """A rule that replaces a node by an equal one seen earlier in the same walk."""
+    seen: dict[tuple, Apply] = {}
+
+    def merge(node: Apply) -> Sequence[Variable] | None:
+        if node.op.stochastic:
+            return None
+        key = (node.op, tuple(_input_key(variable) for variable in node.inputs))
+        earlier = seen.setdefault(key, node)
+        return None if earlier is node else earlier.outputs
+
+    return merge
+
+
+def _input_key(variable: Variable) -> object:
+    if isinstance(variable, Constant) and variable.data.size <= 64:
+        return variable.signature()
+    return id(variable)

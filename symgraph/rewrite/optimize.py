@@ -1,0 +1,13 @@
+"""The optimizing rewrites a mode runs, in order."""
+from __future__ import annotations
+
+from ..graph.fgraph import FunctionGraph
+from .algebraic import ALGEBRAIC_RULES
+from .constant_folding import fold_constants
+from .merge import merge_rule
+from .walk import rewrite_locally
+
+
+def optimize(fgraph: FunctionGraph) -> FunctionGraph:
+    """Constant folding, algebraic simplification and merging, in one walk over the graph."""
+    return rewrite_locally(fgraph, [fold_constants, *ALGEBRAIC_RULES, merge_rule()])

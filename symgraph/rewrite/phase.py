@@ -1,0 +1,72 @@
+"""``specialize_phase``: phase-dependent nodes become what they compute in ``'train'`` or
+``'predict'``. Part of a graph's meaning, so it runs in every mode (and in ``.eval()``)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..errors import PhaseError
+from ..graph.basic import Apply, SharedVariable, Variable
+from ..graph.source import building, describe
+from ..graph.traversal import postorder, rebuild
+
+PHASES = ("train", "predict")
+
+AutomaticUpdate = tuple  # (shared variable, new value, the node that asked for it)
+
+
+def phase_dependent_nodes(outputs: Sequence[Variable]) -> list[Apply]:
+    return [node for node in postorder(outputs) if node.op.phase_dependent]
+
+
+def missing_phase_message(nodes: Sequence[Apply], where: str) -> str:
+    listed = "\n".join(f"  - {node.op.name}, built at {describe(node.source)}" for node in nodes)
+    return (
+        f"this graph holds {len(nodes)} phase-dependent node(s), which compute differently when "
+        f"training and when predicting:\n{listed}\n"
+        f"Give {where} phase='train' (dropout masks drawn, batch statistics, automatic updates "
+        "of running statistics) or phase='predict' (no dropout, running statistics, no automatic "
+        "updates)."
+    )
+
+
+def specialize_phase(
+    outputs: Sequence[Variable], phase: str | None, where: str = "sg.function"
+) -> tuple[list[Variable], list[AutomaticUpdate]]:
+    """The outputs with every phase-dependent node specialized to ``phase``, and the automatic
+    updates that phase asks for."""
+    if phase is not None and phase not in PHASES:
+        raise ValueError(f"phase must be 'train', 'predict' or None, not {phase!r}")
+    nodes = postorder(outputs)
+    dependent = [node for node in nodes if node.op.phase_dependent]
+    if not dependent:
+        return list(outputs), []
+    if phase is None:
+        raise PhaseError(missing_phase_message(dependent, where))
+    updates: list[AutomaticUpdate] = []
+
+    def specialize(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
+        if not node.op.phase_dependent:
+            return None
+        with building(source=node.source, gradient=node.gradient):
+            current = node
+            if any(new is not old for new, old in zip(inputs, node.inputs)):
+                current = node.op.make_node(*inputs)
+            replacements, node_updates = node.op.specialize(current, phase)
+        updates.extend((shared, value, node) for shared, value in node_updates)
+        return replacements
+
+    new_outputs, _ = rebuild(outputs, rewrite=specialize, nodes=nodes)
+    return new_outputs, updates
+
+
+def state_updates(nodes: Sequence[Apply]) -> list[AutomaticUpdate]:
+    """The updates that advance the random state of the stochastic nodes among ``nodes``."""
+    updates: list[AutomaticUpdate] = []
+    seen: set[int] = set()
+    for node in nodes:
+        if node.op.stochastic:
+            for shared, value in node.op.state_updates(node):
+                if isinstance(shared, SharedVariable) and id(shared) not in seen:
+                    seen.add(id(shared))
+                    updates.append((shared, value, node))
+    return updates

@@ -1,0 +1,52 @@
+"""The driver of local rewrites: one walk over the graph in topological order.
+
+At each node, the node is first rebuilt on its rewritten inputs, then the rules are tried in turn;
+a rule returns the variables that replace the node's outputs, or ``None``. A replacement built by
+one node is tried again, so rules compose (``x * 1 * 1`` becomes ``x``). The new nodes carry the
+source line of the node they stand for.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from ..graph.basic import Apply, Variable
+from ..graph.fgraph import FunctionGraph
+from ..graph.source import building
+
+Rule = Callable[[Apply], Sequence[Variable] | None]
+_MAX_CHAINED = 8
+
+
+def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGraph:
+    def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
+        changed = any(new is not old for new, old in zip(inputs, node.inputs))
+        if not changed and _first_match(node, rules) is None:
+            return None  # the common case: nothing to do, and nothing built
+        with building(source=node.source, gradient=node.gradient):
+            current = node.op.make_node(*inputs) if changed else node
+            outputs: Sequence[Variable] = current.outputs
+            for _ in range(_MAX_CHAINED):
+                replaced = _first_match(current, rules)
+                if replaced is None:
+                    break
+                outputs = replaced
+                owner = outputs[0].owner
+                if owner is None or owner is current or not _are(owner.outputs, outputs):
+                    break
+                current = owner
+        return None if outputs is node.outputs else outputs
+
+    return fgraph.rewrite(visit)
+
+
+def _first_match(node: Apply, rules: Sequence[Rule]) -> Sequence[Variable] | None:
+    for rule in rules:
+        replaced = rule(node)
+        if replaced is not None:
+            return replaced
+    return None
+
+
+def _are(first: Sequence[Variable], second: Sequence[Variable]) -> bool:
+    """Identity of two lists of variables (``==`` on variables builds a graph)."""
+    return len(first) == len(second) and all(a is b for a, b in zip(first, second))

@@ -1,0 +1,79 @@
+"""Declaring symbolic inputs and shared state: ``sg.matrix('x')``, ``sg.shared(W)``, ..."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import config
+from .errors import ShapeError
+from .graph.basic import SharedVariable, Variable
+from .graph.type import TensorType
+from .ops.basic import constant  # noqa: F401 - part of this module's public face
+
+__all__ = [
+    "tensor", "scalar", "vector", "matrix", "tensor3", "tensor4",
+    "iscalar", "ivector", "imatrix", "lscalar", "lvector", "lmatrix",
+    "shared", "constant",
+]
+
+
+def tensor(name: str | None = None, dtype: Any = None, shape: Sequence[int | None] | None = None) -> Variable:
+    """A symbolic input of any number of dimensions, given by ``shape`` (``None`` for lengths known
+    only at run time): ``sg.tensor('x', shape=(None, 784))``. ``dtype=None`` means floatX."""
+    if shape is None:
+        raise TypeError("sg.tensor needs shape=, one entry per axis, e.g. shape=(None, 784)")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"a variable's name is a string, not {name!r}")
+    return Variable(TensorType(dtype or config.floatX, tuple(shape)), name=name)
+
+
+def _declarer(ndim: int, default_dtype: str | None, doc: str) -> Any:
+    def declare(name: str | None = None, dtype: Any = None, shape: Sequence[int | None] | None = None) -> Variable:
+        if shape is None:
+            shape = (None,) * ndim
+        elif len(shape) != ndim:
+            raise ShapeError(f"a {ndim}-dimensional input takes a shape of {ndim} entries, got {tuple(shape)}")
+        return tensor(name, dtype or default_dtype, shape)
+
+    declare.__doc__ = doc
+    return declare
+
+
+scalar = _declarer(0, None, "A symbolic 0-d input (floatX unless ``dtype``).")
+vector = _declarer(1, None, "A symbolic 1-d input (floatX unless ``dtype``).")
+matrix = _declarer(2, None, "A symbolic 2-d input (floatX unless ``dtype``).")
+tensor3 = _declarer(3, None, "A symbolic 3-d input (floatX unless ``dtype``).")
+tensor4 = _declarer(4, None, "A symbolic 4-d input (floatX unless ``dtype``), e.g. NCHW images.")
+iscalar = _declarer(0, "int32", "A symbolic int32 scalar.")
+ivector = _declarer(1, "int32", "A symbolic int32 vector.")
+imatrix = _declarer(2, "int32", "A symbolic int32 matrix.")
+lscalar = _declarer(0, "int64", "A symbolic int64 scalar.")
+lvector = _declarer(1, "int64", "A symbolic int64 vector.")
+lmatrix = _declarer(2, "int64", "A symbolic int64 matrix.")
+
+
+def shared(value: Any, name: str | None = None, borrow: bool = False, shape: Sequence[int | None] | None = None) -> SharedVariable:
+    """State that lives between calls (weights, learning rates, statistics).
+
+    A Python float gives floatX, a Python int int64; an array keeps its dtype. The static shape is
+    unknown unless ``shape=`` is given, so ``set_value`` may later change the shape (but not the
+    dtype or the number of dimensions). The value is copied unless ``borrow=True``.
+    """
+    if isinstance(value, Variable):
+        raise TypeError(f"sg.shared takes a value, not the symbolic variable {value.label()}")
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.asarray(value)
+    else:
+        array = np.asarray(value)
+        if array.dtype == np.float64:
+            array = array.astype(config.floatX)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"sg.shared holds numbers, not {array.dtype} values")
+    if shape is None:
+        shape = (None,) * array.ndim
+    elif len(shape) != array.ndim:
+        raise ShapeError(f"shape={tuple(shape)} does not fit a value of {array.ndim} dimension(s)")
+    variable_type = TensorType(array.dtype, tuple(shape))
+    # An array made here is ours already; the user's own array is copied unless borrowed.
+    return SharedVariable(variable_type, array, name=name, borrow=borrow or array is not value)
