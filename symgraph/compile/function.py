@@ -7,7 +7,9 @@ program.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import contextlib
+import gc
+from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import MissingInputError, PhaseError, UnusedInputError, UpdateError
 from ..graph.basic import Constant, SharedVariable, Variable
@@ -93,7 +95,31 @@ def function(
     >>> f([1.0, 2.0])
     array([2., 4.])
     """
-    call_site = user_source()
+    with _garbage_collection_paused():
+        return _compile(
+            inputs, outputs, updates, givens, phase, mode, name, on_unused_input, allow_input_downcast,
+            apply_updates, user_source(),
+        )
+
+
+@contextlib.contextmanager
+def _garbage_collection_paused() -> Iterator[None]:
+    """Compiling makes many short-lived objects in reference cycles (nodes and their outputs);
+    Python's cyclic collector would rescan the whole heap again and again as they pile up, making
+    compile time grow faster than the graph. The memory is reclaimed when collection resumes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compile(
+    inputs, outputs, updates, givens, phase, mode, name, on_unused_input, allow_input_downcast,
+    apply_updates, call_site,
+) -> Function:
     mode = get_mode(mode)
     if phase not in PHASES and phase is not None:
         raise ValueError(f"phase must be 'train', 'predict' or None, not {phase!r}")

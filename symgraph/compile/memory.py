@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..graph.basic import Apply, SharedVariable, Variable
-from ..graph.type import TensorType
+from ..graph.type import TensorType, fits_into
 
 _FOREVER = math.inf
 
@@ -146,13 +146,8 @@ def _shape_guards(node: Apply, position: int) -> list[tuple[int, int]] | None:
             continue
         if other.ndim > target.ndim:
             return None
-        offset = target.ndim - other.ndim
-        proven = all(
-            length == 1 or (length is not None and length == target.type.shape[offset + axis])
-            for axis, length in enumerate(other.type.shape)
-        )
-        if not proven:
-            guards.append((other_position, offset))
+        if not fits_into(other.type.shape, target.type.shape):
+            guards.append((other_position, target.ndim - other.ndim))
     return guards
 
 

@@ -56,7 +56,14 @@ def user_source() -> "Source | None":
         frame = frame.f_back
     if frame is None:
         return None
-    return Source(frame.f_code.co_filename, frame.f_lineno)
+    key = (frame.f_code.co_filename, frame.f_lineno)
+    source = _interned.get(key)
+    if source is None:  # one object per line of user code, however many nodes it builds
+        source = _interned[key] = Source(*key)
+    return source
+
+
+_interned: dict[tuple[str, int], Source] = {}
 
 
 @contextlib.contextmanager

@@ -35,8 +35,26 @@ class TensorType(Type):
     """An n-dimensional numpy array of one dtype and a static shape (``None`` for unknown lengths)."""
 
     __slots__ = ("dtype", "numpy_dtype", "shape", "_hash")
+    _interned: dict[tuple, "TensorType"] = {}
 
-    def __init__(self, dtype: Any, shape: Sequence[int | None]):
+    def __new__(cls, dtype: Any, shape: Sequence[int | None]) -> "TensorType":
+        # Types are immutable and a graph repeats a few of them many times: share one object each.
+        key = (dtype, shape if isinstance(shape, tuple) else tuple(shape))
+        try:
+            interned = cls._interned.get(key)
+        except TypeError:  # an unhashable dtype argument
+            interned = None
+        if interned is None:
+            interned = super().__new__(cls)
+            interned._initialize(dtype, key[1])
+            if len(cls._interned) < 100_000:
+                try:
+                    cls._interned[key] = interned
+                except TypeError:
+                    pass
+        return interned
+
+    def _initialize(self, dtype: Any, shape: Sequence[int | None]) -> None:
         self.numpy_dtype, self.dtype = _normalize_dtype(dtype)
         shape = tuple(_static_length(length) for length in shape)
         self.shape = shape
@@ -111,6 +129,18 @@ def format_shape(shape: Sequence[int | None]) -> str:
     if len(parts) == 1:
         return f"({parts[0]},)"
     return "(" + ", ".join(parts) + ")"
+
+
+def fits_into(shape: StaticShape, target: StaticShape) -> bool:
+    """Whether broadcasting ``shape`` against ``target`` certainly leaves ``target``'s shape as it
+    is, whatever the unknown lengths turn out to be: each length is 1, or known and equal."""
+    if len(shape) > len(target):
+        return False
+    offset = len(target) - len(shape)
+    for axis, length in enumerate(shape):
+        if length != 1 and (length is None or length != target[offset + axis]):
+            return False
+    return True
 
 
 def broadcast_static_shapes(*shapes: StaticShape) -> StaticShape:

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph.basic import Apply, Variable
 from ..graph.op import Op
-from ..graph.type import TensorType, broadcast_static_shapes
+from ..graph.type import TensorType, broadcast_static_shapes, fits_into
 from .basic import as_tensor, cast, promote_operands
 from .shape import sum_to, zeros_like
 
@@ -96,7 +96,14 @@ class Elemwise(Op):
                 gradients.append(zeros_like(variable))
             else:
                 gradient = rule(*node.inputs, output, output_grad)
-                gradients.append(cast(sum_to(gradient, variable), variable.dtype))
+                others_fit = all(
+                    fits_into(other.type.shape, variable.type.shape)
+                    for other in node.inputs
+                    if other is not variable
+                )
+                if not others_fit:  # the input may have been broadcast: sum its gradient back
+                    gradient = sum_to(gradient, variable)
+                gradients.append(cast(gradient, variable.dtype))
         return gradients
 
 

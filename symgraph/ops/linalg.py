@@ -106,14 +106,15 @@ class Tensordot(Op):
         g_x_part = list(range(len(x_free)))
         g_y_part = list(range(len(x_free), g.ndim))
         gx = gy = None
+        # numpy.tensordot puts the first operand's free axes first, then the second's, each in
+        # its own axis order; x_axes[k] pairs with y_axes[k].
         if needed[0] and x.type.is_float:
-            # g (x_free + y_free) . y over y_free: axes x_free + contracted y axes (in x_axes order).
-            raw = Tensordot(tuple(g_y_part), tuple(y_free))(g, y)
-            order = x_free + list(self.x_axes)
+            raw = Tensordot(tuple(g_y_part), tuple(y_free))(g, y)  # x_free, then the x_axes by y order
+            order = x_free + [x_axis for _, x_axis in sorted(zip(self.y_axes, self.x_axes))]
             gx = cast(transpose(raw, [order.index(a) for a in range(x.ndim)]), x.dtype)
         if needed[1] and y.type.is_float:
-            raw = Tensordot(tuple(self.x_axes), tuple(g_x_part))(x, g)
-            order = list(self.y_axes) + y_free
+            raw = Tensordot(tuple(x_free), tuple(g_x_part))(x, g)  # the y_axes by x order, then y_free
+            order = [y_axis for _, y_axis in sorted(zip(self.x_axes, self.y_axes))] + y_free
             gy = cast(transpose(raw, [order.index(a) for a in range(y.ndim)]), y.dtype)
         return [gx, gy]
 
