@@ -39,7 +39,8 @@ def grad(
     ``consider_constant``: variables through which no gradient flows. ``disconnected_inputs``:
     what to do for a ``wrt`` the cost does not depend on (``'raise'``, ``'warn'``, or
     ``'ignore'``: zeros then). ``known_grads``: ``{variable: gradient}`` to start from, with or
-    instead of a cost (``sg.grad(None, wrt, known_grads=...)``).
+    instead of a cost (``sg.grad(None, wrt, known_grads=...)``); as in Theano, a known gradient
+    is that variable's whole gradient (what would flow into it from the cost is not added).
 
     >>> x = sg.scalar('x'); sg.grad(x ** 3, x).eval({x: 2.0})
     array(12.)
@@ -53,11 +54,14 @@ def grad(
             raise TypeError(f"sg.grad differentiates with respect to variables, not {variable!r}")
     with building(source=user_source(), gradient=True):
         starts = _starting_gradients(cost, known_grads)
-        gradients = _backward(starts, wrt_list, consider_constant or ())
+        known = {id(variable) for variable in known_grads or {}}
+        gradients = _backward(starts, wrt_list, consider_constant or (), known)
         result = [
             _finish(variable, gradients.get(variable), disconnected_inputs) for variable in wrt_list
         ]
-    return result[0] if single else result
+    if single:
+        return result[0]
+    return tuple(result) if isinstance(wrt, tuple) else result
 
 
 def _starting_gradients(cost: Variable | None, known_grads: dict | None) -> dict[Variable, Variable]:
@@ -86,7 +90,10 @@ def _starting_gradients(cost: Variable | None, known_grads: dict | None) -> dict
 
 
 def _backward(
-    starts: dict[Variable, Variable], wrt: Sequence[Variable], consider_constant: Sequence[Variable]
+    starts: dict[Variable, Variable],
+    wrt: Sequence[Variable],
+    consider_constant: Sequence[Variable],
+    known: set[int],
 ) -> dict[Variable, Variable]:
     blocked = {id(variable) for variable in consider_constant}
     nodes = postorder(list(starts), stop=consider_constant)
@@ -103,7 +110,10 @@ def _backward(
         if all(g is None for g in output_grads):
             continue
         needed = [
-            id(variable) in depends and id(variable) not in blocked and _differentiable(variable)
+            id(variable) in depends
+            and id(variable) not in blocked
+            and id(variable) not in known  # a known gradient is final
+            and _differentiable(variable)
             for variable in node.inputs
         ]
         if not any(needed):
@@ -305,7 +315,8 @@ def _compare(symbolic: list, numeric: list, abs_tol: float, rel_tol: float) -> N
             )
         absolute = np.abs(analytic - estimate)
         relative = absolute / np.maximum(np.abs(analytic) + np.abs(estimate), 1e-12)
-        failing = (absolute > abs_tol) & (relative > rel_tol)
+        # Written so that a NaN on either side fails (a NaN compares False both ways).
+        failing = ~((absolute <= abs_tol) | (relative <= rel_tol))
         if failing.any():
             index = np.unravel_index(np.argmax(np.where(failing, relative, -1)), analytic.shape)
             candidate = (relative[index], position, index, analytic[index], estimate[index], absolute[index])
