@@ -18,7 +18,7 @@ from ..graph.source import Source, describe, user_source
 from ..graph.traversal import postorder, rebuild
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor
-from ..rewrite import optimize
+from ..rewrite.optimize import optimize
 from ..rewrite.phase import (
     PHASES,
     missing_phase_message,
@@ -192,9 +192,10 @@ def _check_inputs(inputs: Any) -> list[Variable]:
     return list(inputs)
 
 
-def _normalize_outputs(outputs: Any) -> tuple[list[Variable], bool]:
+def _normalize_outputs(outputs: Any) -> tuple[list[Variable], bool | None]:
+    """The outputs as a list, and whether the user gave one variable (``None``: no outputs)."""
     if outputs is None:
-        return [], False
+        return [], None
     if isinstance(outputs, (list, tuple)):
         return [_as_output(output, position) for position, output in enumerate(outputs)], False
     return [_as_output(outputs, 0)], True

@@ -2,13 +2,17 @@
 
 ``dropout(x)`` is ``x * mask``, where the mask is a phase-dependent node. Compiled for
 ``'train'``, the mask becomes a Bernoulli draw (``0`` or ``1/keep_prob`` for inverted dropout,
-``0`` or ``1`` for the classic form); for ``'predict'``, a constant (``1``, or ``keep_prob`` for the
-classic form), which the compiler then folds away. The gradient multiplies by the same mask
-variable, so it uses the very draw of the forward pass.
+``0`` or ``1`` for the classic form); for ``'predict'``, a scalar (``1``, or ``keep_prob`` for the
+classic form; ``0`` when ``keep_prob`` is 0), which the compiler folds away when it is a constant.
+The gradient multiplies by the same mask variable, so it uses the very draw of the forward pass.
+A symbolic ``rate`` or ``keep_prob`` passes through ``CheckProbability``, which raises at run
+time, in both phases, when it leaves [0, 1].
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -17,16 +21,15 @@ from ..graph.op import Op
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor, cast, constant
 from ..ops.elemwise import as_float, gt
-from ..ops.random import RandomStreams, default_stream
+from ..ops.random import RandomStreams, bernoulli, default_stream
 from ..ops.shape import as_shape, shape_at, static_shape_value
 
 _SCALES = ("inverted", "classic")
-_UINT32_RANGE = 2.0**32
 
 
-def _check_keep(keep: float) -> None:
-    if not 0.0 <= keep <= 1.0:
-        raise ValueError(f"dropout's keep_prob must be in [0, 1], got {keep} (rate = 1 - keep_prob)")
+def _check_keep(value: float, what: str) -> None:
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise ValueError(f"dropout's {what} must be in [0, 1], got {value}")
 
 
 class DropoutMask(Op):
@@ -39,7 +42,7 @@ class DropoutMask(Op):
     def __init__(self, scale: str, dtype: str):
         self.scale = scale
         self.dtype = dtype
-        self.key = id(self)  # two dropouts are two masks: never merged
+        self.key = id(self)  # two dropouts are two masks: never equal, never merged
 
     @property
     def name(self) -> str:
@@ -54,12 +57,12 @@ class DropoutMask(Op):
         if phase == "train":
             _, mask = BernoulliMask(self.scale, self.dtype)(state, size, keep)
             return [mask], []
+        # Predicting: no draw at all. A symbolic keep was checked upstream (CheckProbability).
         if isinstance(keep, Constant):
             value = float(keep.data)
             if self.scale == "inverted":
                 value = 1.0 if value > 0 else 0.0
             return [constant(np.array(value, dtype=self.dtype))], []
-        keep = CheckProbability()(keep)
         mask = cast(gt(keep, 0), self.dtype) if self.scale == "inverted" else cast(keep, self.dtype)
         return [mask], []
 
@@ -71,8 +74,8 @@ class BernoulliMask(Op):
     """``(generator, size, keep) -> (generator, mask)``: each element kept with probability
     ``keep``, its value then ``1/keep`` (inverted) or ``1`` (classic), else 0.
 
-    Drawn from 32 random bits per element compared with ``keep * 2**32``: an exact Bernoulli up to
-    2**-32, cheaper than drawing floats, and in the activation's dtype throughout.
+    An exact Bernoulli draw from about 8 random bits per element (``ops.random.bernoulli``), made
+    in the activation's dtype (no float64 detour for float32 models).
     """
 
     __props__ = ("scale", "dtype")
@@ -99,18 +102,14 @@ class BernoulliMask(Op):
 
         def bernoulli_mask(generator: np.random.Generator, size: np.ndarray, keep: Any) -> tuple:
             keep = float(keep)
-            _check_keep(keep)
+            _check_keep(keep, "keep_prob")
             shape = tuple(size.tolist())
-            count = int(np.prod(shape))
-            if keep == 0.0:
+            if keep == 0.0:  # no 1/keep: zeros, never NaN
                 return generator, np.zeros(shape, dtype=dtype)
-            value = dtype.type(1.0 / keep if inverted else 1.0)
-            if keep == 1.0:
-                return generator, np.full(shape, value, dtype=dtype)
-            bits = generator.bit_generator.random_raw((count + 1) // 2).view(np.uint32)[:count]
-            threshold = np.uint32(min(round(keep * _UINT32_RANGE), _UINT32_RANGE - 1))
-            kept = np.less(bits, threshold).reshape(shape)
-            return generator, np.multiply(kept, value, dtype=dtype)
+            mask = bernoulli(generator.bit_generator, shape, keep).astype(dtype)
+            if inverted and keep != 1.0:
+                np.multiply(mask, dtype.type(1.0 / keep), out=mask)
+            return generator, mask
 
         return bernoulli_mask
 
@@ -119,16 +118,21 @@ class BernoulliMask(Op):
 
 
 class CheckProbability(Op):
-    """``keep`` itself, after checking at run time that it lies in [0, 1]."""
+    """A symbolic ``rate`` or ``keep_prob`` itself, after checking at run time that it lies in
+    [0, 1] (the error names the dropout node through the line that built it)."""
 
-    view_map = {0: 0}
+    __props__ = ("what",)
+    view_map: ClassVar[dict[int, int]] = {0: 0}
 
-    def output_types(self, keep: TensorType) -> list[TensorType]:
-        return [keep]
+    def __init__(self, what: str):
+        self.what = what
 
-    def perform(self, keep: Any) -> Any:
-        _check_keep(float(keep))
-        return keep
+    def output_types(self, value: TensorType) -> list[TensorType]:
+        return [value]
+
+    def perform(self, value: Any) -> Any:
+        _check_keep(float(value), self.what)
+        return value
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [output_grads[0]]
@@ -140,7 +144,7 @@ def dropout(
     keep_prob: Any = None,
     rng: RandomStreams | None = None,
     scale: str = "inverted",
-    noise_shape: Sequence | None = None,
+    noise_shape: Sequence | Variable | None = None,
 ) -> Variable:
     """Randomly zero elements of ``x`` while training; leave it whole when predicting.
 
@@ -152,34 +156,64 @@ def dropout(
     broadcasting (``(batch, channels, 1, 1)`` drops whole feature maps; ``None`` entries follow
     ``x``). ``rng`` is a ``RandomStreams`` (the module-wide default one when ``None``).
 
-    Compile the graph with ``phase='train'`` or ``phase='predict'``.
+    Compile the graph with ``phase='train'`` or ``phase='predict'``:
+
+    >>> h = sg.nn.dropout(sg.nn.relu(x @ W), rate=0.5)
+    >>> train = sg.function([x], h, phase='train'); predict = sg.function([x], h, phase='predict')
     """
     if (rate is None) == (keep_prob is None):
         raise ValueError("dropout takes exactly one of rate= (the probability to drop) or keep_prob= (to keep)")
     if scale not in _SCALES:
         raise ValueError(f"dropout's scale must be 'inverted' or 'classic', not {scale!r}")
-    given, what = (rate, "rate") if rate is not None else (keep_prob, "keep_prob")
-    if not isinstance(given, Variable):
-        try:
-            number = float(given)
-        except (TypeError, ValueError):
-            raise ValueError(f"dropout's {what} must be a number in [0, 1] or a symbolic scalar, not {given!r}") from None
-        if not 0.0 <= number <= 1.0:
-            raise ValueError(f"dropout's {what} must be in [0, 1], got {number}")
-        keep: Variable = constant(np.float64(1.0 - number if what == "rate" else number))
-    else:
-        if given.ndim != 0:
-            raise ValueError(f"dropout's {what} must be a scalar, got {given.type.describe()}")
-        keep = 1.0 - as_float(given) if what == "rate" else as_float(given)
     if rng is not None and not isinstance(rng, RandomStreams):
         raise TypeError(f"dropout's rng is a sg.RandomStreams, not {type(rng).__name__}")
+    keep = _keep_probability(rate, keep_prob)
     x = as_float(as_tensor(x))
-    stream = rng or default_stream()
-    if noise_shape is None:
-        size = as_shape(x.shape) if None in x.type.shape else as_shape(x.type.shape)
-    else:
-        if len(noise_shape) != x.ndim:
-            raise ValueError(f"noise_shape {tuple(noise_shape)} must have one entry per axis of x ({x.ndim})")
-        size = as_shape([shape_at(x, axis) if length is None else length for axis, length in enumerate(noise_shape)])
-    mask = DropoutMask(scale, x.dtype)(stream.new_state(), size, keep)
+    size = _mask_size(x, noise_shape)
+    mask = DropoutMask(scale, x.dtype)((rng or default_stream()).new_state(), size, keep)
     return x * mask
+
+
+def _keep_probability(rate: Any, keep_prob: Any) -> Variable:
+    """The probability to keep, as a float64 constant, or a checked symbolic scalar."""
+    given, what = (rate, "rate") if rate is not None else (keep_prob, "keep_prob")
+    if isinstance(given, Constant):
+        given = given.data
+    if not isinstance(given, Variable):
+        number = _as_number(given, what)
+        _check_keep(number, what)
+        return constant(np.float64(1.0 - number if what == "rate" else number))
+    if given.ndim != 0:
+        raise ValueError(f"dropout's {what} must be a scalar, got {given.type.describe()}")
+    checked = CheckProbability(what)(as_float(given))
+    return 1.0 - checked if what == "rate" else checked
+
+
+def _as_number(value: Any, what: str) -> float:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        # ValueError, as for a number out of range: the API promises one error type for both.
+        raise ValueError(f"dropout's {what} must be a number in [0, 1] or a symbolic scalar, not {value!r}")
+    return float(value)
+
+
+def _mask_size(x: Variable, noise_shape: Any) -> Variable:
+    """The mask's shape: ``x``'s, or ``noise_shape`` with its ``None`` entries filled from ``x``."""
+    if noise_shape is None:
+        return as_shape(x.shape) if None in x.type.shape else as_shape(x.type.shape)
+    if isinstance(noise_shape, Variable):
+        size = as_shape(noise_shape)
+        if size.type.shape[0] not in (None, x.ndim):
+            raise ValueError(f"noise_shape has {size.type.shape[0]} entries; x has {x.ndim} axes")
+        return size
+    noise_shape = tuple(noise_shape)
+    if len(noise_shape) != x.ndim:
+        raise ValueError(f"noise_shape {noise_shape} must have one entry per axis of x ({x.ndim})")
+    for axis, (length, static) in enumerate(zip(noise_shape, x.type.shape)):
+        if isinstance(length, (int, np.integer)) and length != 1 and static is not None and length != static:
+            raise ValueError(
+                f"noise_shape {noise_shape}: entry {axis} must be 1 (shared along that axis) or "
+                f"x's length {static}, not {length}"
+            )
+    return as_shape([shape_at(x, axis) if length is None else length for axis, length in enumerate(noise_shape)])

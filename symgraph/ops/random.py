@@ -8,7 +8,9 @@ not change state (``.eval()``): its state is a snapshot taken at the start of ev
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,20 +75,41 @@ class RandomStreams:
 
     def __init__(self, seed: int | None = None):
         self._entropy = np.random.SeedSequence(seed).entropy
-        self._states: list[SharedVariable] = []
+        # (index, weak reference) per node's generator: a stream used for many graphs (the
+        # module-wide one) must not keep the generators of graphs long gone.
+        self._states: list[tuple[int, weakref.ref]] = []
+        self._count = 0
 
     def seed(self, seed: int | None = None) -> None:
         """Reset every generator of this stream from ``seed``."""
         self._entropy = np.random.SeedSequence(seed).entropy
-        for index, state in enumerate(self._states):
+        for index, state in self._live():
             state.set_value(generator_for(self._entropy, index), borrow=True)
 
     def new_state(self) -> SharedVariable:
         """A new generator of this stream, as a shared variable (for ops that draw)."""
-        index = len(self._states)
+        index = self._count
+        self._count += 1
         state = SharedVariable(GeneratorType(), generator_for(self._entropy, index), name=f"rng{index}", borrow=True)
-        self._states.append(state)
+        if len(self._states) >= 1024 and len(self._states) & (len(self._states) - 1) == 0:
+            self._live()  # now and then (at powers of two), forget the dead ones
+        self._states.append((index, weakref.ref(state)))
         return state
+
+    @property
+    def state_variables(self) -> list[SharedVariable]:
+        """The shared variables holding the generators of this stream's live nodes, in building
+        order.
+
+        Compiled functions update them by themselves: giving one of them an update of your own is
+        an error."""
+        return [state for _, state in self._live()]
+
+    def _live(self) -> list[tuple[int, SharedVariable]]:
+        live = [(index, reference()) for index, reference in self._states]
+        live = [(index, state) for index, state in live if state is not None]
+        self._states = [(index, weakref.ref(state)) for index, state in live]
+        return live
 
     def uniform(self, size: Any, low: float = 0.0, high: float = 1.0, dtype: Any = None) -> Variable:
         """Uniform numbers in ``[low, high)`` of shape ``size``."""
@@ -118,7 +141,7 @@ def seed(value: int | None = None) -> None:
     _default_stream.seed(value)
 
 
-def _draw(op: "RandomOp", state: SharedVariable, size: Any, *parameters: Any) -> Variable:
+def _draw(op: RandomOp, state: SharedVariable, size: Any, *parameters: Any) -> Variable:
     size_variable = as_shape(size)
     parameter_variables = [as_tensor(parameter) for parameter in parameters]
     return op(state, size_variable, *parameter_variables)[1]
@@ -180,6 +203,43 @@ class Normal(RandomOp):
 
 class Binomial(RandomOp):
     def sample(self, generator, size, dtype, n, p):
+        p = float(p)
         if not 0 <= p <= 1:
-            raise ValueError(f"binomial p must be in [0, 1], got {float(p)}")
-        return generator.binomial(int(n), float(p), size).astype(dtype, copy=False)
+            raise ValueError(f"binomial p must be in [0, 1], got {p}")
+        if int(n) == 1:  # a Bernoulli draw: the exact byte-wise draw is several times faster
+            return bernoulli(generator.bit_generator, size, p).astype(dtype, copy=False)
+        return generator.binomial(int(n), p, size).astype(dtype, copy=False)
+
+
+# --- exact Bernoulli draws from few random bits --------------------------------------------------
+_TAIL_BITS = 56  # the bits after the first byte of a 64-bit threshold
+
+
+def bernoulli(bit_generator: np.random.BitGenerator, shape: tuple, p: float) -> np.ndarray:
+    """Booleans of ``shape``, each ``True`` with probability ``p`` (to within 2**-64), independently.
+
+    ``p`` is taken as the 64-bit threshold ``t = floor(p * 2**64)`` (exact for every float64
+    ``p >= 2**-11``), and each element compares random bits with it: one random byte first, which
+    settles the comparison unless it equals the threshold's first byte; the 1 in 256 elements
+    where it does compare 56 more random bits with the rest of the threshold (unless that rest is
+    0, as when ``p`` is a multiple of 1/256 such as 0.5: then a tie is a "no" at once). About 8
+    random bits per element instead of 32 or 64, which is what makes dropout masks cheap: drawing
+    bits is the costly part.
+    """
+    count = int(np.prod(shape, dtype=np.int64))
+    if p <= 0.0:
+        return np.zeros(shape, dtype=bool)
+    if p >= 1.0:
+        return np.ones(shape, dtype=bool)
+    threshold = int(p * 2.0**64)
+    first, rest = divmod(threshold, 1 << _TAIL_BITS)
+    # Whole 64-bit words, read as bytes; the bytes past ``count`` are drawn and dropped, so the
+    # state advances by ceil(count / 8) words.
+    random_bytes = bit_generator.random_raw(-(-count // 8)).view(np.uint8)[:count]
+    kept = np.less(random_bytes, np.uint8(first))
+    if rest:
+        ties = np.flatnonzero(random_bytes == np.uint8(first))
+        if ties.size:
+            tails = bit_generator.random_raw(ties.size) >> np.uint64(64 - _TAIL_BITS)
+            kept[ties] = tails < np.uint64(rest)
+    return kept.reshape(shape)

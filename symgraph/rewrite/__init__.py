@@ -1,9 +1,5 @@
-"""Graph rewrites: each a pure function from a ``FunctionGraph`` to a new one.
+"""Graph rewrites: each a pure function from a graph to a new one.
 
-``specialize_phase`` is part of a graph's meaning and runs in every mode; ``optimize`` runs the
-optimizing rewrites of a mode.
+``phase.specialize_phase`` is part of a graph's meaning and runs in every mode;
+``optimize.optimize`` runs the optimizing rewrites (folding, algebraic identities, merging).
 """
-from .optimize import optimize
-from .phase import specialize_phase
-
-__all__ = ["optimize", "specialize_phase"]

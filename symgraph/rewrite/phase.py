@@ -2,7 +2,7 @@
 ``'predict'``. Part of a graph's meaning, so it runs in every mode (and in ``.eval()``)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import PhaseError
 from ..graph.basic import Apply, SharedVariable, Variable
