@@ -86,7 +86,7 @@ def link(
     plan: MemoryPlan,
     *,
     name: str,
-    single_output: bool,
+    single_output: bool | None,
     allow_downcast: bool,
     debug: bool,
     apply_updates: bool,
@@ -100,13 +100,16 @@ def link(
 
     returned: list[str] = []
     check = writer.bind("check", _debug_check) if debug else None
+    commit_guard = None
     for position, node in enumerate(plan.order):
         if position == plan.commit_start:
             returned = _take_outputs(writer, outputs, plan)
+            commit_guard = _commit_guard(writer, plan)
         # Names of the values that die here are reused for the node's outputs (which drops the
         # old values as it binds the new ones); the rest are deleted, to free memory early.
         dying = [writer.identifier[v] for v in plan.deaths.get(position, ()) if v in writer.identifier]
-        _emit_node(writer, node, plan.inplace.get(position), check, dying)
+        guard = commit_guard if position >= plan.commit_start else None
+        _emit_node(writer, node, plan.inplace.get(position), check, dying, guard)
         if dying:
             writer.emit(f"del {', '.join(dying)}")
     if plan.commit_start >= len(plan.order):
@@ -127,6 +130,8 @@ def link(
         lines.append(indent + "    " + statement)
         if node is not None:
             line_table[len(lines)] = node
+    if not writer.statements:  # nothing to compute (no outputs, no updates)
+        lines.append(indent + "    pass")
     lines.append(indent + "except BaseException as error:")
     lines += [indent + "    " + line for line in restores]
     lines.append(indent + "    fail(error, line_table)")
@@ -135,6 +140,8 @@ def link(
     lines += [indent + line for line in commits]
     if single_output:
         lines.append(f"    return {returned[0]}")
+    elif single_output is None:  # outputs=None
+        lines.append("    return None")
     else:
         lines.append(f"    return [{', '.join(returned)}]")
     source = "\n".join(lines) + "\n"
@@ -217,8 +224,30 @@ def _state_prologue(writer: _Writer, shared_reads: Sequence[SharedVariable]) -> 
     return prologue, restores
 
 
-def _emit_node(writer: _Writer, node: Apply, choice: Any, check: str | None, dying: list[str]) -> None:
-    """The node's statement; its outputs take names from ``dying`` (consumed) when it has some."""
+def _commit_guard(writer: _Writer, plan: MemoryPlan) -> str | None:
+    """One test of the run-time guards of every shared update written in place, or ``None`` when
+    static shapes prove them all. All or none are written in place: an update that fails after
+    another already overwrote its shared array would leave the state half-changed."""
+    tests = []
+    for position in range(plan.commit_start, len(plan.order)):
+        choice = plan.inplace.get(position)
+        if choice is None:
+            continue
+        arguments = [writer.identifier[variable] for variable in plan.order[position].inputs]
+        written = arguments[choice.position]
+        tests += [f"{written}.shape[{offset}:] == {arguments[other]}.shape" for other, offset in choice.guards]
+    if not tests:
+        return None
+    name = writer.fresh("g")
+    writer.emit(f"{name} = {' and '.join(tests)}")
+    return name
+
+
+def _emit_node(
+    writer: _Writer, node: Apply, choice: Any, check: str | None, dying: list[str], guard: str | None = None
+) -> None:
+    """The node's statement; its outputs take names from ``dying`` (consumed) when it has some.
+    ``guard`` names a test that replaces the node's own in-place guards (see ``_commit_guard``)."""
     if choice is not None and not node.op.accepts_out:
         function = writer.bind("f", node.op.impl(node, inplace=True))
     else:
@@ -234,6 +263,8 @@ def _emit_node(writer: _Writer, node: Apply, choice: Any, check: str | None, dyi
         written = arguments[choice.position]
         in_place = f"{function}({', '.join(arguments)}, out={written})"
         tests = [f"{written}.shape[{offset}:] == {arguments[other]}.shape" for other, offset in choice.guards]
+        if guard is not None:
+            tests = [guard]
         call = f"{in_place} if {' and '.join(tests)} else {call}" if tests else in_place
     writer.emit(f"{targets} = {call}", node)
     if check is not None:

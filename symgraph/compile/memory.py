@@ -3,9 +3,9 @@ it can drop them. Decided once, at compile time, from the schedule.
 
 - *Aliasing.* An op's ``view_map`` says which outputs may share memory with an input; following
   it gives each variable its *root*, the variable whose memory it may be part of.
-- *In place.* An elementwise node may write its result into an input array when that array was
-  made by this call (its root is itself), nothing uses it or a view of it later, and it has the
-  result's dtype and shape. Where static shapes cannot prove the shape, a cheap run-time test of
+- *In place.* An elementwise node may write its result into an input array (or a writable view
+  of one) that this call made, when nothing uses that array or any view of it later, and it has
+  the result's dtype and shape. Where static shapes cannot prove the shape, a cheap run-time test of
   the shapes chooses between writing in place and allocating.
 - *Shared updates in place.* ``W <- W - step`` is computed at the end of the call straight into
   ``W``'s array, as hand-written SGD does, once every output has been taken.
@@ -93,7 +93,7 @@ def plan_memory(
             if id(node) in commits:
                 plan[position] = commits[id(node)]
                 continue
-            choice = _choose_inplace(node, position, root, group_end)
+            choice = _choose_inplace(node, position, root, group_end, read_only)
             if choice is not None:
                 plan[position] = choice
 
@@ -151,7 +151,7 @@ def _shape_guards(node: Apply, position: int) -> list[tuple[int, int]] | None:
     return guards
 
 
-def _choose_inplace(node: Apply, position: int, root, group_end: dict) -> InPlace | None:
+def _choose_inplace(node: Apply, position: int, root, group_end: dict, read_only: set[int]) -> InPlace | None:
     op = node.op
     candidates = (
         range(len(node.inputs)) if op.accepts_out else getattr(op, "destroyable_inputs", ())
@@ -161,10 +161,11 @@ def _choose_inplace(node: Apply, position: int, root, group_end: dict) -> InPlac
     result = node.outputs[0]
     for candidate in candidates:
         variable = node.inputs[candidate]
+        base = root(variable)
         if (
-            variable.owner is None
-            or root(variable) is not variable
-            or group_end.get(variable) != position
+            base.owner is None  # an input, a shared value or a constant: never ours to overwrite
+            or id(variable) in read_only
+            or group_end.get(base) != position  # it, or a view of it, is still needed
             or not _writable_tensor(variable, result)
         ):
             continue

@@ -60,6 +60,12 @@ def _contains_variable(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and any(_contains_variable(item) for item in value)
 
 
+def _weak_type(value: Any) -> Any:
+    """``int`` or ``float`` for a weak scalar; a Python bool is numpy's bool (the lowest kind, so
+    it widens nothing), which ``ufunc.resolve_dtypes`` takes where it refuses the type ``bool``."""
+    return np.dtype(bool) if isinstance(value, bool) else type(value)
+
+
 def is_weak(value: Any) -> bool:
     return isinstance(value, WEAK_SCALARS) and not isinstance(value, np.generic)
 
@@ -84,7 +90,7 @@ def promote_operands(
         if not isinstance(variable_type, TensorType):
             raise DTypeError(f"{op_name} takes tensors, not {variable_type}")
     dtypes = [
-        variable.type.numpy_dtype if variable is not None else type(operand)
+        variable.type.numpy_dtype if variable is not None else _weak_type(operand)
         for operand, variable in zip(operands, strong)
     ]
     all_integral = all(t.numpy_dtype.kind in "biu" for t in strong_types)
@@ -95,7 +101,7 @@ def promote_operands(
         target = np.dtype(config.floatX)
         strong = [cast(variable, target) if variable is not None else None for variable in strong]
         dtypes = [
-            target if variable is not None else type(operand)
+            target if variable is not None else _weak_type(operand)
             for operand, variable in zip(operands, strong)
         ]
     try:
@@ -103,6 +109,8 @@ def promote_operands(
     except (TypeError, np.exceptions.DTypePromotionError) as error:
         described = ", ".join(d.name if isinstance(d, np.dtype) else f"Python {d.__name__}" for d in dtypes)
         raise DTypeError(f"{op_name} cannot take operands of dtypes ({described}): {error}") from None
+    if not strong_types:  # Python numbers alone: a float is floatX, as sg.constant(2.0) is
+        loop_dtypes = [np.dtype(config.floatX) if np.dtype(d).kind == "f" else d for d in loop_dtypes]
     result = []
     for operand, variable, dtype in zip(operands, strong, loop_dtypes):
         if variable is None:

@@ -182,13 +182,24 @@ clip = Elemwise(
     ],
     dtype_rule=common_dtype_rule,
 )
-where = Elemwise(
+_where_op = Elemwise(
     "where",
     _where_function,
     [None, lambda c, a, b, z, g: where(c, g, 0.0), lambda c, a, b, z, g: where(c, 0.0, g)],
     dtype_rule=_where_rule,
     accepts_out=False,
 )
+
+
+def where(condition: Any, a: Any, b: Any) -> Variable:
+    """``numpy.where``: ``a`` where ``condition`` holds, else ``b`` (alias ``switch``).
+
+    Only ``a`` and ``b`` are promoted together; the condition is never cast to their dtype (a bool
+    condition with Python floats gives floatX, as ``x_int * 2.5`` does)."""
+    a, b = promote_operands("where", [a, b], lambda dtypes: common_dtype_rule(dtypes)[:2])
+    return _where_op.make_node(as_tensor(condition), a, b).outputs[0]
+
+
 switch = where
 eq = Elemwise("eq", np.equal, None)
 neq = Elemwise("neq", np.not_equal, None)
