@@ -82,8 +82,10 @@ from .compile.function import Function, function
 from .grad import grad, hessian, jacobian, verify_grad
 from .ops.random import RandomStreams, seed
 from .ops.shape import arange
-from . import nn
+from . import nn, optim
 from .nn import dropout
+from .printing import debugprint
+from .viz import plot, to_dot, to_networkx
 
 _methods.install()
 

@@ -2,10 +2,24 @@
 pooling. Each is differentiable by ``sg.grad``."""
 from ..ops.elemwise import tanh
 from .activations import log_softmax, relu, sigmoid, softmax, softplus
+from .batchnorm import batch_norm
+from .conv import conv2d
 from .dropout import dropout
 from .losses import binary_crossentropy, categorical_crossentropy
+from .pool import avg_pool2d, max_pool2d
 
 __all__ = [
-    "sigmoid", "tanh", "relu", "softplus", "softmax", "log_softmax",
-    "categorical_crossentropy", "binary_crossentropy", "dropout",
+    "avg_pool2d",
+    "batch_norm",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "conv2d",
+    "dropout",
+    "log_softmax",
+    "max_pool2d",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "tanh",
 ]

@@ -1,0 +1,197 @@
+"""One training step (forward, backward, SGD update) of the small CNN, float32, batch 64.
+
+The network is exactly the one of the hand-written numpy reference
+``../shared/reference/numpy_cnn.py``: 64x1x28x28 -> conv 3x3x16 pad 1 + ReLU -> maxpool 2 ->
+conv 3x3x32 pad 1 + ReLU -> maxpool 2 -> dropout 0.5 -> dense 10 -> softmax cross-entropy, SGD.
+symgraph (one graph compiled with phase='train') runs against that reference and, where installed,
+PyTorch's CPU eager mode, in the same run, repetitions interleaved; medians are reported.
+
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/cnn_step.py [--profile]
+``--profile`` also prints where symgraph's step spends its time, node by node.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+from _timing import compare, format_time, machine
+
+import symgraph as sg
+
+REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "reference")
+BATCH, CHANNELS, SIDE = 64, 1, 28
+FILTERS1, FILTERS2, CLASSES = 16, 32, 10
+LEARNING_RATE = 0.01
+DROP = 0.5
+
+
+def initial_params(seed: int = 0) -> list[np.ndarray]:
+    """He-initialized parameters of the reference's shapes (the reference's own when present)."""
+    rng = np.random.default_rng(seed)
+
+    def he(shape: tuple, fan_in: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype("float32")
+
+    return [
+        he((FILTERS1, CHANNELS, 3, 3), CHANNELS * 9),
+        np.zeros(FILTERS1, "float32"),
+        he((FILTERS2, FILTERS1, 3, 3), FILTERS1 * 9),
+        np.zeros(FILTERS2, "float32"),
+        he((FILTERS2 * 7 * 7, CLASSES), FILTERS2 * 49),
+        np.zeros(CLASSES, "float32"),
+    ]
+
+
+def symgraph_step(params: list[np.ndarray], drop: float = DROP) -> tuple[sg.Function, list]:
+    """The compiled training step (a function of (X, y) giving the loss, updating the weights) and
+    its shared parameters."""
+    x = sg.tensor4("x", dtype="float32", shape=(None, CHANNELS, SIDE, SIDE))
+    y = sg.ivector("y")
+    W1, b1, W2, b2, W3, b3 = shared = [sg.shared(value, name=name) for value, name in zip(params, ["W1", "b1", "W2", "b2", "W3", "b3"])]
+    h = sg.nn.relu(sg.nn.conv2d(x, W1, padding=1) + b1.dimshuffle("x", 0, "x", "x"))
+    h = sg.nn.max_pool2d(h, 2)
+    h = sg.nn.relu(sg.nn.conv2d(h, W2, padding=1) + b2.dimshuffle("x", 0, "x", "x"))
+    h = sg.nn.max_pool2d(h, 2)
+    h = sg.nn.dropout(h.flatten(2), rate=drop)
+    loss = sg.nn.categorical_crossentropy(sg.nn.softmax(h @ W3 + b3), y).mean()
+    return sg.function([x, y], loss, updates=sg.optim.sgd(loss, shared, LEARNING_RATE), phase="train"), shared
+
+
+def check_agreement(params: list[np.ndarray], reference_class, X: np.ndarray, y: np.ndarray) -> None:
+    """Without dropout, one symgraph step and one reference step give the same loss and weights."""
+    train, shared = symgraph_step(params, drop=0.0)
+    reference = reference_class(params, "float32", p=0.0, lr=LEARNING_RATE, seed=0)
+    loss, expected_loss = float(train(X, y)), reference.train(X, y)
+    worst = max(
+        float(np.abs(p.get_value() - q).max() / (np.abs(q).max() + 1e-30)) for p, q in zip(shared, reference.params())
+    )
+    print(f"agreement check (no dropout): loss {loss:.6f} vs reference {expected_loss:.6f}, "
+          f"largest relative difference of the updated weights {worst:.1e}")
+    if abs(loss - expected_loss) > 1e-4 * abs(expected_loss) or worst > 1e-4:
+        raise SystemExit("symgraph and the reference disagree: the timings would compare different computations")
+
+
+def torch_step(params: list[np.ndarray]):
+    """The same step in PyTorch's eager mode (CPU)."""
+    import torch
+    from torch.nn import functional
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    tensors = [torch.tensor(value, requires_grad=True) for value in params]
+    W1, b1, W2, b2, W3, b3 = tensors
+
+    def step(X: "torch.Tensor", y: "torch.Tensor") -> float:
+        h = functional.max_pool2d(torch.relu(functional.conv2d(X, W1, b1, padding=1)), 2)
+        h = functional.max_pool2d(torch.relu(functional.conv2d(h, W2, b2, padding=1)), 2)
+        h = functional.dropout(h.flatten(1), p=DROP, training=True)
+        loss = functional.cross_entropy(h @ W3 + b3, y)
+        for tensor in tensors:
+            tensor.grad = None
+        loss.backward()
+        with torch.no_grad():
+            for tensor in tensors:
+                tensor -= LEARNING_RATE * tensor.grad
+        return loss.item()
+
+    return step
+
+
+def profile_nodes(train: sg.Function, X: np.ndarray, y: np.ndarray, calls: int = 50) -> None:
+    """Time each node of the compiled program by wrapping the callable its line calls."""
+    namespace = train.program.run.__globals__
+    lines = train.source.splitlines()
+    # One callable may serve several nodes (numpy.multiply for every mul): label it by all of them.
+    served: dict[str, list] = defaultdict(list)
+    for number, node in train.program.line_table.items():
+        match = re.search(r"= (f\d+)\(", lines[number - 1])
+        if match is not None:
+            served[match.group(1)].append(node)
+    totals: dict[str, float] = defaultdict(float)
+    node_counts: dict[str, int] = defaultdict(int)
+    originals = {}
+    for identifier, nodes in served.items():
+        originals[identifier] = function = namespace[identifier]
+        label = ", ".join(sorted({f"{node.op.name}{' (grad)' if node.gradient else ''}" for node in nodes}))
+        node_counts[label] += len(nodes)
+
+        def timed(*args, _function=function, _label=label, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _function(*args, **kwargs)
+            finally:
+                totals[_label] += time.perf_counter() - start
+
+        namespace[identifier] = timed
+    try:
+        for _ in range(5):
+            train(X, y)
+        totals.clear()
+        start = time.perf_counter()
+        for _ in range(calls):
+            train(X, y)
+        whole = (time.perf_counter() - start) / calls
+    finally:
+        namespace.update(originals)
+    print(f"\nsymgraph step by op (mean of {calls} calls, {format_time(whole)} per call with timers):")
+    for label, seconds in sorted(totals.items(), key=lambda item: -item[1])[:25]:
+        count = node_counts[label]
+        print(f"  {format_time(seconds / calls):>10s}  {100 * seconds / calls / whole:5.1f}%  {label} [{count} node{'s' * (count > 1)}]")
+    rest = whole - sum(totals.values()) / calls
+    print(f"  {format_time(rest):>10s}  {100 * rest / whole:5.1f}%  (program itself: argument checks, copies, updates, calls)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="store_true", help="also time each node of symgraph's step")
+    parser.add_argument("--rounds", type=int, default=9)
+    arguments = parser.parse_args()
+    print(machine())
+    sys.path.insert(0, REFERENCE_DIR)
+    try:
+        from numpy_cnn import NumpyCNN, init_params
+    except ImportError:
+        print(f"reference not found at {REFERENCE_DIR}: no numpy reference column")
+        NumpyCNN, init_params = None, None
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("PyTorch not installed (pip install torch==2.13.0 for the CPU wheel): no PyTorch column")
+    params = init_params("float32") if init_params is not None else initial_params()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((BATCH, CHANNELS, SIDE, SIDE)).astype("float32")
+    y = rng.integers(0, CLASSES, BATCH).astype("int32")
+
+    if NumpyCNN is not None:
+        check_agreement(params, NumpyCNN, X, y)
+    train, _ = symgraph_step(params)
+    candidates = {"symgraph": lambda: train(X, y)}
+    if NumpyCNN is not None:
+        reference = NumpyCNN(params, "float32", p=DROP, lr=LEARNING_RATE, seed=0)
+        candidates["numpy reference"] = lambda: reference.train(X, y)
+    if torch is not None:
+        step, Xt, yt = torch_step(params), torch.tensor(X), torch.tensor(y.astype("int64"))
+        candidates["pytorch eager"] = lambda: step(Xt, yt)
+    for function in candidates.values():  # warm up: allocations, BLAS threads, caches
+        for _ in range(3):
+            function()
+    times = compare(candidates, rounds=arguments.rounds, seconds=0.5)
+    print(f"\nCNN training step, batch {BATCH}, float32 ({arguments.rounds} interleaved rounds, medians):")
+    print(f"  {'':16s} {'time':>10s}   {'symgraph / this':>15s}")
+    for name, seconds in times.items():
+        ratio = f"{times['symgraph'] / seconds:.2f}x" if name != "symgraph" else "-"
+        print(f"  {name:16s} {format_time(seconds):>10s}   {ratio:>15s}")
+    if "numpy reference" in times:
+        verdict = "meets" if times["symgraph"] <= times["numpy reference"] else "misses"
+        print(f"  target: symgraph <= 1.0x the numpy reference: {verdict} it")
+    if arguments.profile:
+        profile_nodes(train, X, y)
+
+
+if __name__ == "__main__":
+    main()

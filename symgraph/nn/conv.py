@@ -1,0 +1,352 @@
+"""Convolution: ``conv2d`` on NCHW images with OIHW filters (cross-correlation, as PyTorch).
+
+A convolution is two nodes. ``Im2Col`` gathers the input's windows into columns, one strided copy
+per kernel offset; ``ConvContraction('output')`` multiplies the columns by the filters, one GEMM.
+The filters' gradient needs those very columns, so the forward and the backward pass share that
+node, as hand-written code shares its buffer. The input's gradient is ``Col2Im`` (one slice-add per
+kernel offset) of ``ConvContraction('columns')``.
+
+``Im2Col`` and ``Col2Im`` are each other's adjoint, and the three contractions are the three
+partial derivatives of one trilinear form ``sum filters * columns * output_grad``, so the gradient of
+each of these ops is made of these ops again: a convolution is differentiable to any order.
+
+Memory layouts are the ops' own business behind the NCHW meaning of their results: columns are
+``(kh, kw, C, N, Ho, Wo)``, so that each kernel offset is one contiguous block and the GEMM needs
+no copy; the contraction's output is an ``(O, N, Ho, Wo)`` array returned as an NCHW view, which
+keeps the following elementwise ops, pooling and the next convolution on channel-major memory.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+from ..graph.basic import Apply, Variable
+from ..graph.op import Op
+from ..graph.type import TensorType, format_shape
+from ..ops.basic import as_tensor, cast, constant
+from ..ops.elemwise import as_float
+from ..ops.shape import as_shape, shape, shape_at, static_shape_value
+
+__all__ = ["Col2Im", "ConvContraction", "Im2Col", "conv2d"]
+
+Pair = tuple[int, int]
+#: ``((top, bottom), (left, right))``, or ``'same'`` when it depends on the kernel's size.
+Padding = tuple[Pair, Pair] | str
+
+
+# --- arguments ----------------------------------------------------------------------------------
+def as_pair(value: Any, what: str, minimum: int) -> Pair:
+    """An int or a pair of ints as a pair, each at least ``minimum``."""
+    items = None
+    if isinstance(value, (int, np.integer)):
+        items = (value, value)
+    elif isinstance(value, (tuple, list)):
+        items = tuple(value)
+    if (
+        items is None
+        or len(items) != 2
+        or not all(isinstance(item, (int, np.integer)) and not isinstance(item, bool) for item in items)
+    ):
+        raise TypeError(f"{what} must be an int or a pair of ints, not {value!r}")
+    if min(items) < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def conv_padding(padding: Any, stride: Pair) -> Padding:
+    """``padding`` of ``conv2d`` (an int, a pair, ``'valid'`` or ``'same'``) in the ops' form."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1 (as in PyTorch), got stride {stride}")
+            return "same"
+        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', not {padding!r}")
+    rows, columns = as_pair(padding, "padding", 0)
+    return ((rows, rows), (columns, columns))
+
+
+def resolve_padding(padding: Padding, kernel: Pair) -> tuple[Pair, Pair]:
+    """Explicit padding; ``'same'`` pads ``k - 1`` in all, the extra cell of even kernels at the
+    bottom and right (PyTorch's placement)."""
+    if padding != "same":
+        return padding  # type: ignore[return-value]
+    return tuple((total // 2, total - total // 2) for total in (kernel[0] - 1, kernel[1] - 1))  # type: ignore[return-value]
+
+
+def window_count(length: int | None, kernel: int | None, stride: int, pads: Pair) -> int | None:
+    """How many whole windows fit along an axis (those that do not fit are dropped)."""
+    if length is None or kernel is None:
+        return None
+    return (length + pads[0] + pads[1] - kernel) // stride + 1
+
+
+def window_slice(offset: int, count: int, stride: int) -> slice:
+    """The slice of a padded axis that the windows' cells at ``offset`` cover."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+def _static_pair(variable: Variable) -> tuple[int | None, int | None]:
+    static = static_shape_value(variable)
+    return (static[0], static[1]) if static is not None and len(static) == 2 else (None, None)
+
+
+def _window_counts(what: str, image: TensorType, kernel: tuple, stride: Pair, padding: Padding) -> tuple:
+    """Static output lengths of a window operation, or a ``ShapeError`` if no window fits."""
+    if padding == "same":  # stride 1: as large as the input, whatever the kernel
+        return tuple(image.shape[2:])
+    counts = []
+    for axis, (length, size, step) in enumerate(zip(image.shape[2:], kernel, stride)):
+        if size is None:
+            counts.append(None)
+            continue
+        count = window_count(length, size, step, padding[axis])
+        if count is not None and count < 1:
+            raise ShapeError(
+                f"{what}: a window of {tuple(kernel)} does not fit in the input of shape "
+                f"{format_shape(image.shape)} padded by {padding}"
+            )
+        counts.append(count)
+    return tuple(counts)
+
+
+def _check_fits(what: str, image_shape: tuple, kernel: Pair, counts: Sequence[int], padding: Any) -> None:
+    if min(counts) < 1:
+        raise ValueError(
+            f"{what}: a window of {kernel} does not fit in the input of shape {image_shape} padded by {padding}"
+        )
+
+
+# --- gathering windows: im2col and its adjoint --------------------------------------------------
+class Im2Col(Op):
+    """``(x, kernel_size) -> columns``: ``columns[i, j, c, n, h, w] = padded_x[n, c, h*sh + i, w*sw + j]``,
+    of shape ``(kh, kw, C, N, Ho, Wo)``."""
+
+    __props__ = ("stride", "padding")
+
+    def __init__(self, stride: Pair, padding: Padding):
+        self.stride = stride
+        self.padding = padding
+
+    @property
+    def name(self) -> str:
+        return "im2col"
+
+    def make_node(self, x: Variable, kernel: Variable) -> Apply:
+        kernel_size = _static_pair(kernel)
+        counts = _window_counts("conv2d", x.type, kernel_size, self.stride, self.padding)
+        n, c = x.type.shape[:2]
+        return Apply(self, [x, kernel], [TensorType(x.dtype, kernel_size + (c, n) + counts)])
+
+    def impl(self, node: Apply) -> Callable:
+        stride, padding = self.stride, self.padding
+
+        def im2col(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+            kh, kw = int(kernel[0]), int(kernel[1])
+            (top, bottom), (left, right) = resolve_padding(padding, (kh, kw))
+            n, c, h, w = x.shape
+            ho = window_count(h, kh, stride[0], (top, bottom))
+            wo = window_count(w, kw, stride[1], (left, right))
+            _check_fits("conv2d", x.shape, (kh, kw), (ho, wo), padding)
+            source = x.transpose(1, 0, 2, 3)  # channel-major: each offset's copy is one block
+            if top or bottom or left or right:
+                padded = np.zeros((c, n, h + top + bottom, w + left + right), dtype=x.dtype)
+                padded[:, :, top : top + h, left : left + w] = source
+                source = padded
+            columns = np.empty((kh, kw, c, n, ho, wo), dtype=x.dtype)
+            for i in range(kh):
+                rows = window_slice(i, ho, stride[0])
+                for j in range(kw):
+                    columns[i, j] = source[:, :, rows, window_slice(j, wo, stride[1])]
+            return columns
+
+        return im2col
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        x, _ = node.inputs
+        return [Col2Im(self.stride, self.padding)(output_grads[0], shape(x)), None]
+
+
+class Col2Im(Op):
+    """``(columns, image_shape) -> x``: the adjoint of :class:`Im2Col`; each column is added back
+    to the cells of its window (overlapping windows add up; padding is dropped)."""
+
+    __props__ = ("stride", "padding")
+
+    def __init__(self, stride: Pair, padding: Padding):
+        self.stride = stride
+        self.padding = padding
+
+    @property
+    def name(self) -> str:
+        return "col2im"
+
+    def make_node(self, columns: Variable, image_shape: Variable) -> Apply:
+        static = static_shape_value(image_shape) or (None,) * 4
+        if columns.ndim != 6 or len(static) != 4:
+            raise ShapeError("col2im takes (kh, kw, C, N, Ho, Wo) columns and a 4-long image shape")
+        return Apply(self, [columns, image_shape], [TensorType(columns.dtype, tuple(static))])
+
+    def impl(self, node: Apply) -> Callable:
+        stride, padding = self.stride, self.padding
+
+        def col2im(columns: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
+            n, c, h, w = (int(length) for length in image_shape)
+            kh, kw, _, _, ho, wo = columns.shape
+            (top, bottom), (left, right) = resolve_padding(padding, (kh, kw))
+            padded = np.zeros((c, n, h + top + bottom, w + left + right), dtype=columns.dtype)
+            for i in range(kh):
+                rows = window_slice(i, ho, stride[0])
+                for j in range(kw):
+                    padded[:, :, rows, window_slice(j, wo, stride[1])] += columns[i, j]
+            return padded[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
+
+        return col2im
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        columns, _ = node.inputs
+        kernel = as_shape([shape_at(columns, 0), shape_at(columns, 1)])
+        return [Im2Col(self.stride, self.padding)(output_grads[0], kernel), None]
+
+
+# --- the contractions ---------------------------------------------------------------------------
+_RESULTS = ("output", "columns", "filters")
+
+
+def _filter_matrix(filters: np.ndarray) -> np.ndarray:
+    """``(O, C, kh, kw)`` filters as an ``(O, kh*kw*C)`` matrix in the columns' order."""
+    o, c, kh, kw = filters.shape
+    return filters.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
+
+
+def _channel_major(grad: np.ndarray) -> np.ndarray:
+    """An ``(N, O, Ho, Wo)`` array as an ``(O, N*Ho*Wo)`` matrix (no copy when it is channel-major)."""
+    n, o, ho, wo = grad.shape
+    return grad.transpose(1, 0, 2, 3).reshape(o, n * ho * wo)
+
+
+def _check_match(what: str, first: tuple, second: tuple, pairs: Sequence[tuple[int, int]]) -> None:
+    """Raises naming both shapes if an axis of ``first`` and one of ``second`` certainly differ."""
+    for a, b in pairs:
+        if first[a] is not None and second[b] is not None and first[a] != second[b]:
+            raise ShapeError(f"conv2d ({what}): shapes {format_shape(first)} and {format_shape(second)} do not fit")
+
+
+class ConvContraction(Op):
+    """One partial derivative of ``T(F, X, G) = sum F[o,c,i,j] X[i,j,c,n,h,w] G[n,o,h,w]`` (filters
+    ``F``, columns ``X``, output gradient ``G``):
+
+    - ``'output'``: ``(F, X) -> (N, O, Ho, Wo)``, the convolution itself;
+    - ``'columns'``: ``(F, G) -> (kh, kw, C, N, Ho, Wo)``, towards the input's gradient;
+    - ``'filters'``: ``(X, G) -> (O, C, kh, kw)``, the filters' gradient.
+    """
+
+    __props__ = ("result",)
+
+    def __init__(self, result: str):
+        if result not in _RESULTS:
+            raise ValueError(f"result must be one of {_RESULTS}, not {result!r}")
+        self.result = result
+
+    @property
+    def name(self) -> str:
+        return f"conv2d_{self.result}" if self.result != "output" else "conv2d"
+
+    def output_types(self, a: TensorType, b: TensorType) -> list[TensorType]:
+        if a.numpy_dtype != b.numpy_dtype or not a.is_float:
+            raise DTypeError(f"{self.name} takes two operands of one float dtype, got {a.dtype} and {b.dtype}")
+        if self.result == "output":  # filters (O, C, kh, kw), columns (kh, kw, C, N, Ho, Wo)
+            _check_match("filters and columns", a.shape, b.shape, [(1, 2), (2, 0), (3, 1)])
+            shape = (b.shape[3], a.shape[0]) + b.shape[4:]
+        elif self.result == "columns":  # filters, output grad (N, O, Ho, Wo)
+            _check_match("filters and output", a.shape, b.shape, [(0, 1)])
+            shape = (a.shape[2], a.shape[3], a.shape[1], b.shape[0]) + b.shape[2:]
+        else:  # columns, output grad
+            _check_match("columns and output", a.shape, b.shape, [(3, 0), (4, 2), (5, 3)])
+            shape = (b.shape[1], a.shape[2], a.shape[0], a.shape[1])
+        return [TensorType(a.dtype, shape)]
+
+    def impl(self, node: Apply) -> Callable:
+        return {"output": _conv_output, "columns": _conv_columns, "filters": _conv_filters}[self.result]
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        a, b = node.inputs
+        (h,) = output_grads
+        if self.result == "output":  # a = filters, b = columns
+            return [_contract("filters", b, h, needed[0]), _contract("columns", a, h, needed[1])]
+        if self.result == "columns":  # a = filters, b = output grad
+            return [_contract("filters", h, b, needed[0]), _contract("output", a, h, needed[1])]
+        # a = columns, b = output grad
+        return [_contract("columns", h, b, needed[0]), _contract("output", h, a, needed[1])]
+
+
+def _contract(result: str, a: Variable, b: Variable, wanted: bool) -> Variable | None:
+    return ConvContraction(result)(a, b) if wanted else None
+
+
+def _conv_output(filters: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    kh, kw, c, n, ho, wo = columns.shape
+    if filters.shape[1:] != (c, kh, kw):
+        raise ValueError(f"filters of shape {filters.shape} do not fit an input of {c} channels and a {kh}x{kw} kernel")
+    product = _filter_matrix(filters) @ columns.reshape(kh * kw * c, n * ho * wo)
+    return product.reshape(filters.shape[0], n, ho, wo).transpose(1, 0, 2, 3)
+
+
+def _conv_columns(filters: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    o, c, kh, kw = filters.shape
+    n, _, ho, wo = grad.shape
+    if grad.shape[1] != o:
+        raise ValueError(f"an output gradient of shape {grad.shape} does not fit filters of shape {filters.shape}")
+    product = _filter_matrix(filters).T @ _channel_major(grad)
+    return product.reshape(kh, kw, c, n, ho, wo)
+
+
+def _conv_filters(columns: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    kh, kw, c, n, ho, wo = columns.shape
+    if (grad.shape[0],) + grad.shape[2:] != (n, ho, wo):
+        raise ValueError(f"an output gradient of shape {grad.shape} does not fit columns of shape {columns.shape}")
+    product = _channel_major(grad) @ columns.reshape(kh * kw * c, n * ho * wo).T
+    return product.reshape(grad.shape[1], kh, kw, c).transpose(0, 3, 1, 2)
+
+
+# --- the public function ------------------------------------------------------------------------
+def kernel_size(filters: Variable) -> Variable:
+    """``filters.shape[2:]`` as an int64 vector (a constant when the static shape knows it)."""
+    kh, kw = filters.type.shape[2:]
+    if kh is not None and kw is not None:
+        return constant(np.array([kh, kw], dtype=np.int64))
+    return as_shape([shape_at(filters, 2), shape_at(filters, 3)])
+
+
+def conv2d(x: Any, filters: Any, stride: Any = 1, padding: Any = 0) -> Variable:
+    """2-D convolution (cross-correlation, no kernel flip, as PyTorch) of NCHW images ``x`` with
+    OIHW ``filters``, giving ``(N, O, Ho, Wo)``.
+
+    ``stride``: an int or a pair. ``padding``: an int, a pair (rows, columns), ``'valid'`` (none)
+    or ``'same'`` (output as large as the input; needs stride 1; even kernels get their extra
+    padding at the bottom and right, as PyTorch). Windows that do not fit are dropped.
+
+    >>> y = sg.nn.conv2d(sg.tensor4('x'), W, padding='same')
+    """
+    x, filters = as_float(as_tensor(x)), as_float(as_tensor(filters))
+    if x.ndim != 4 or filters.ndim != 4:
+        raise ShapeError(
+            f"conv2d takes an (N, C, H, W) input and (O, C, kh, kw) filters, got {x.type.describe()} "
+            f"and {filters.type.describe()}"
+        )
+    dtype = np.result_type(x.type.numpy_dtype, filters.type.numpy_dtype).name
+    x, filters = cast(x, dtype), cast(filters, dtype)
+    stride = as_pair(stride, "stride", 1)
+    padding = conv_padding(padding, stride)
+    channels, expected = x.type.shape[1], filters.type.shape[1]
+    if channels is not None and expected is not None and channels != expected:
+        raise ShapeError(
+            f"conv2d: the input {format_shape(x.type.shape)} has {channels} channel(s) but the filters "
+            f"{format_shape(filters.type.shape)} expect {expected}"
+        )
+    columns = Im2Col(stride, padding)(x, kernel_size(filters))
+    return ConvContraction("output")(filters, columns)

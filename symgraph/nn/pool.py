@@ -1,0 +1,301 @@
+"""Pooling: ``max_pool2d`` and ``avg_pool2d`` on NCHW images, with PyTorch's defaults (the stride is
+the pool size, windows that do not fit are dropped, average pooling counts padded cells).
+
+Each op loops over the ``ph * pw`` offsets of a window, one vectorized numpy call on a strided view
+per offset, never over pixels. Results keep the memory layout of their input (channel-major after a
+convolution), so the elementwise ops around them stay on contiguous memory.
+
+Gradients are ops again, each with its own gradient, so pooling is differentiable to any order:
+``AvgPool2dGrad`` is the adjoint of ``AvgPool2d`` (and the other way round); ``MaxPool2dGrad``
+routes the gradient to the first maximum of each window (as PyTorch), and its adjoint,
+``MaxPool2dSelect``, reads a tensor at those positions.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..graph.basic import Apply, Variable
+from ..graph.op import Op
+from ..graph.type import TensorType, format_shape
+from ..ops.basic import as_tensor
+from ..ops.elemwise import as_float
+from ..ops.shape import shape, static_shape_value, zeros_like
+from .conv import Pair, as_pair, window_count, window_slice
+
+__all__ = ["AvgPool2d", "AvgPool2dGrad", "MaxPool2d", "MaxPool2dGrad", "MaxPool2dSelect", "avg_pool2d", "max_pool2d"]
+
+
+class _Pooling(Op):
+    """What every pooling op shares: the window geometry and its arithmetic."""
+
+    __props__ = ("pool_size", "stride", "padding")
+
+    def __init__(self, pool_size: Pair, stride: Pair, padding: Pair):
+        self.pool_size = pool_size
+        self.stride = stride
+        self.padding = padding
+
+    def counts(self, height: int | None, width: int | None) -> tuple[int | None, int | None]:
+        """The output's spatial lengths for an input of these lengths."""
+        return tuple(  # type: ignore[return-value]
+            window_count(length, size, step, (pad, pad))
+            for length, size, step, pad in zip((height, width), self.pool_size, self.stride, self.padding)
+        )
+
+    def pooled_type(self, x: TensorType) -> TensorType:
+        counts = self.counts(*x.shape[2:])
+        if any(count is not None and count < 1 for count in counts):
+            raise ShapeError(
+                f"{self.name}: a {self.pool_size} window does not fit in the input of shape "
+                f"{format_shape(x.shape)} padded by {self.padding}"
+            )
+        return TensorType(x.dtype, x.shape[:2] + counts)
+
+    def tiles(self, height: int, width: int) -> bool:
+        """Whether the windows cover the input exactly once (each cell in one window)."""
+        return (
+            self.stride == self.pool_size
+            and self.padding == (0, 0)
+            and height % self.pool_size[0] == 0
+            and width % self.pool_size[1] == 0
+        )
+
+    def windows(self, padded: np.ndarray, counts: tuple[int, int]) -> Iterator[np.ndarray]:
+        """Strided views of ``padded``: the cells at each window offset, in row-major order."""
+        for i in range(self.pool_size[0]):
+            rows = window_slice(i, counts[0], self.stride[0])
+            for j in range(self.pool_size[1]):
+                yield padded[:, :, rows, window_slice(j, counts[1], self.stride[1])]
+
+    def separable(self, combine: np.ufunc, padded: np.ndarray, counts: tuple[int, int]) -> np.ndarray:
+        """``combine`` (maximum, add) over each window, rows first: the first pass reads whole
+        rows (contiguous memory), the second the columns of an array already ``ph`` times smaller."""
+        (ph, pw), (sh, sw) = self.pool_size, self.stride
+        rows = [padded[:, :, window_slice(i, counts[0], sh), :] for i in range(ph)]
+        combined = rows[0].copy() if ph == 1 else combine(rows[0], rows[1])
+        for row in rows[2:]:
+            combine(combined, row, out=combined)
+        columns = [combined[:, :, :, window_slice(j, counts[1], sw)] for j in range(pw)]
+        result = columns[0].copy() if pw == 1 else combine(columns[0], columns[1])
+        for column in columns[2:]:
+            combine(result, column, out=result)
+        return result
+
+    def first_maxima(self, padded: np.ndarray, pooled: np.ndarray, counts: tuple[int, int]) -> Iterator[np.ndarray]:
+        """For each window offset, in row-major order, where that cell is its window's first
+        maximum (PyTorch's choice among ties): each window has exactly one such cell. The last
+        offset needs no comparison: it holds the maximum wherever no earlier cell did."""
+        windows = list(self.windows(padded, counts))
+        taken = np.empty(pooled.shape, dtype=bool)  # the windows whose maximum came already
+        hit = np.empty(pooled.shape, dtype=bool)
+        for index, window in enumerate(windows[:-1]):
+            if index == 0:
+                yield np.equal(window, pooled, out=taken)
+                continue
+            np.equal(window, pooled, out=hit)
+            np.greater(hit, taken, out=hit)  # hit and not taken
+            yield hit
+            np.logical_or(taken, hit, out=taken)
+        yield np.logical_not(taken, out=hit) if len(windows) > 1 else np.ones(pooled.shape, dtype=bool)
+
+    def output_counts(self, x_shape: tuple) -> tuple[int, int]:
+        counts = self.counts(*x_shape[2:])
+        if min(counts) < 1:  # type: ignore[type-var]
+            raise ValueError(f"{self.name}: a {self.pool_size} window does not fit in an input of shape {x_shape}")
+        return counts  # type: ignore[return-value]
+
+    def pad(self, x: np.ndarray, fill: float) -> np.ndarray:
+        """``x`` padded with ``fill`` (``x`` itself when there is no padding), in ``x``'s layout."""
+        ph, pw = self.padding
+        if not ph and not pw:
+            return x
+        n, c, h, w = x.shape
+        padded = _buffer_like(x, (n, c, h + 2 * ph, w + 2 * pw), fill)
+        padded[:, :, ph : ph + h, pw : pw + w] = x
+        return padded
+
+    def crop(self, padded: np.ndarray) -> np.ndarray:
+        ph, pw = self.padding
+        return padded[:, :, ph : padded.shape[2] - ph, pw : padded.shape[3] - pw]
+
+
+def _buffer_like(x: np.ndarray, shape: tuple, fill: float | None) -> np.ndarray:
+    """A new NCHW array of ``shape`` in ``x``'s memory layout (channel-major or batch-major),
+    filled with ``fill`` (left uninitialized when ``None``)."""
+    channel_major = x.strides[1] > x.strides[0]
+    order = (1, 0, 2, 3) if channel_major else (0, 1, 2, 3)
+    stored = tuple(shape[axis] for axis in order)
+    buffer = np.empty(stored, dtype=x.dtype) if fill is None else np.full(stored, fill, dtype=x.dtype)
+    return buffer.transpose(order)
+
+
+def _zeros_unless(tiled: bool, x: np.ndarray, shape: tuple) -> np.ndarray:
+    # Tiling windows write every cell, so the buffer needs no zeros.
+    return _buffer_like(x, shape, None if tiled else 0)
+
+
+# --- max pooling --------------------------------------------------------------------------------
+class MaxPool2d(_Pooling):
+    """The maximum of each window; padding cells are ``-inf``."""
+
+    def output_types(self, x: TensorType) -> list[TensorType]:
+        return [self.pooled_type(x)]
+
+    def impl(self, node: Apply) -> Callable:
+        def max_pool2d(x: np.ndarray) -> np.ndarray:
+            return self.separable(np.maximum, self.pad(x, -np.inf), self.output_counts(x.shape))
+
+        return max_pool2d
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        (x,), (out,) = node.inputs, node.outputs
+        return [MaxPool2dGrad(self.pool_size, self.stride, self.padding)(x, out, output_grads[0])]
+
+
+class MaxPool2dGrad(_Pooling):
+    """``(x, pooled, g) -> dx``: each window's gradient goes to the first cell holding its maximum
+    (PyTorch's rule); overlapping windows add up."""
+
+    def output_types(self, x: TensorType, pooled: TensorType, g: TensorType) -> list[TensorType]:
+        return [x]
+
+    def impl(self, node: Apply) -> Callable:
+        def max_pool2d_grad(x: np.ndarray, pooled: np.ndarray, g: np.ndarray) -> np.ndarray:
+            counts = self.output_counts(x.shape)
+            tiled = self.tiles(*x.shape[2:])
+            padded = self.pad(x, -np.inf)
+            result = _zeros_unless(tiled, x, padded.shape)
+            targets = self.windows(result, counts)
+            for hit, target in zip(self.first_maxima(padded, pooled, counts), targets):
+                if tiled:
+                    np.multiply(g, hit, out=target)
+                else:
+                    target += g * hit
+            return self.crop(result)
+
+        return max_pool2d_grad
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        x, pooled, _ = node.inputs
+        select = MaxPool2dSelect(self.pool_size, self.stride, self.padding)
+        # The routing is piecewise constant in x: only g has a nonzero derivative.
+        return [
+            zeros_like(x) if needed[0] else None,
+            zeros_like(pooled) if needed[1] else None,
+            select(x, pooled, output_grads[0]) if needed[2] else None,
+        ]
+
+
+class MaxPool2dSelect(_Pooling):
+    """``(x, pooled, h) -> h`` read at the first maximum of each window of ``x``: the adjoint of
+    :class:`MaxPool2dGrad` (the gradient of a max pooling's gradient)."""
+
+    def output_types(self, x: TensorType, pooled: TensorType, h: TensorType) -> list[TensorType]:
+        return [pooled]
+
+    def impl(self, node: Apply) -> Callable:
+        def max_pool2d_select(x: np.ndarray, pooled: np.ndarray, h: np.ndarray) -> np.ndarray:
+            counts = self.output_counts(x.shape)
+            result = np.zeros(pooled.shape, dtype=h.dtype)
+            hits = self.first_maxima(self.pad(x, -np.inf), pooled, counts)
+            for hit, values in zip(hits, self.windows(self.pad(h, 0), counts)):
+                result += values * hit
+            return result
+
+        return max_pool2d_select
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        x, pooled, _ = node.inputs
+        route = MaxPool2dGrad(self.pool_size, self.stride, self.padding)
+        return [
+            zeros_like(x) if needed[0] else None,
+            zeros_like(pooled) if needed[1] else None,
+            route(x, pooled, output_grads[0]) if needed[2] else None,
+        ]
+
+
+# --- average pooling ----------------------------------------------------------------------------
+class AvgPool2d(_Pooling):
+    """The mean of each window, padding cells counted as zeros (``count_include_pad=True``)."""
+
+    def output_types(self, x: TensorType) -> list[TensorType]:
+        return [self.pooled_type(x)]
+
+    def impl(self, node: Apply) -> Callable:
+        scale = 1.0 / (self.pool_size[0] * self.pool_size[1])
+
+        def avg_pool2d(x: np.ndarray) -> np.ndarray:
+            result = self.separable(np.add, self.pad(x, 0), self.output_counts(x.shape))
+            result *= x.dtype.type(scale)
+            return result
+
+        return avg_pool2d
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        (x,) = node.inputs
+        return [AvgPool2dGrad(self.pool_size, self.stride, self.padding)(output_grads[0], shape(x))]
+
+
+class AvgPool2dGrad(_Pooling):
+    """``(g, image_shape) -> dx``: the adjoint of :class:`AvgPool2d`, each window's gradient spread
+    evenly over its cells."""
+
+    def make_node(self, g: Variable, image_shape: Variable) -> Apply:
+        static = static_shape_value(image_shape) or (None,) * 4
+        return Apply(self, [g, image_shape], [TensorType(g.dtype, tuple(static))])
+
+    def impl(self, node: Apply) -> Callable:
+        scale = 1.0 / (self.pool_size[0] * self.pool_size[1])
+
+        def avg_pool2d_grad(g: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
+            n, c, h, w = (int(length) for length in image_shape)
+            counts = self.output_counts((n, c, h, w))
+            if counts != g.shape[2:]:
+                raise ValueError(f"a gradient of shape {g.shape} does not fit pooling an input of shape {(n, c, h, w)}")
+            tiled = self.tiles(h, w)
+            ph, pw = self.padding
+            result = _zeros_unless(tiled, g, (n, c, h + 2 * ph, w + 2 * pw))
+            share = np.multiply(g, g.dtype.type(scale))
+            for target in self.windows(result, counts):
+                if tiled:
+                    target[...] = share
+                else:
+                    target += share
+            return self.crop(result)
+
+        return avg_pool2d_grad
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        return [AvgPool2d(self.pool_size, self.stride, self.padding)(output_grads[0]), None]
+
+
+# --- the public functions -----------------------------------------------------------------------
+def _pooling_arguments(what: str, x: Any, pool_size: Any, stride: Any, padding: Any) -> tuple:
+    x = as_float(as_tensor(x))
+    if x.ndim != 4:
+        raise ShapeError(f"{what} takes an (N, C, H, W) input, got {x.type.describe()}")
+    pool = as_pair(pool_size, "pool_size", 1)
+    steps = pool if stride is None else as_pair(stride, "stride", 1)
+    pads = as_pair(padding, "padding", 0)
+    if pads[0] > pool[0] // 2 or pads[1] > pool[1] // 2:
+        raise ValueError(f"{what}: padding {padding!r} must be at most half the pool size {pool} (as in PyTorch)")
+    return x, pool, steps, pads
+
+
+def max_pool2d(x: Any, pool_size: Any, stride: Any = None, padding: Any = 0) -> Variable:
+    """The maximum over each ``pool_size`` window of NCHW ``x`` (an int or a pair); ``stride``
+    defaults to ``pool_size``; windows that do not fit are dropped; padding cells are ``-inf``.
+    The gradient goes to the first maximum of each window, as in PyTorch."""
+    x, pool, steps, pads = _pooling_arguments("max_pool2d", x, pool_size, stride, padding)
+    return MaxPool2d(pool, steps, pads)(x)
+
+
+def avg_pool2d(x: Any, pool_size: Any, stride: Any = None, padding: Any = 0) -> Variable:
+    """The mean over each ``pool_size`` window of NCHW ``x``; ``stride`` defaults to ``pool_size``;
+    windows that do not fit are dropped; padded cells count as zeros (PyTorch's default)."""
+    x, pool, steps, pads = _pooling_arguments("avg_pool2d", x, pool_size, stride, padding)
+    return AvgPool2d(pool, steps, pads)(x)
