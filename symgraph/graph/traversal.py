@@ -91,6 +91,8 @@ def rebuild(
     memo: dict[Variable, Variable] = dict(replacements or {})
     if nodes is None:
         nodes = schedule(outputs, stop=list(memo))
+    # Variables of the original graph are the user's: a rewrite that reuses one must not rename it.
+    original = {id(node) for node in nodes}
     for node in nodes:
         inputs = [memo.get(variable, variable) for variable in node.inputs]
         new_outputs = rewrite(node, inputs) if rewrite is not None else None
@@ -101,7 +103,7 @@ def rebuild(
                 new_outputs = node.op.make_node(*inputs).outputs
         for old, new in zip(node.outputs, new_outputs):
             if new is not old:
-                if old.name and not new.name and new.owner is not None:
+                if old.name and not new.name and new.owner is not None and id(new.owner) not in original:
                     new.name = old.name
                 memo[old] = new
     return [memo.get(output, output) for output in outputs], memo
