@@ -171,33 +171,52 @@ class Jacobian(Op):
     """The Jacobian of ``expression`` with respect to ``wrt``: one reverse-mode pass per element of
     ``expression``, run in a loop when the function runs (as Theano's scan-based ``jacobian``).
 
-    Its inputs are the free inputs of the expression; each pass is a compiled inner function.
+    Its inputs are the free inputs of the expression; each pass is a compiled inner function. When
+    the expression holds phase-dependent nodes (dropout, batch_norm), so is the Jacobian: the
+    phase the outer function is compiled for is the phase its inner functions are compiled for.
+    Random draws repeat across the passes of one call (the inner functions change no state).
     """
 
-    __props__ = ("key",)
+    __props__ = ("key", "phase")
 
-    def __init__(self, expression: Variable, wrt: Variable, free: list[Variable]):
-        from .compile.function import function
+    def __init__(self, expression: Variable, wrt: Variable, free: list[Variable], phase: str | None = None):
+        from .rewrite.phase import phase_dependent_nodes
 
         self.key = id(self)  # each Jacobian is its own computation: never merged
-        row = _row_selector()
+        self.phase = phase
+        self.row = _row_selector()
         flat = expression.flatten() if expression.ndim != 1 else expression
-        one_hot = _one_hot(row, flat)
         with building(gradient=True):
-            row_gradient = grad(None, wrt, known_grads={flat: one_hot}, disconnected_inputs="ignore")
-        self.row = function([row, *free], row_gradient, on_unused_input="ignore", apply_updates=False)
-        self.expression_shape = function(free, expression.shape, on_unused_input="ignore", apply_updates=False)
+            self.row_gradient = grad(None, wrt, known_grads={flat: _one_hot(self.row, flat)}, disconnected_inputs="ignore")
+        self.expression, self.free = expression, free
         self.dtype = wrt.dtype
         self.static_shape = expression.type.shape + wrt.type.shape
+        self.phase_dependent = phase is None and bool(phase_dependent_nodes([self.row_gradient, expression]))
+        if not self.phase_dependent:
+            self._compile()
+
+    def _compile(self) -> None:
+        from .compile.function import function
+
+        options = {"phase": self.phase, "on_unused_input": "ignore", "apply_updates": False}
+        self.row_function = function([self.row, *self.free], self.row_gradient, **options)
+        self.expression_shape = function(self.free, self.expression.shape, **options)
+
+    def specialize(self, node: Apply, phase: str) -> tuple[list[Variable], list]:
+        specialized = Jacobian.__new__(Jacobian)
+        specialized.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_identity_cache"})
+        specialized.phase, specialized.phase_dependent = phase, False
+        specialized._compile()
+        return [specialized(*node.inputs)], []
 
     def output_types(self, *free: TensorType) -> list[TensorType]:
         return [TensorType(self.dtype, self.static_shape)]
 
     def perform(self, *free: np.ndarray) -> np.ndarray:
         shape = tuple(int(length) for length in self.expression_shape(*free))
-        rows = [self.row(np.int64(index), *free) for index in range(int(np.prod(shape)))]
+        rows = [self.row_function(np.int64(index), *free) for index in range(int(np.prod(shape)))]
         if not rows:
-            wrt_shape = self.row.outputs[0].type.shape
+            wrt_shape = self.row_function.outputs[0].type.shape
             return np.zeros(shape + tuple(length or 0 for length in wrt_shape), dtype=self.dtype)
         return np.stack(rows).reshape(shape + rows[0].shape)
 

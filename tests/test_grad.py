@@ -514,3 +514,17 @@ def test_known_grad_replaces_what_flows_through_that_variable():
     cost = (h * 2).sum() + (x * 5).sum()
     g = sg.grad(cost, x, known_grads={h: sg.ones_like(h) * 10})
     np.testing.assert_allclose(g.eval({x: np.ones(2)}), [10 * 3 + 5, 10 * 3 + 5])
+
+
+def test_jacobian_of_a_phase_dependent_graph_follows_the_function_phase():
+    x = sg.vector("x")
+    dropped = sg.nn.dropout(x, keep_prob=0.5, rng=sg.RandomStreams(3))
+    jacobian = sg.jacobian(dropped * 2, x)
+    with pytest.raises(sg.errors.PhaseError, match="jacobian"):
+        sg.function([x], jacobian)
+    np.testing.assert_array_equal(sg.function([x], jacobian, phase="predict")(np.ones(3)), 2 * np.eye(3))
+    train_jacobian = sg.function([x], jacobian, phase="train")(np.ones(400))
+    diagonal = np.diag(train_jacobian)
+    assert set(np.unique(diagonal)) == {0.0, 4.0}  # 2 * mask / keep_prob, one fixed mask
+    assert 120 < (diagonal > 0).sum() < 280
+    np.testing.assert_array_equal(train_jacobian - np.diag(diagonal), 0)
