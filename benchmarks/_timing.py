@@ -1,11 +1,12 @@
 """Timing helpers shared by the benchmarks: interleaved repetitions, medians, the machine."""
+
 from __future__ import annotations
 
 import os
 import platform
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -9,6 +9,7 @@ PyTorch's CPU eager mode, in the same run, repetitions interleaved; medians are 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/cnn_step.py [--profile]
 ``--profile`` also prints where symgraph's step spends its time, node by node.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,9 @@ def symgraph_step(params: list[np.ndarray], drop: float = DROP) -> tuple[sg.Func
     its shared parameters."""
     x = sg.tensor4("x", dtype="float32", shape=(None, CHANNELS, SIDE, SIDE))
     y = sg.ivector("y")
-    W1, b1, W2, b2, W3, b3 = shared = [sg.shared(value, name=name) for value, name in zip(params, ["W1", "b1", "W2", "b2", "W3", "b3"])]
+    W1, b1, W2, b2, W3, b3 = shared = [
+        sg.shared(value, name=name) for value, name in zip(params, ["W1", "b1", "W2", "b2", "W3", "b3"])
+    ]
     h = sg.nn.relu(sg.nn.conv2d(x, W1, padding=1) + b1.dimshuffle("x", 0, "x", "x"))
     h = sg.nn.max_pool2d(h, 2)
     h = sg.nn.relu(sg.nn.conv2d(h, W2, padding=1) + b2.dimshuffle("x", 0, "x", "x"))
@@ -70,8 +73,10 @@ def check_agreement(params: list[np.ndarray], reference_class, X: np.ndarray, y:
     worst = max(
         float(np.abs(p.get_value() - q).max() / (np.abs(q).max() + 1e-30)) for p, q in zip(shared, reference.params())
     )
-    print(f"agreement check (no dropout): loss {loss:.6f} vs reference {expected_loss:.6f}, "
-          f"largest relative difference of the updated weights {worst:.1e}")
+    print(
+        f"agreement check (no dropout): loss {loss:.6f} vs reference {expected_loss:.6f}, "
+        f"largest relative difference of the updated weights {worst:.1e}"
+    )
     if abs(loss - expected_loss) > 1e-4 * abs(expected_loss) or worst > 1e-4:
         raise SystemExit("symgraph and the reference disagree: the timings would compare different computations")
 
@@ -140,9 +145,13 @@ def profile_nodes(train: sg.Function, X: np.ndarray, y: np.ndarray, calls: int =
     print(f"\nsymgraph step by op (mean of {calls} calls, {format_time(whole)} per call with timers):")
     for label, seconds in sorted(totals.items(), key=lambda item: -item[1])[:25]:
         count = node_counts[label]
-        print(f"  {format_time(seconds / calls):>10s}  {100 * seconds / calls / whole:5.1f}%  {label} [{count} node{'s' * (count > 1)}]")
+        print(
+            f"  {format_time(seconds / calls):>10s}  {100 * seconds / calls / whole:5.1f}%  {label} [{count} node{'s' * (count > 1)}]"
+        )
     rest = whole - sum(totals.values()) / calls
-    print(f"  {format_time(rest):>10s}  {100 * rest / whole:5.1f}%  (program itself: argument checks, copies, updates, calls)")
+    print(
+        f"  {format_time(rest):>10s}  {100 * rest / whole:5.1f}%  (program itself: argument checks, copies, updates, calls)"
+    )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@
 Each figure is the median of several runs, after ``import symgraph``.
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/compile_scaling.py
 """
+
 from __future__ import annotations
 
 import statistics
@@ -17,9 +18,9 @@ import sys
 import time
 
 import numpy as np
+from _timing import format_time, machine
 
 import symgraph as sg
-from _timing import format_time, machine
 
 
 def chain(length: int):
@@ -54,7 +55,9 @@ def mlp_loss(dropout: bool):
     params = []
     h = x
     for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = sg.shared((rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / fan_in)).astype("float32"), name=f"W{layer}")
+        W = sg.shared(
+            (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / fan_in)).astype("float32"), name=f"W{layer}"
+        )
         b = sg.shared(np.zeros(fan_out, "float32"), name=f"b{layer}")
         params += [W, b]
         h = h @ W + b
@@ -89,17 +92,23 @@ def main() -> None:
     large = [time_chain(10_000) for _ in range(3)]
     small_total = statistics.median(b + c for b, c in small)
     large_total = statistics.median(b + c for b, c in large)
-    print(f"chain of  1,000 ops: build {format_time(statistics.median(b for b, _ in small))}, "
-          f"compile {format_time(statistics.median(c for _, c in small))}, total {format_time(small_total)}")
-    print(f"chain of 10,000 ops: build {format_time(statistics.median(b for b, _ in large))}, "
-          f"compile {format_time(statistics.median(c for _, c in large))}, total {format_time(large_total)} (target < 0.6 s)")
+    print(
+        f"chain of  1,000 ops: build {format_time(statistics.median(b for b, _ in small))}, "
+        f"compile {format_time(statistics.median(c for _, c in small))}, total {format_time(small_total)}"
+    )
+    print(
+        f"chain of 10,000 ops: build {format_time(statistics.median(b for b, _ in large))}, "
+        f"compile {format_time(statistics.median(c for _, c in large))}, total {format_time(large_total)} (target < 0.6 s)"
+    )
     print(f"10,000 / 1,000 ratio: {large_total / small_total:.1f}x (target < 12x)")
     gradient_time = median_of(lambda: time_chain_gradient(10_000), 3)
     print(f"grad of a 10,000-op chain, built and compiled: {format_time(gradient_time)} (target < 2 s)")
     for dropout in (False, True):
         seconds = median_of(lambda dropout=dropout: time_mlp(dropout), 7)
         label = "with dropout" if dropout else "no dropout  "
-        print(f"784-1024-1024-10 MLP training function, {label}: grad + compile {format_time(seconds)} (target < 20 ms)")
+        print(
+            f"784-1024-1024-10 MLP training function, {label}: grad + compile {format_time(seconds)} (target < 20 ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/dropout.py [--rounds 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -152,8 +153,10 @@ def main() -> None:
     print(f"\n2. dropout(relu(a + b), keep_prob=0.5), a {SHAPE[0]}x{SHAPE[1]} float32, b a shared bias")
     for name, seconds in medians.items():
         print(f"  {name:28s} {format_time(seconds):>12s}")
-    print(f"  ratio with dropout: {medians['symgraph + dropout'] / medians['numpy + dropout']:.2f}x; "
-          f"without: {medians['symgraph relu(a + b)'] / medians['numpy relu(a + b)']:.2f}x")
+    print(
+        f"  ratio with dropout: {medians['symgraph + dropout'] / medians['numpy + dropout']:.2f}x; "
+        f"without: {medians['symgraph relu(a + b)'] / medians['numpy relu(a + b)']:.2f}x"
+    )
 
     report(
         "\n3. forward and gradient of dropout(relu(h @ W)) (the gradient reuses the forward mask)",

@@ -7,12 +7,13 @@
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/overhead.py
 """
+
 from __future__ import annotations
 
 import numpy as np
+from _timing import compare, format_time, machine
 
 import symgraph as sg
-from _timing import compare, format_time, machine
 
 
 def plus_one(x):

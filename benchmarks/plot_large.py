@@ -9,6 +9,7 @@ a few renders per renderer and format (Graphviz only if ``dot`` is installed).
 
 ``--intermediates`` draws every variable as its own ellipse (more nodes drawn).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,14 +58,18 @@ def main() -> None:
             model = to_networkx(graph)
             ops = sum(1 for _, kind in model.nodes(data="kind") if kind == "op")
             drawn = drawable(graph, intermediates=args.intermediates).number_of_nodes()
-            print(f"{title}: {ops} op nodes, {model.number_of_nodes() - ops} variable nodes, "
-                  f"{model.number_of_edges()} edges; {drawn} nodes drawn")
+            print(
+                f"{title}: {ops} op nodes, {model.number_of_nodes() - ops} variable nodes, "
+                f"{model.number_of_edges()} edges; {drawn} nodes drawn"
+            )
             for renderer in renderers:
                 for suffix in (".svg", ".png"):
                     times = []
                     for _ in range(args.repeat):
                         start = time.perf_counter()
-                        sg.plot(graph, Path(folder) / f"large{suffix}", renderer=renderer, intermediates=args.intermediates)
+                        sg.plot(
+                            graph, Path(folder) / f"large{suffix}", renderer=renderer, intermediates=args.intermediates
+                        )
                         times.append(time.perf_counter() - start)
                     print(f"  {renderer:>10} {suffix}: median {statistics.median(times):.2f} s over {args.repeat}")
 

@@ -9,6 +9,7 @@ and compile it with ``sg.function`` into a fast Python callable::
     y = sg.nn.softmax(x @ W)
     f = sg.function([x], y)
 """
+
 from .config import config
 from .errors import SymgraphError
 from .graph.basic import Apply, Constant, SharedVariable, Variable

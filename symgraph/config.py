@@ -4,6 +4,7 @@
 into shared variables. It starts as ``'float64'``, or as the environment variable
 ``SYMGRAPH_FLOATX`` says, and may be set at any time (it applies to variables declared after).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,11 @@ class Config:
         self.floatX = os.environ.get("SYMGRAPH_FLOATX", "float64")
 
     @property
-    def floatX(self) -> str:  # noqa: N802 - Theano's public name
+    def floatX(self) -> str:
         return self._floatX
 
     @floatX.setter
-    def floatX(self, value: str) -> None:  # noqa: N802
+    def floatX(self, value: str) -> None:
         if value not in _FLOAT_DTYPES:
             raise ValueError(f"config.floatX must be one of {_FLOAT_DTYPES}, not {value!r}")
         self._floatX = value

@@ -4,6 +4,7 @@ Every class derives from :class:`SymgraphError` and from the builtin exception a
 expect (``TypeError`` for a wrong dtype, ``ValueError`` for a wrong shape or value), so both
 ``except sg.errors.InputError`` and ``except TypeError`` work.
 """
+
 from __future__ import annotations
 
 

@@ -6,10 +6,12 @@ of a variable used several times. Every op builds its gradient from other ops, s
 graph like any other: it can be differentiated again, printed, plotted and rewritten. The nodes it
 builds are marked as gradient nodes and carry the user's line that called ``grad``.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,9 +58,7 @@ def grad(
         starts = _starting_gradients(cost, known_grads)
         known = {id(variable) for variable in known_grads or {}}
         gradients = _backward(starts, wrt_list, consider_constant or (), known)
-        result = [
-            _finish(variable, gradients.get(variable), disconnected_inputs) for variable in wrt_list
-        ]
+        result = [_finish(variable, gradients.get(variable), disconnected_inputs) for variable in wrt_list]
     if single:
         return result[0]
     return tuple(result) if isinstance(wrt, tuple) else result
@@ -187,7 +187,9 @@ class Jacobian(Op):
         self.row = _row_selector()
         flat = expression.flatten() if expression.ndim != 1 else expression
         with building(gradient=True):
-            self.row_gradient = grad(None, wrt, known_grads={flat: _one_hot(self.row, flat)}, disconnected_inputs="ignore")
+            self.row_gradient = grad(
+                None, wrt, known_grads={flat: _one_hot(self.row, flat)}, disconnected_inputs="ignore"
+            )
         self.expression, self.free = expression, free
         self.dtype = wrt.dtype
         self.static_shape = expression.type.shape + wrt.type.shape

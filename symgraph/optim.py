@@ -9,6 +9,7 @@ lets a schedule change it between calls).
     updates = sg.optim.adam(loss, [W, b], lr=1e-3)
     train = sg.function([x, y], loss, updates=updates)
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -11,6 +11,7 @@ the graph. Nothing here recurses: graphs of any depth print at Python's default 
 The module also says what a printable or drawable object is (:func:`graph_subject`), for
 ``symgraph.viz``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -64,8 +65,7 @@ def graph_subject(obj: Any) -> GraphSubject:
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(item, Variable) for item in obj):
         return GraphSubject(outputs=list(obj))
     raise TypeError(
-        "expected a symbolic variable, a list of them or a compiled function (sg.function), "
-        f"not {type(obj).__name__}"
+        f"expected a symbolic variable, a list of them or a compiled function (sg.function), not {type(obj).__name__}"
     )
 
 
@@ -176,9 +176,7 @@ def _tree_lines(
                 stack.append((node.inputs[position], child_prefix + branch, child_prefix + extension, depth + 1))
 
 
-def _all_lines(
-    sections: Sequence[tuple[str | None, Variable]], max_depth: int
-) -> Iterator[str]:
+def _all_lines(sections: Sequence[tuple[str | None, Variable]], max_depth: int) -> Iterator[str]:
     """Every tree, each under its heading, then the trees cut at ``max_depth``, continued."""
     ids = _Ids()
     expanded: set[int] = set()

@@ -1,7 +1,9 @@
 """Declaring symbolic inputs and shared state: ``sg.matrix('x')``, ``sg.shared(W)``, ..."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -9,12 +11,23 @@ from .config import config
 from .errors import ShapeError
 from .graph.basic import SharedVariable, Variable
 from .graph.type import TensorType
-from .ops.basic import constant  # noqa: F401 - part of this module's public face
+from .ops.basic import constant
 
 __all__ = [
-    "tensor", "scalar", "vector", "matrix", "tensor3", "tensor4",
-    "iscalar", "ivector", "imatrix", "lscalar", "lvector", "lmatrix",
-    "shared", "constant",
+    "constant",
+    "imatrix",
+    "iscalar",
+    "ivector",
+    "lmatrix",
+    "lscalar",
+    "lvector",
+    "matrix",
+    "scalar",
+    "shared",
+    "tensor",
+    "tensor3",
+    "tensor4",
+    "vector",
 ]
 
 
@@ -53,7 +66,9 @@ lvector = _declarer(1, "int64", "A symbolic int64 vector.")
 lmatrix = _declarer(2, "int64", "A symbolic int64 matrix.")
 
 
-def shared(value: Any, name: str | None = None, borrow: bool = False, shape: Sequence[int | None] | None = None) -> SharedVariable:
+def shared(
+    value: Any, name: str | None = None, borrow: bool = False, shape: Sequence[int | None] | None = None
+) -> SharedVariable:
     """State that lives between calls (weights, learning rates, statistics).
 
     A Python float gives floatX, a Python int int64; an array keeps its dtype. The static shape is

@@ -10,6 +10,7 @@ inputs blue, shared variables green, constants grey, outputs red; random and pha
 operations (dropout) orange with a thick border; gradient operations lilac with a dashed border;
 updates of shared variables as dashed green arrows back to them.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -391,11 +392,16 @@ def _dot_node_attributes(data: dict, fontsize: float | None = None) -> str:
 
 
 def _dot_legend() -> list[str]:
-    lines = ['  subgraph cluster_legend {', '    label="legend"; fontsize=10; style=rounded; color="#ced4da";']
+    lines = ["  subgraph cluster_legend {", '    label="legend"; fontsize=10; style=rounded; color="#ced4da";']
     for colour, text in LEGEND:
         kind = "op" if colour in ("op", "gradient", "random") else colour
-        data = {"kind": kind, "label": text, "stochastic": colour == "random", "phase_dependent": False,
-                "gradient": colour == "gradient"}
+        data = {
+            "kind": kind,
+            "label": text,
+            "stochastic": colour == "random",
+            "phase_dependent": False,
+            "gradient": colour == "gradient",
+        }
         lines.append(f"    {quote('legend_' + colour)} [{_dot_node_attributes(data, fontsize=9)}];")
     # Updates as a word in their colour: a labelled edge inside the legend's row costs dot minutes
     # on large graphs.

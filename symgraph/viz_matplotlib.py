@@ -8,6 +8,7 @@ graphs are drawn smaller as a whole (a vector format stays readable when zoomed)
 
 Only ``matplotlib.figure.Figure`` is used, never ``pyplot``: no window, no global state.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -185,6 +186,7 @@ def _routes(flow: nx.DiGraph, placed: dict[str, Placed], waypoints: dict, x: dic
 def _ports(flow: nx.DiGraph, placed: dict[str, Placed], waypoints: dict, x: dict) -> tuple[dict, dict]:
     """Where each edge leaves its source and enters its target, spread along the box in the order
     of the other ends, so that the edges into one node do not cross."""
+
     def near_end(edge: tuple, at_source: bool) -> float:
         chain = waypoints.get(edge)
         if chain:
@@ -228,10 +230,14 @@ def _node_patches(graph: nx.DiGraph, placed: dict[str, Placed], scale: float) ->
         if shape == "ellipse":
             patches.append(Ellipse((box.x, box.y), box.width, box.height))
         else:
-            patches.append(FancyBboxPatch(
-                (box.x - box.width / 2, box.y - box.height / 2), box.width, box.height,
-                boxstyle=f"round,pad=0,rounding_size={min(5.0, box.height / 3)}",
-            ))
+            patches.append(
+                FancyBboxPatch(
+                    (box.x - box.width / 2, box.y - box.height / 2),
+                    box.width,
+                    box.height,
+                    boxstyle=f"round,pad=0,rounding_size={min(5.0, box.height / 3)}",
+                )
+            )
         fill, line = COLORS[colour]
         faces.append(fill)
         edges.append(line)
@@ -263,10 +269,19 @@ def _edges(graph: nx.DiGraph, placed: dict[str, Placed], routes: dict, scale: fl
             start, end = (a.x - a.width / 2, a.y), (b.x - b.width / 2, b.y)
             # A gentle arc whatever the distance, so that long updates stay on the page.
             bend = min(0.3, 40.0 / (float(np.hypot(end[0] - start[0], end[1] - start[1])) or 1.0))
-            axes.add_patch(FancyArrowPatch(
-                start, end, connectionstyle=f"arc3,rad={-bend}", arrowstyle="-|>", mutation_scale=8 * scale,
-                color=UPDATE_COLOR, linestyle=(0, (4, 3)), linewidth=1.0 * scale, zorder=1,
-            ))
+            axes.add_patch(
+                FancyArrowPatch(
+                    start,
+                    end,
+                    connectionstyle=f"arc3,rad={-bend}",
+                    arrowstyle="-|>",
+                    mutation_scale=8 * scale,
+                    color=UPDATE_COLOR,
+                    linestyle=(0, (4, 3)),
+                    linewidth=1.0 * scale,
+                    zorder=1,
+                )
+            )
 
 
 def _draw_panel(axes: Any, graph: nx.DiGraph, placed: dict[str, Placed], routes: dict, scale: float) -> None:
@@ -275,8 +290,17 @@ def _draw_panel(axes: Any, graph: nx.DiGraph, placed: dict[str, Placed], routes:
     for key, data in graph.nodes(data=True):
         box = placed[key]
         size = FONT * (0.85 if data["kind"] == "constant" else 1.0) * scale
-        axes.text(box.x, box.y, data["label"], ha="center", va="center", fontsize=size, linespacing=1.15, zorder=3,
-                  parse_math=False)  # a name is text, even with dollar signs in it
+        axes.text(
+            box.x,
+            box.y,
+            data["label"],
+            ha="center",
+            va="center",
+            fontsize=size,
+            linespacing=1.15,
+            zorder=3,
+            parse_math=False,
+        )  # a name is text, even with dollar signs in it
 
 
 def _legend(axes: Any, scale: float) -> float:
@@ -286,8 +310,14 @@ def _legend(axes: Any, scale: float) -> float:
     x = 0.0
     for colour, text in LEGEND:
         kind = "op" if colour in ("op", "gradient", "random") else colour
-        graph.add_node(colour, kind=kind, label=text, stochastic=colour == "random", phase_dependent=False,
-                       gradient=colour == "gradient")
+        graph.add_node(
+            colour,
+            kind=kind,
+            label=text,
+            stochastic=colour == "random",
+            phase_dependent=False,
+            gradient=colour == "gradient",
+        )
         width, height = node_size(graph.nodes[colour])
         placed[colour] = Placed(x + width / 2, 0.0, width, height)
         x += width + NODE_GAP
@@ -319,8 +349,15 @@ def draw(panels: Sequence[tuple[nx.DiGraph, str]], path: Path, legend: bool = Tr
         axes.set_xlim(left, right)
         axes.set_ylim(bottom, top + TITLE_BAND)
         _draw_panel(axes, graph, placed, routes, scale)
-        axes.text((left + right) / 2, top + TITLE_BAND / 2, title, ha="center", va="center", fontsize=13 * scale,
-                  parse_math=False)
+        axes.text(
+            (left + right) / 2,
+            top + TITLE_BAND / 2,
+            title,
+            ha="center",
+            va="center",
+            fontsize=13 * scale,
+            parse_math=False,
+        )
         left_edge += right - left + MARGIN
     if legend:
         axes = place(0.0, total_height - band, total_width, band)

@@ -1,6 +1,7 @@
 """sg.nn.batch_norm: values in both phases against numpy, the automatic running-statistic updates
 of the train phase (and none when predicting), gradients in both phases (through the batch
 statistics when training), gradients of gradients, and errors."""
+
 import numpy as np
 import pytest
 
@@ -69,8 +70,12 @@ def test_train_call_updates_running_statistics(shape, momentum):
     count = model.X.size // shape[1]
     batch_mean = model.X.mean(axis=axes)
     unbiased_var = model.X.var(axis=axes) * count / (count - 1)
-    np.testing.assert_allclose(model.running_mean.get_value(), (1 - momentum) * model.mean0 + momentum * batch_mean, rtol=1e-12)
-    np.testing.assert_allclose(model.running_var.get_value(), (1 - momentum) * model.var0 + momentum * unbiased_var, rtol=1e-12)
+    np.testing.assert_allclose(
+        model.running_mean.get_value(), (1 - momentum) * model.mean0 + momentum * batch_mean, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        model.running_var.get_value(), (1 - momentum) * model.var0 + momentum * unbiased_var, rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -78,7 +83,9 @@ def test_predict_phase_uses_running_statistics_and_updates_nothing(shape):
     model = Model(shape, seed=2)
     predict = model.function("predict")
     got = predict(model.X, model.gamma, model.beta)
-    np.testing.assert_allclose(got, numpy_batch_norm(model.X, model.gamma, model.beta, model.mean0, model.var0), rtol=1e-12)
+    np.testing.assert_allclose(
+        got, numpy_batch_norm(model.X, model.gamma, model.beta, model.mean0, model.var0), rtol=1e-12
+    )
     predict(model.X, model.gamma, model.beta)
     np.testing.assert_array_equal(model.running_mean.get_value(), model.mean0)
     np.testing.assert_array_equal(model.running_var.get_value(), model.var0)
@@ -92,7 +99,9 @@ def test_predict_after_training_uses_the_updated_statistics():
         train(model.X, model.gamma, model.beta)
     mean, var = model.running_mean.get_value(), model.running_var.get_value()
     np.testing.assert_allclose(
-        predict(model.X, model.gamma, model.beta), numpy_batch_norm(model.X, model.gamma, model.beta, mean, var), rtol=1e-12
+        predict(model.X, model.gamma, model.beta),
+        numpy_batch_norm(model.X, model.gamma, model.beta, mean, var),
+        rtol=1e-12,
     )
 
 
@@ -148,7 +157,9 @@ def test_train_gradient_flows_through_the_batch_statistics():
     predict_gx = sg.function([model.x, model.g, model.b], gx, phase="predict")(model.X, model.gamma, model.beta)
     train_gx = sg.function([model.x, model.g, model.b], gx, phase="train")(model.X, model.gamma, model.beta)
     np.testing.assert_allclose(train_gx, 0.0, atol=1e-12)
-    np.testing.assert_allclose(predict_gx, np.broadcast_to(model.gamma / np.sqrt(model.var0 + 1e-5), (10, 3)), rtol=1e-12)
+    np.testing.assert_allclose(
+        predict_gx, np.broadcast_to(model.gamma / np.sqrt(model.var0 + 1e-5), (10, 3)), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("phase", ["train", "predict"])
@@ -173,7 +184,9 @@ def test_gradient_graph_needs_a_phase_too():
 # --- errors ------------------------------------------------------------------------------------
 def test_compiling_without_phase_names_the_node():
     model = Model((4, 3), seed=12)
-    with pytest.raises(PhaseError, match=r"(?s)batch_norm, built at .*test_batchnorm.py.*phase='train'.*phase='predict'"):
+    with pytest.raises(
+        PhaseError, match=r"(?s)batch_norm, built at .*test_batchnorm.py.*phase='train'.*phase='predict'"
+    ):
         model.function(None)
 
 
@@ -201,4 +214,6 @@ def test_running_statistics_must_be_shared():
 
 def test_bad_momentum_is_refused():
     with pytest.raises(ValueError, match="momentum"):
-        sg.nn.batch_norm(sg.matrix("x"), np.ones(3), np.zeros(3), sg.shared(np.zeros(3)), sg.shared(np.ones(3)), momentum=2)
+        sg.nn.batch_norm(
+            sg.matrix("x"), np.ones(3), np.zeros(3), sg.shared(np.zeros(3)), sg.shared(np.ones(3)), momentum=2
+        )

@@ -2,6 +2,7 @@
 paddings (PyTorch's conventions: cross-correlation, 'same' placement for even kernels, dropped
 windows, -inf padding for max, padded cells counted by avg), gradients and gradients of gradients
 by finite differences, static shapes and errors."""
+
 import numpy as np
 import pytest
 

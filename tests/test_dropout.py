@@ -1,5 +1,6 @@
 """sg.nn.dropout: the mask's rate and values, both scales in both phases, the gradient through the
 very mask of the forward pass, noise shapes, symbolic keep probabilities, and argument errors."""
+
 import inspect
 import re
 import subprocess
@@ -28,7 +29,9 @@ def binomial_bound(p, n, sigmas=5.0):
 
 
 # --- the train phase ---------------------------------------------------------------------------
-@pytest.mark.parametrize(("arguments", "keep"), [({"keep_prob": 0.5}, 0.5), ({"keep_prob": 0.8}, 0.8), ({"rate": 0.7}, 0.3)])
+@pytest.mark.parametrize(
+    ("arguments", "keep"), [({"keep_prob": 0.5}, 0.5), ({"keep_prob": 0.8}, 0.8), ({"rate": 0.7}, 0.3)]
+)
 def test_mask_rate_within_binomial_bound(arguments, keep):
     x = sg.vector("x")
     f = sg.function([x], sg.nn.dropout(x, rng=sg.RandomStreams(1), **arguments), phase="train")
@@ -317,7 +320,9 @@ def test_shared_rate_schedule():
 
 
 @pytest.mark.parametrize("phase", ["train", "predict"])
-@pytest.mark.parametrize(("what", "bad"), [("keep_prob", 1.5), ("keep_prob", -0.1), ("rate", 2.0), ("keep_prob", np.nan)])
+@pytest.mark.parametrize(
+    ("what", "bad"), [("keep_prob", 1.5), ("keep_prob", -0.1), ("rate", 2.0), ("keep_prob", np.nan)]
+)
 def test_symbolic_probability_out_of_range_at_run_time_names_the_dropout(phase, what, bad):
     probability = sg.shared(0.5, name="p")
     x = sg.vector("x")
@@ -403,7 +408,10 @@ def test_tutorial_example_runs_and_its_formulations_agree():
     script = Path(__file__).resolve().parents[1] / "examples" / "dropout_tutorial.py"
     result = subprocess.run(
         [sys.executable, str(script), "--samples", "100", "--keep-prob", "0.8", "--seed", "1"],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     differences = re.findall(r"largest difference of the (?:first training outputs|predictions): +(\S+)", result.stdout)
     assert len(differences) == 2

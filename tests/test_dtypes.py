@@ -1,5 +1,6 @@
 """Dtype rules: numpy 2's promotion (weak Python scalars), floatX's two exceptions, and the
 dtype and static-shape errors raised while the graph is built."""
+
 from __future__ import annotations
 
 import itertools
@@ -150,7 +151,9 @@ def test_integer_tensor_with_python_float_gives_floatx(floatx, dtype):
 
 
 @pytest.mark.parametrize("floatx", ["float64", "float32"])
-@pytest.mark.parametrize("dtypes", [("int32", "int32"), ("int8", "int64"), ("uint8", "int16"), ("int64", None)], ids=str)
+@pytest.mark.parametrize(
+    "dtypes", [("int32", "int32"), ("int8", "int64"), ("uint8", "int16"), ("int64", None)], ids=str
+)
 def test_int_true_division_gives_floatx(floatx, dtypes):
     sg.config.floatX = floatx
     x = sg.vector("x", dtype=dtypes[0])
@@ -308,7 +311,13 @@ def test_reduction_dtypes_are_numpys(dtype):
 def test_unary_dtypes_are_numpys(dtype):
     value = np.ones(3, dtype=dtype)
     x = sg.vector("x", dtype=dtype)
-    for build, reference in [(sg.exp, np.exp), (sg.sqrt, np.sqrt), (sg.sign, np.sign), (sg.abs, np.abs), (sg.square, np.square)]:
+    for build, reference in [
+        (sg.exp, np.exp),
+        (sg.sqrt, np.sqrt),
+        (sg.sign, np.sign),
+        (sg.abs, np.abs),
+        (sg.square, np.square),
+    ]:
         if dtype == "bool" and reference in (np.sign,):
             continue
         expected = reference(value)

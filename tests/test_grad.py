@@ -1,6 +1,7 @@
 """``sg.grad`` and friends: accumulation, gradients as graphs, every option of ``grad``,
 ``verify_grad`` catching a wrong gradient, Jacobians and Hessians, ties at kinks, and the size of
 the backward pass (it reuses the forward pass and grows linearly)."""
+
 import inspect
 import math
 import sys

@@ -5,6 +5,7 @@ inputs unknown static shapes, so broadcasting over length-1 axes is exercised *u
 named ``declared`` reshape the inputs to static shapes first, so the same sums see lengths known at
 build time.
 """
+
 import numpy as np
 import pytest
 
@@ -96,7 +97,11 @@ def test_binary_elementwise_with_broadcasting(name, shapes):
 @pytest.mark.parametrize("name", list(BINARY))
 def test_binary_elementwise_with_declared_length_one_axes(name):
     fun, x_points, y_points = BINARY[name]
-    x, y = (distinct(3, 1), distinct(1, 4) + 0.1) if name in ("maximum", "minimum") else (x_points(3, 1), y_points(1, 4, seed=1))
+    x, y = (
+        (distinct(3, 1), distinct(1, 4) + 0.1)
+        if name in ("maximum", "minimum")
+        else (x_points(3, 1), y_points(1, 4, seed=1))
+    )
     check(lambda a, b: fun(a.reshape((3, 1)), b.reshape((1, 4))), x, y)
 
 
@@ -313,7 +318,9 @@ INDEXING = {
     "two_arrays": lambda x: x[np.array([0, 2, 2]), np.array([1, 3, 1])],
     "array_and_slice": lambda x: x[1:, np.array([[0, 3], [3, 3]])],
     "arange_index": lambda x: x[sg.arange(x.shape[0]), np.array([1, 0, 3])],
-    "boolean": lambda x: x[np.array([[True, False, True, False], [False, False, False, True], [True, True, False, False]])],
+    "boolean": lambda x: x[
+        np.array([[True, False, True, False], [False, False, False, True], [True, True, False, False]])
+    ],
     "boolean_rows": lambda x: x[np.array([True, False, True])],
     "comparison_mask": lambda x: x[x > 0.0],
 }

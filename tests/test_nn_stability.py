@@ -1,6 +1,7 @@
 """Numerical stability of the activations and losses: no NaN or Inf, in values or gradients, for
 logits of +-1e4 in float32 and float64, in every mode; the softmax cross-entropy's gradient is
 exactly softmax - onehot, with no division by a probability."""
+
 import numpy as np
 import pytest
 
@@ -66,7 +67,9 @@ def test_softmax_crossentropy_gradient_is_exactly_softmax_minus_onehot(dtype, mo
     z = sg.matrix("z", dtype=dtype)
     targets = sg.lvector("t")
     cost = sg.nn.categorical_crossentropy(sg.nn.softmax(z), targets).sum()
-    f = sg.function([z, targets], [sg.nn.categorical_crossentropy(sg.nn.softmax(z), targets), sg.grad(cost, z)], mode=mode)
+    f = sg.function(
+        [z, targets], [sg.nn.categorical_crossentropy(sg.nn.softmax(z), targets), sg.grad(cost, z)], mode=mode
+    )
     rows, gradient = f(extreme_logits(dtype), CLASSES)
     # softmax of these logits is exactly 0, 1 or 1/2 in floating point
     probabilities = np.array([[1, 0, 0], [0, 1, 0], [0.5, 0.5, 0], [0, 0, 1]], dtype=dtype)

@@ -4,6 +4,7 @@ Each case is compiled three ways: with every length unknown (so a length-1 axis 
 at run time), with every length declared, and in debug mode (which checks every intermediate's
 dtype and static shape against the values it really has).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -60,13 +61,17 @@ def check(
         np.testing.assert_array_equal(before, after)
 
 
-def data(rng: np.random.Generator, shape: Sequence[int], dtype: Any = "float64", low: float = -2.0, high: float = 2.0) -> np.ndarray:
+def data(
+    rng: np.random.Generator, shape: Sequence[int], dtype: Any = "float64", low: float = -2.0, high: float = 2.0
+) -> np.ndarray:
     """Random values of ``dtype`` in [low, high) (integers: small, non-zero when low > 0)."""
     dtype = np.dtype(dtype)
     if dtype.kind == "b":
         return rng.random(shape) < 0.5
     if dtype.kind in "iu":
-        return rng.integers(max(int(low), 0) if dtype.kind == "u" else int(low), int(high) + 1, size=shape).astype(dtype)
+        return rng.integers(max(int(low), 0) if dtype.kind == "u" else int(low), int(high) + 1, size=shape).astype(
+            dtype
+        )
     return rng.uniform(low, high, size=shape).astype(dtype)
 
 
@@ -229,13 +234,16 @@ def test_integer_reflected(rng):
     check(lambda v: 10 - v, lambda v: 10 - v, x)
 
 
-@pytest.mark.parametrize("name, function, reference", [
-    ("and", sg.and_, np.bitwise_and),
-    ("or", sg.or_, np.bitwise_or),
-    ("and_op", lambda x, y: x & y, np.bitwise_and),
-    ("or_op", lambda x, y: x | y, np.bitwise_or),
-    ("xor_op", lambda x, y: x ^ y, np.bitwise_xor),
-])
+@pytest.mark.parametrize(
+    "name, function, reference",
+    [
+        ("and", sg.and_, np.bitwise_and),
+        ("or", sg.or_, np.bitwise_or),
+        ("and_op", lambda x, y: x & y, np.bitwise_and),
+        ("or_op", lambda x, y: x | y, np.bitwise_or),
+        ("xor_op", lambda x, y: x ^ y, np.bitwise_xor),
+    ],
+)
 @pytest.mark.parametrize("dtype", ["bool", "int32"])
 def test_logical(rng, name, function, reference, dtype):
     x, y = data(rng, (3, 4), dtype, -4, 4), data(rng, (4,), dtype, -4, 4)
@@ -250,13 +258,17 @@ def test_comparison_of_masks_with_and(rng):
 # --- elementwise: three operands --------------------------------------------------------------
 @pytest.mark.parametrize("declaration", DECLARATIONS)
 @pytest.mark.parametrize("where", [sg.where, sg.switch])
-@pytest.mark.parametrize("shapes", [((3, 4), (3, 4), (3, 4)), ((3, 1), (4,), ()), ((1,), (2, 1), (3,)), ((0, 2), (2,), (1, 2))], ids=str)
+@pytest.mark.parametrize(
+    "shapes", [((3, 4), (3, 4), (3, 4)), ((3, 1), (4,), ()), ((1,), (2, 1), (3,)), ((0, 2), (2,), (1, 2))], ids=str
+)
 def test_where(rng, where, shapes, declaration):
     c, a, b = data(rng, shapes[0], bool), data(rng, shapes[1]), data(rng, shapes[2])
     check(where, np.where, c, a, b, declaration=declaration)
 
 
-@pytest.mark.parametrize("dtypes", [("float32", "float32"), ("float32", "float64"), ("int32", "float32"), ("int64", "int64")], ids=str)
+@pytest.mark.parametrize(
+    "dtypes", [("float32", "float32"), ("float32", "float64"), ("int32", "float32"), ("int64", "int64")], ids=str
+)
 def test_where_dtypes(rng, dtypes):
     c, a, b = data(rng, (4,), bool), data(rng, (4,), dtypes[0]), data(rng, (4,), dtypes[1])
     check(sg.where, np.where, c, a, b)
@@ -296,8 +308,17 @@ AXES = [None, 0, 1, -1, -2, (0, 2), (-1, 0), (0, 1, 2), ()]
 def test_reductions(rng, name, axis, keepdims):
     x = data(rng, (2, 3, 4))
     reference = getattr(np, name)
-    check(lambda v: getattr(sg, name)(v, axis=axis, keepdims=keepdims), lambda v: reference(v, axis=axis, keepdims=keepdims), x)
-    check(lambda v: getattr(v, name)(axis=axis, keepdims=keepdims), lambda v: reference(v, axis=axis, keepdims=keepdims), x, declaration="static")
+    check(
+        lambda v: getattr(sg, name)(v, axis=axis, keepdims=keepdims),
+        lambda v: reference(v, axis=axis, keepdims=keepdims),
+        x,
+    )
+    check(
+        lambda v: getattr(v, name)(axis=axis, keepdims=keepdims),
+        lambda v: reference(v, axis=axis, keepdims=keepdims),
+        x,
+        declaration="static",
+    )
 
 
 @pytest.mark.parametrize("name", REDUCTIONS)
@@ -314,11 +335,23 @@ def test_reduction_dtypes(rng, name, dtype):
 def test_reductions_size_zero_and_one(rng, name, declaration):
     reference = getattr(np, name)
     # an empty axis that is kept; sum and prod may also reduce an empty axis
-    check(lambda v: getattr(v, name)(axis=1), lambda v: reference(v, axis=1), data(rng, (0, 3)), declaration=declaration)
+    check(
+        lambda v: getattr(v, name)(axis=1), lambda v: reference(v, axis=1), data(rng, (0, 3)), declaration=declaration
+    )
     if name in ("sum", "prod"):
-        check(lambda v: getattr(v, name)(axis=0), lambda v: reference(v, axis=0), data(rng, (0, 3)), declaration=declaration)
+        check(
+            lambda v: getattr(v, name)(axis=0),
+            lambda v: reference(v, axis=0),
+            data(rng, (0, 3)),
+            declaration=declaration,
+        )
         check(lambda v: getattr(v, name)(), lambda v: reference(v), data(rng, (2, 0)), declaration=declaration)
-    check(lambda v: getattr(v, name)(axis=0, keepdims=True), lambda v: reference(v, axis=0, keepdims=True), data(rng, (1, 3)), declaration=declaration)
+    check(
+        lambda v: getattr(v, name)(axis=0, keepdims=True),
+        lambda v: reference(v, axis=0, keepdims=True),
+        data(rng, (1, 3)),
+        declaration=declaration,
+    )
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
@@ -329,8 +362,17 @@ def test_arg_reductions(rng, name, axis, keepdims):
     x[0, 0, :2] = x.max() + 1  # a tie: numpy takes the first
     x[1, 2, 1:3] = x.min() - 1
     reference = getattr(np, name)
-    check(lambda v: getattr(sg, name)(v, axis=axis, keepdims=keepdims), lambda v: reference(v, axis=axis, keepdims=keepdims), x)
-    check(lambda v: getattr(v, name)(axis=axis, keepdims=keepdims), lambda v: reference(v, axis=axis, keepdims=keepdims), x, declaration="debug")
+    check(
+        lambda v: getattr(sg, name)(v, axis=axis, keepdims=keepdims),
+        lambda v: reference(v, axis=axis, keepdims=keepdims),
+        x,
+    )
+    check(
+        lambda v: getattr(v, name)(axis=axis, keepdims=keepdims),
+        lambda v: reference(v, axis=axis, keepdims=keepdims),
+        x,
+        declaration="debug",
+    )
 
 
 def test_arg_reductions_of_integers(rng):
@@ -374,8 +416,16 @@ def test_products(rng, name, shapes, declaration):
 @pytest.mark.parametrize("declaration", DECLARATIONS)
 @pytest.mark.parametrize(
     "shapes",
-    [((2, 3, 4), (2, 4, 5)), ((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)), ((1, 3, 4), (2, 4, 5)),
-     ((4,), (2, 4, 5)), ((2, 3, 4), (4,)), ((2, 1, 3, 4), (5, 4, 2)), ((0, 3, 4), (4, 2))],
+    [
+        ((2, 3, 4), (2, 4, 5)),
+        ((2, 3, 4), (4, 5)),
+        ((3, 4), (2, 4, 5)),
+        ((1, 3, 4), (2, 4, 5)),
+        ((4,), (2, 4, 5)),
+        ((2, 3, 4), (4,)),
+        ((2, 1, 3, 4), (5, 4, 2)),
+        ((0, 3, 4), (4, 2)),
+    ],
     ids=str,
 )
 def test_matmul_batched(rng, shapes, declaration):
@@ -384,13 +434,27 @@ def test_matmul_batched(rng, shapes, declaration):
     check(sg.matmul, np.matmul, x, y, declaration=declaration)
 
 
-@pytest.mark.parametrize("shapes", [((), (3, 4)), ((2, 3), ()), ((2, 3, 4), (4, 5)), ((2, 3, 4), (5, 4, 2)), ((4,), (2, 4, 5)), ((2, 3, 4), (4,)), ((3,), ())], ids=str)
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        ((), (3, 4)),
+        ((2, 3), ()),
+        ((2, 3, 4), (4, 5)),
+        ((2, 3, 4), (5, 4, 2)),
+        ((4,), (2, 4, 5)),
+        ((2, 3, 4), (4,)),
+        ((3,), ()),
+    ],
+    ids=str,
+)
 def test_dot_beyond_matrices(rng, shapes):
     x, y = data(rng, shapes[0]), data(rng, shapes[1])
     check(sg.dot, np.dot, x, y)
 
 
-@pytest.mark.parametrize("dtypes", [("int32", "int32"), ("float32", "float32"), ("float32", "float64"), ("int64", "float32")], ids=str)
+@pytest.mark.parametrize(
+    "dtypes", [("int32", "int32"), ("float32", "float32"), ("float32", "float64"), ("int64", "float32")], ids=str
+)
 def test_product_dtypes(rng, dtypes):
     x, y = data(rng, (2, 3), dtypes[0]), data(rng, (3, 4), dtypes[1])
     check(sg.dot, np.dot, x, y)
@@ -419,19 +483,36 @@ def test_outer(rng, shapes):
 def test_tensordot(rng, shapes, axes):
     x, y = data(rng, shapes[0]), data(rng, shapes[1])
     check(lambda a, b: sg.tensordot(a, b, axes=axes), lambda a, b: np.tensordot(a, b, axes=axes), x, y)
-    check(lambda a, b: sg.tensordot(a, b, axes=axes), lambda a, b: np.tensordot(a, b, axes=axes), x, y, declaration="debug")
+    check(
+        lambda a, b: sg.tensordot(a, b, axes=axes),
+        lambda a, b: np.tensordot(a, b, axes=axes),
+        x,
+        y,
+        declaration="debug",
+    )
 
 
 # --- joining ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("declaration", DECLARATIONS)
 @pytest.mark.parametrize(
     "shapes, axis",
-    [(((2, 3), (4, 3)), 0), (((2, 3), (2, 1), (2, 0)), 1), (((2, 3), (2, 5)), -1), (((0, 3), (2, 3)), 0), (((2, 3, 4), (2, 3, 1)), -1)],
+    [
+        (((2, 3), (4, 3)), 0),
+        (((2, 3), (2, 1), (2, 0)), 1),
+        (((2, 3), (2, 5)), -1),
+        (((0, 3), (2, 3)), 0),
+        (((2, 3, 4), (2, 3, 1)), -1),
+    ],
     ids=str,
 )
 def test_concatenate(rng, shapes, axis, declaration):
     arrays = [data(rng, shape) for shape in shapes]
-    check(lambda *vs: sg.concatenate(list(vs), axis=axis), lambda *vs: np.concatenate(vs, axis=axis), *arrays, declaration=declaration)
+    check(
+        lambda *vs: sg.concatenate(list(vs), axis=axis),
+        lambda *vs: np.concatenate(vs, axis=axis),
+        *arrays,
+        declaration=declaration,
+    )
 
 
 def test_concatenate_dtypes(rng):
@@ -444,7 +525,9 @@ def test_concatenate_dtypes(rng):
 @pytest.mark.parametrize("shape", [(2, 3), (0, 3), (1, 1)], ids=str)
 def test_stack(rng, shape, axis, declaration):
     arrays = [data(rng, shape) for _ in range(3)]
-    check(lambda *vs: sg.stack(list(vs), axis=axis), lambda *vs: np.stack(vs, axis=axis), *arrays, declaration=declaration)
+    check(
+        lambda *vs: sg.stack(list(vs), axis=axis), lambda *vs: np.stack(vs, axis=axis), *arrays, declaration=declaration
+    )
 
 
 def test_stack_scalars(rng):
@@ -460,8 +543,17 @@ def test_concatenate_static_mismatch():
 @pytest.mark.parametrize("declaration", DECLARATIONS)
 @pytest.mark.parametrize(
     "shape, target",
-    [((2, 3, 4), (6, 4)), ((2, 3, 4), (-1,)), ((2, 3, 4), (4, -1)), ((2, 3, 4), (2, -1, 2)), ((6,), (1, 6, 1)),
-     ((0, 3), (3, 0)), ((0, 3), (-1, 3)), ((1,), ()), ((), (1, 1))],
+    [
+        ((2, 3, 4), (6, 4)),
+        ((2, 3, 4), (-1,)),
+        ((2, 3, 4), (4, -1)),
+        ((2, 3, 4), (2, -1, 2)),
+        ((6,), (1, 6, 1)),
+        ((0, 3), (3, 0)),
+        ((0, 3), (-1, 3)),
+        ((1,), ()),
+        ((), (1, 1)),
+    ],
     ids=str,
 )
 def test_reshape(rng, shape, target, declaration):
@@ -588,7 +680,12 @@ def test_zeros_and_ones_like(rng, shape, dtype, declaration):
     x = data(rng, shape, dtype)
     check(sg.zeros_like, np.zeros_like, x, declaration=declaration)
     check(sg.ones_like, np.ones_like, x, declaration=declaration)
-    check(lambda v: sg.zeros_like(v, dtype="float64"), lambda v: np.zeros_like(v, dtype="float64"), x, declaration=declaration)
+    check(
+        lambda v: sg.zeros_like(v, dtype="float64"),
+        lambda v: np.zeros_like(v, dtype="float64"),
+        x,
+        declaration=declaration,
+    )
 
 
 @pytest.mark.parametrize("dtype", [None, "float32", "int64", "bool"])
@@ -617,7 +714,15 @@ def test_zeros_of_symbolic_shape(rng):
 
 
 # --- casting ----------------------------------------------------------------------------------
-CASTS = [("float64", "float32"), ("float32", "int32"), ("int32", "float64"), ("float64", "bool"), ("bool", "int8"), ("int64", "uint8"), ("float32", "float32")]
+CASTS = [
+    ("float64", "float32"),
+    ("float32", "int32"),
+    ("int32", "float64"),
+    ("float64", "bool"),
+    ("bool", "int8"),
+    ("int64", "uint8"),
+    ("float32", "float32"),
+]
 
 
 @pytest.mark.parametrize("declaration", DECLARATIONS)
@@ -678,7 +783,11 @@ def test_indexing_constant_index(rng, index, declaration):
 
 
 @pytest.mark.parametrize("declaration", DECLARATIONS)
-@pytest.mark.parametrize("index", [np.array([1, 3]), np.array([[0, 1], [2, 0]]), np.array([], dtype=np.int32), np.array([2, 2, 2], dtype=np.int32)], ids=repr)
+@pytest.mark.parametrize(
+    "index",
+    [np.array([1, 3]), np.array([[0, 1], [2, 0]]), np.array([], dtype=np.int32), np.array([2, 2, 2], dtype=np.int32)],
+    ids=repr,
+)
 def test_indexing_with_integer_tensor(rng, index, declaration):
     x = data(rng, (4, 5))
     check(lambda v, i: v[i], lambda v, i: v[i], x, index, declaration=declaration)
@@ -697,7 +806,18 @@ def test_indexing_with_symbolic_scalars_and_slice_bounds(rng, declaration):
     for i_value, j_value in [(1, 4), (0, 6), (2, 2), (5, 3), (3, 8)]:
         results = f(x, i_value, j_value)
         i_, j_ = i_value, j_value
-        expected = [x[i_], x[i_:j_], x[i_:], x[:j_], x[i_:j_:2], x[j_:i_:-1], x[:, i_], x[i_, j_ - 3], x[i_ * 2 : i_ * 2 + 2], x[-j_:]]
+        expected = [
+            x[i_],
+            x[i_:j_],
+            x[i_:],
+            x[:j_],
+            x[i_:j_:2],
+            x[j_:i_:-1],
+            x[:, i_],
+            x[i_, j_ - 3],
+            x[i_ * 2 : i_ * 2 + 2],
+            x[-j_:],
+        ]
         for result, reference, output in zip(results, expected, outputs):
             assert_matches(result, reference, output)
 
@@ -737,7 +857,7 @@ def test_indexing_refuses_float_indices():
     with pytest.raises(TypeError, match="integer"):
         x[sg.vector()]
     with pytest.raises(TypeError, match="integer"):
-        x[sg.scalar():]
+        x[sg.scalar() :]
 
 
 # --- set_subtensor / inc_subtensor ------------------------------------------------------------
@@ -775,8 +895,12 @@ SUBTENSOR_CASES = [
 @pytest.mark.parametrize("index, y_shape", SUBTENSOR_CASES, ids=repr)
 def test_set_and_inc_subtensor(rng, index, y_shape, declaration):
     x, y = data(rng, (4, 5)), data(rng, y_shape)
-    check(lambda a, b: sg.set_subtensor(a[index], b), lambda a, b: numpy_set(a, index, b), x, y, declaration=declaration)
-    check(lambda a, b: sg.inc_subtensor(a[index], b), lambda a, b: numpy_inc(a, index, b), x, y, declaration=declaration)
+    check(
+        lambda a, b: sg.set_subtensor(a[index], b), lambda a, b: numpy_set(a, index, b), x, y, declaration=declaration
+    )
+    check(
+        lambda a, b: sg.inc_subtensor(a[index], b), lambda a, b: numpy_inc(a, index, b), x, y, declaration=declaration
+    )
 
 
 @pytest.mark.parametrize("declaration", DECLARATIONS)
@@ -785,14 +909,23 @@ def test_inc_subtensor_symbolic_repeated_indices_add_up(rng, declaration):
     index = np.array([1, 1, 4, 1, 0], dtype=np.int64)
     y = data(rng, (5, 3))
     check(lambda a, i, b: sg.inc_subtensor(a[i], b), numpy_inc, x, index, y, declaration=declaration)
-    check(lambda a, i, b: sg.set_subtensor(a[i], b), lambda a, i, b: numpy_set(a, i, b), x, index, y, declaration=declaration)
-    check(lambda a, i: sg.inc_subtensor(a[i], 1.0), lambda a, i: numpy_inc(a, i, 1.0), x, index, declaration=declaration)
+    check(
+        lambda a, i, b: sg.set_subtensor(a[i], b),
+        lambda a, i, b: numpy_set(a, i, b),
+        x,
+        index,
+        y,
+        declaration=declaration,
+    )
+    check(
+        lambda a, i: sg.inc_subtensor(a[i], 1.0), lambda a, i: numpy_inc(a, i, 1.0), x, index, declaration=declaration
+    )
 
 
 def test_subtensor_with_symbolic_bounds_and_python_values(rng):
     x = data(rng, (6, 3))
     v, i = sg.matrix("v"), sg.iscalar("i")
-    f = sg.function([v, i], [sg.set_subtensor(v[i:i + 2], 0.0), sg.inc_subtensor(v[i, 1:], 2)])
+    f = sg.function([v, i], [sg.set_subtensor(v[i : i + 2], 0.0), sg.inc_subtensor(v[i, 1:], 2)])
     for i_value in (0, 3, 5):
         out_set, out_inc = f(x, i_value)
         np.testing.assert_array_equal(out_set, numpy_set(x, slice(i_value, i_value + 2), 0.0))
@@ -827,14 +960,24 @@ def test_set_subtensor_casts_and_checks_the_value(rng):
 CHAINS = [
     (lambda a, b, c: (a * 2 + b) * c - a, lambda a, b, c: (a * 2 + b) * c - a),
     (lambda a, b, c: sg.exp(a) + sg.exp(b) + sg.exp(c), lambda a, b, c: np.exp(a) + np.exp(b) + np.exp(c)),
-    (lambda a, b, c: sg.tanh(a - b) * (c + 1) / (sg.abs(a) + 1), lambda a, b, c: np.tanh(a - b) * (c + 1) / (np.abs(a) + 1)),
-    (lambda a, b, c: ((a + b).sum(axis=0) + c.sum(axis=0)) ** 2, lambda a, b, c: ((a + b).sum(axis=0) + c.sum(axis=0)) ** 2),
+    (
+        lambda a, b, c: sg.tanh(a - b) * (c + 1) / (sg.abs(a) + 1),
+        lambda a, b, c: np.tanh(a - b) * (c + 1) / (np.abs(a) + 1),
+    ),
+    (
+        lambda a, b, c: ((a + b).sum(axis=0) + c.sum(axis=0)) ** 2,
+        lambda a, b, c: ((a + b).sum(axis=0) + c.sum(axis=0)) ** 2,
+    ),
     (lambda a, b, c: sg.where(a > b, a * c, b - c) + a.T.T, lambda a, b, c: np.where(a > b, a * c, b - c) + a),
 ]
 
 
 @pytest.mark.parametrize("mode", ["fast_run", "fast_compile", "debug"])
-@pytest.mark.parametrize("shapes", [((3, 4), (3, 4), (3, 4)), ((3, 1), (1, 4), (3, 4)), ((1, 4), (3, 1), (1, 1)), ((3, 4), (1, 1), (4,))], ids=str)
+@pytest.mark.parametrize(
+    "shapes",
+    [((3, 4), (3, 4), (3, 4)), ((3, 1), (1, 4), (3, 4)), ((1, 4), (3, 1), (1, 1)), ((3, 4), (1, 1), (4,))],
+    ids=str,
+)
 @pytest.mark.parametrize("chain", range(len(CHAINS)))
 def test_elementwise_chains(rng, chain, shapes, mode):
     build, reference = CHAINS[chain]
@@ -859,8 +1002,18 @@ def test_assignments_into_views_of_inputs_leave_the_inputs_alone(rng, declaratio
     x = data(rng, (3, 4))
     index = np.array([0, 5, 5, 11])
     check(lambda v: sg.set_subtensor(v.T[0], 0.0), lambda v: numpy_set(v.T, 0, 0.0), x, declaration=declaration)
-    check(lambda v: sg.inc_subtensor(v.reshape((-1,))[index], 1.0), lambda v: numpy_inc(v.reshape(-1), index, 1.0), x, declaration=declaration)
-    check(lambda v: sg.set_subtensor(v[1:][:, 2], v[0, :2].sum()), lambda v: numpy_set(v[1:], (slice(None), 2), v[0, :2].sum()), x, declaration=declaration)
+    check(
+        lambda v: sg.inc_subtensor(v.reshape((-1,))[index], 1.0),
+        lambda v: numpy_inc(v.reshape(-1), index, 1.0),
+        x,
+        declaration=declaration,
+    )
+    check(
+        lambda v: sg.set_subtensor(v[1:][:, 2], v[0, :2].sum()),
+        lambda v: numpy_set(v[1:], (slice(None), 2), v[0, :2].sum()),
+        x,
+        declaration=declaration,
+    )
 
 
 @pytest.mark.parametrize("declaration", DECLARATIONS)
@@ -874,6 +1027,8 @@ def test_assignments_into_equal_fresh_arrays_do_not_share_them(rng, declaration)
         return sg.stack([first, second, sg.zeros_like(v)])
 
     def reference(v):
-        return np.stack([numpy_set(np.zeros_like(v), 0, 1.0), numpy_inc(np.zeros_like(v), slice(1, None), v[1:]), np.zeros_like(v)])
+        return np.stack(
+            [numpy_set(np.zeros_like(v), 0, 1.0), numpy_inc(np.zeros_like(v), slice(1, None), v[1:]), np.zeros_like(v)]
+        )
 
     check(build, reference, x, declaration=declaration)

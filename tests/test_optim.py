@@ -1,6 +1,7 @@
 """sg.optim: the first and second steps of sgd, momentum (plain and Nesterov) and adam against their
 formulas (PyTorch's forms), learning rates as shared variables, the state's dtype and shape, and a
 logistic regression trained to high accuracy by each optimizer."""
+
 import numpy as np
 import pytest
 
@@ -78,8 +79,11 @@ def check_steps(problem, updates, reference, steps=(1, 2, 3)):
 def test_sgd_steps():
     problem = Quadratic()
     initial = [problem.W0, problem.b0]
-    check_steps(problem, sg.optim.sgd(problem.cost, [problem.W, problem.b], lr=0.1),
-                lambda n: sgd_reference(initial, problem.gradients, 0.1, n))
+    check_steps(
+        problem,
+        sg.optim.sgd(problem.cost, [problem.W, problem.b], lr=0.1),
+        lambda n: sgd_reference(initial, problem.gradients, 0.1, n),
+    )
 
 
 @pytest.mark.parametrize("nesterov", [False, True])

@@ -1,5 +1,6 @@
 """Train and predict phases: specialization at compile time, the error for a missing phase, the
 user's updates in both phases, and clashes between automatic and user updates."""
+
 import inspect
 
 import numpy as np
@@ -93,7 +94,7 @@ def test_specialize_phase_is_a_pure_graph_function():
     assert automatic == []  # the random state's update comes from state_updates
     stochastic = [node for node in _nodes(trained) if node.op.stochastic]
     assert len(stochastic) == 1 and not stochastic[0].op.phase_dependent
-    (shared, _, node), = state_updates(_nodes(trained))
+    ((shared, _, node),) = state_updates(_nodes(trained))
     assert node is stochastic[0] and shared is node.inputs[0]
     # the original graph is left as it was
     assert any(node.op.phase_dependent for node in _nodes(y))
@@ -175,7 +176,7 @@ def test_givens_with_dropout_in_train_phase():
     i = sg.lscalar("i")
     x = sg.matrix("x")
     y = sg.nn.dropout(x, keep_prob=0.5, scale="classic")
-    f = sg.function([i], y, givens={x: data[i * 5:(i + 1) * 5]}, phase="train")
+    f = sg.function([i], y, givens={x: data[i * 5 : (i + 1) * 5]}, phase="train")
     out = f(1)
     kept = out != 0
     np.testing.assert_array_equal(out[kept], data.get_value()[5:10][kept])

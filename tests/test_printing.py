@@ -1,4 +1,5 @@
 """sg.debugprint: the text tree of variables and compiled functions."""
+
 import io
 import re
 import sys
@@ -72,7 +73,7 @@ def test_gradient_nodes_are_marked_and_forward_nodes_are_not():
     first_tree = lines[: next(i for i, line in enumerate(lines) if i > 0 and not line.startswith(("|", "`", " ")))]
     assert first_tree and not any("[grad]" in line for line in first_tree)
     assert "[grad]" in lines[len(first_tree)]  # the gradient's own top node
-    assert any("tanh" in line and "(shown above)" in line for line in lines[len(first_tree):])
+    assert any("tanh" in line and "(shown above)" in line for line in lines[len(first_tree) :])
 
 
 def test_dropout_marked_random_and_phase_dependent():

@@ -1,5 +1,6 @@
 """Random streams: sizes, distributions, state that advances by itself, seeding, sharing, and
 state left alone by failing calls and by ``.eval()``."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """sg.to_networkx, sg.to_dot and sg.plot: the graph model, its DOT text, and the pictures."""
+
 import re
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -45,8 +46,11 @@ def mlp_functions():
 
 
 def ops(graph, **attributes):
-    return [key for key, data in graph.nodes(data=True)
-            if data["kind"] == "op" and all(data[name] == value for name, value in attributes.items())]
+    return [
+        key
+        for key, data in graph.nodes(data=True)
+        if data["kind"] == "op" and all(data[name] == value for name, value in attributes.items())
+    ]
 
 
 def flow(graph):
@@ -187,8 +191,8 @@ def test_dot_has_a_line_for_every_node_and_edge():
     nodes, edges = dot_statements(text)
     assert set(nodes) == {f"g0_{key}" for key in g.nodes}
     assert {(a, b) for a, b, _ in edges} == {(f"g0_{u}", f"g0_{v}") for u, v in g.edges}
-    assert 'shape=box' in nodes[f"g0_{ops(g, op='exp')[0]}"]
-    assert 'shape=ellipse' in nodes[f"g0_{variable_key(g, 'x')}"]
+    assert "shape=box" in nodes[f"g0_{ops(g, op='exp')[0]}"]
+    assert "shape=ellipse" in nodes[f"g0_{variable_key(g, 'x')}"]
 
 
 def test_dot_by_default_draws_unnamed_intermediates_inside_their_op():
@@ -202,7 +206,7 @@ def test_dot_by_default_draws_unnamed_intermediates_inside_their_op():
 def unescape(text):
     """A quoted DOT string's value."""
     assert text[0] == text[-1] == '"'
-    return re.sub(r'\\(.)', lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), text[1:-1])
+    return re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), text[1:-1])
 
 
 def test_dot_parses_back_with_pydot_and_escapes_labels():

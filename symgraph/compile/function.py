@@ -5,11 +5,13 @@ phase-dependent nodes (adding their automatic updates); add the updates that adv
 state; check inputs, outputs and updates; run the mode's rewrites; plan memory; generate the
 program.
 """
+
 from __future__ import annotations
 
 import contextlib
 import gc
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from ..errors import MissingInputError, PhaseError, UnusedInputError, UpdateError
 from ..graph.basic import Constant, SharedVariable, Variable
@@ -97,8 +99,17 @@ def function(
     """
     with _garbage_collection_paused():
         return _compile(
-            inputs, outputs, updates, givens, phase, mode, name, on_unused_input, allow_input_downcast,
-            apply_updates, user_source(),
+            inputs,
+            outputs,
+            updates,
+            givens,
+            phase,
+            mode,
+            name,
+            on_unused_input,
+            allow_input_downcast,
+            apply_updates,
+            user_source(),
         )
 
 
@@ -117,8 +128,17 @@ def _garbage_collection_paused() -> Iterator[None]:
 
 
 def _compile(
-    inputs, outputs, updates, givens, phase, mode, name, on_unused_input, allow_input_downcast,
-    apply_updates, call_site,
+    inputs,
+    outputs,
+    updates,
+    givens,
+    phase,
+    mode,
+    name,
+    on_unused_input,
+    allow_input_downcast,
+    apply_updates,
+    call_site,
 ) -> Function:
     mode = get_mode(mode)
     if phase not in PHASES and phase is not None:
@@ -206,7 +226,7 @@ def _as_output(output: Any, position: int) -> Variable:
         return output
     try:
         return as_tensor(output)
-    except Exception:  # noqa: BLE001
+    except Exception:
         raise TypeError(f"output {position} of sg.function is {output!r}, not a variable") from None
 
 
@@ -237,9 +257,14 @@ def _normalize_updates(updates: Any, call_site: Source | None) -> list[tuple[Sha
 def _check_update_type(shared: SharedVariable, value: Variable) -> None:
     if not isinstance(shared.type, TensorType):
         if shared.type != value.type:
-            raise UpdateError(f"update of {shared.label()} by {value.label()}: types {shared.type} and {value.type} differ")
+            raise UpdateError(
+                f"update of {shared.label()} by {value.label()}: types {shared.type} and {value.type} differ"
+            )
         return
-    pair = f"the update of shared variable {shared.label()} ({shared.type.describe()}) by {value.label()} ({value.type.describe()})"
+    pair = (
+        f"the update of shared variable {shared.label()} ({shared.type.describe()}) "
+        f"by {value.label()} ({value.type.describe()})"
+    )
     if not isinstance(value.type, TensorType) or value.ndim != shared.ndim:
         raise UpdateError(f"{pair}: the number of dimensions differs")
     same = value.type.numpy_dtype == shared.type.numpy_dtype
@@ -279,7 +304,9 @@ def _check_clashes(user_updates: list, automatic: list, call_site: Source | None
             )
 
 
-def _check_inputs_needed(inputs: list[Variable], computed: list[Variable], nodes: list, on_unused: str, name: str) -> None:
+def _check_inputs_needed(
+    inputs: list[Variable], computed: list[Variable], nodes: list, on_unused: str, name: str
+) -> None:
     given = {id(variable) for variable in inputs}
     needed: dict[int, Variable] = {}
     users: dict[int, Any] = {}

@@ -22,13 +22,15 @@ For ``y = exp(x) + 1`` on a vector ``x`` the source reads::
             fail(error, line_table)
         return o7
 """
+
 from __future__ import annotations
 
 import itertools
 import linecache
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +149,7 @@ def link(
     source = "\n".join(lines) + "\n"
     writer.namespace["line_table"] = line_table
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), writer.namespace)  # noqa: S102 - generated identifiers only
+    exec(compile(source, filename, "exec"), writer.namespace)
     return Program(writer.namespace["program"], source, filename, line_table)
 
 

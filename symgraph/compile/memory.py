@@ -12,11 +12,12 @@ it can drop them. Decided once, at compile time, from the schedule.
 - *Copies.* An output that may alias an input, a shared value, a constant, a read-only view or
   another output is copied, so that the arrays returned are the caller's to keep.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ..graph.basic import Apply, SharedVariable, Variable
 from ..graph.type import TensorType, fits_into
@@ -71,9 +72,7 @@ def plan_memory(
     kept = {id(variable) for variable in outputs} | {id(value) for _, value in updates}
 
     commits = _shared_commits(nodes, outputs, updates, root) if inplace else {}
-    order = [node for node in nodes if id(node) not in commits] + [
-        node for node in nodes if id(node) in commits
-    ]
+    order = [node for node in nodes if id(node) not in commits] + [node for node in nodes if id(node) in commits]
     commit_start = len(order) - len(commits)
 
     last_use: dict[Variable, float] = {}
@@ -107,12 +106,7 @@ def plan_memory(
     update_roots = {id(root(value)) for _, value in updates}
     for index, output in enumerate(outputs):
         owner = root(output)
-        if (
-            owner.owner is None
-            or id(owner) in claimed
-            or id(owner) in update_roots
-            or id(output) in read_only
-        ):
+        if owner.owner is None or id(owner) in claimed or id(owner) in update_roots or id(output) in read_only:
             copied_outputs.add(index)
         claimed.add(id(owner))
     copied_updates: set[int] = set()
@@ -153,9 +147,7 @@ def _shape_guards(node: Apply, position: int) -> list[tuple[int, int]] | None:
 
 def _choose_inplace(node: Apply, position: int, root, group_end: dict, read_only: set[int]) -> InPlace | None:
     op = node.op
-    candidates = (
-        range(len(node.inputs)) if op.accepts_out else getattr(op, "destroyable_inputs", ())
-    )
+    candidates = range(len(node.inputs)) if op.accepts_out else getattr(op, "destroyable_inputs", ())
     if not candidates or len(node.outputs) != 1:
         return None
     result = node.outputs[0]
@@ -207,8 +199,7 @@ def _shared_commits(nodes, outputs, updates, root) -> dict[int, InPlace]:
         node = value.owner
         if node is not None and id(node) in commits:
             reads_other = any(
-                id(root(variable)) in targets and root(variable) is not shared
-                for variable in node.inputs
+                id(root(variable)) in targets and root(variable) is not shared for variable in node.inputs
             )
             if reads_other:
                 del commits[id(node)]

@@ -1,4 +1,5 @@
 """Compilation modes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,10 +9,12 @@ times. Each variable knows its clients (the live nodes that use it).
 Operators such as ``x + y`` are installed on :class:`Variable` by ``symgraph.ops.methods``, so
 that this module depends on no op.
 """
+
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,13 +28,11 @@ if TYPE_CHECKING:
 class Variable:
     """A symbolic value: an input, a constant, a shared variable, or the output of a node."""
 
-    __slots__ = ("type", "owner", "index", "name", "_clients", "_eval_cache", "__weakref__")
+    __slots__ = ("__weakref__", "_clients", "_eval_cache", "index", "name", "owner", "type")
     # Make numpy defer to our reflected operators: ``array + variable`` builds a node.
     __array_ufunc__ = None
 
-    def __init__(
-        self, type: Type, owner: "Apply | None" = None, index: int = 0, name: str | None = None
-    ):
+    def __init__(self, type: Type, owner: "Apply | None" = None, index: int = 0, name: str | None = None):
         self.type = type
         self.owner = owner
         self.index = index
@@ -112,7 +112,7 @@ class Variable:
 class Constant(Variable):
     """A fixed value, stored read-only in the graph."""
 
-    __slots__ = ("data", "_signature")
+    __slots__ = ("_signature", "data")
 
     def __init__(self, type: TensorType, data: np.ndarray, name: str | None = None):
         super().__init__(type, None, 0, name)
@@ -159,9 +159,7 @@ class SharedVariable(Variable):
 
     def _filter(self, value: Any, borrow: bool) -> Any:
         if isinstance(value, Variable):
-            raise TypeError(
-                f"shared variable {self.label()} takes a value, not the symbolic variable {value.label()}"
-            )
+            raise TypeError(f"shared variable {self.label()} takes a value, not the symbolic variable {value.label()}")
         filtered = self.type.filter(value, what=f"shared variable {self.label()}")
         if not borrow and filtered is value:
             filtered = self.type.copy_value(filtered)
@@ -183,7 +181,7 @@ class Apply:
     ``source`` is the user's line that built it; ``gradient`` says whether ``sg.grad`` made it.
     """
 
-    __slots__ = ("op", "inputs", "outputs", "source", "gradient", "__weakref__")
+    __slots__ = ("__weakref__", "gradient", "inputs", "op", "outputs", "source")
 
     def __init__(
         self,

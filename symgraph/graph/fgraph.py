@@ -1,7 +1,8 @@
 """``FunctionGraph``: the graph one compiled function computes, as the compiler sees it."""
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .basic import Apply, Variable
 from .traversal import postorder, rebuild, roots, schedule
@@ -14,9 +15,7 @@ class FunctionGraph:
     cheaply; ``schedule()`` is the execution order, from networkx.
     """
 
-    def __init__(
-        self, inputs: Sequence[Variable], outputs: Sequence[Variable], nodes: Sequence[Apply] | None = None
-    ):
+    def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable], nodes: Sequence[Apply] | None = None):
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self._nodes: list[Apply] | None = list(nodes) if nodes is not None else None

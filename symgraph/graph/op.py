@@ -7,10 +7,12 @@ Optional rules: ``view_map`` (outputs that may share memory with an input), ``ac
 (elementwise computations that can write into a given array), ``specialize`` for phase-dependent
 ops and ``state_updates`` for stochastic ones.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .basic import Apply, SharedVariable, Variable
 from .type import Type

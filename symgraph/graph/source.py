@@ -4,6 +4,7 @@ Walking ``sys._getframe`` costs a few attribute reads per frame, unlike ``inspec
 reads every source file on the stack. The line's text is only read (through ``linecache``) when an
 error message or a picture needs it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +12,8 @@ import linecache
 import os
 import sys
 import threading
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 

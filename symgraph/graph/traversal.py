@@ -6,9 +6,10 @@ depth-first walk from the outputs, which computes each value shortly before it i
 that only read their inputs' shapes (``op.reads_only_shape``) go right after those inputs are
 made, so that a shape needed late (by a gradient) does not keep a large array alive.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import networkx as nx
 

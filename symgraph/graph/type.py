@@ -4,10 +4,13 @@ A :class:`TensorType` is a dtype and a static shape, one entry per axis: an ``in
 is known when the graph is built, ``None`` when it is only known at run time. Types are immutable
 and compare by value.
 """
+
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +37,7 @@ class Type:
 class TensorType(Type):
     """An n-dimensional numpy array of one dtype and a static shape (``None`` for unknown lengths)."""
 
-    __slots__ = ("dtype", "numpy_dtype", "shape", "_hash")
+    __slots__ = ("_hash", "dtype", "numpy_dtype", "shape")
     _interned: dict[tuple, "TensorType"] = {}
 
     def __new__(cls, dtype: Any, shape: Sequence[int | None]) -> "TensorType":
@@ -48,10 +51,8 @@ class TensorType(Type):
             interned = super().__new__(cls)
             interned._initialize(dtype, key[1])
             if len(cls._interned) < 100_000:
-                try:
+                with contextlib.suppress(TypeError):
                     cls._interned[key] = interned
-                except TypeError:
-                    pass
         return interned
 
     def _initialize(self, dtype: Any, shape: Sequence[int | None]) -> None:
@@ -69,9 +70,7 @@ class TensorType(Type):
         return self.numpy_dtype.kind == "f"
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, TensorType) and self.dtype == other.dtype and self.shape == other.shape
-        )
+        return isinstance(other, TensorType) and self.dtype == other.dtype and self.shape == other.shape
 
     def __hash__(self) -> int:
         return self._hash
@@ -181,9 +180,7 @@ def _describe_value(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def filter_tensor(
-    tensor_type: TensorType, value: Any, *, what: str, allow_downcast: bool = False
-) -> np.ndarray:
+def filter_tensor(tensor_type: TensorType, value: Any, *, what: str, allow_downcast: bool = False) -> np.ndarray:
     """``value`` as an array of ``tensor_type``, or an ``InputError`` that names ``what``.
 
     An array whose dtype casts safely (``numpy.can_cast(..., 'safe')``) is converted; Python numbers
@@ -193,7 +190,7 @@ def filter_tensor(
     from ..errors import InputError
 
     target = tensor_type.numpy_dtype
-    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+    if isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
         if array.dtype != target:
             if not (allow_downcast or np.can_cast(array.dtype, target, "safe")):
@@ -227,7 +224,5 @@ def filter_tensor(
                 f"{what} expects {tensor_type.ndim} dimension(s) {format_shape(tensor_type.shape)}, "
                 f"got {array.ndim} (shape {array.shape})"
             )
-        raise InputError(
-            f"{what} expects shape {format_shape(tensor_type.shape)}, got {array.shape}"
-        )
+        raise InputError(f"{what} expects shape {format_shape(tensor_type.shape)}, got {array.shape}")
     return array

@@ -1,5 +1,6 @@
 """Neural-network operations: activations, losses, dropout, batch normalization, convolution and
 pooling. Each is differentiable by ``sg.grad``."""
+
 from ..ops.elemwise import tanh
 from .activations import log_softmax, relu, sigmoid, softmax, softplus
 from .batchnorm import batch_norm

@@ -2,9 +2,11 @@
 
 Each is numerically stable: no overflow, NaN or Inf for logits of +-1e4, in float32 and float64.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +17,7 @@ from ..ops.basic import as_tensor
 from ..ops.elemwise import Elemwise, as_float, exp, gt, same_dtype_rule, tanh, ufunc_rule
 from ..ops.shape import normalize_axes
 
-__all__ = ["sigmoid", "tanh", "relu", "softplus", "softmax", "log_softmax", "Softmax", "LogSoftmax"]
+__all__ = ["LogSoftmax", "Softmax", "log_softmax", "relu", "sigmoid", "softmax", "softplus", "tanh"]
 
 
 def _sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -108,4 +110,3 @@ def log_softmax(x: Any, axis: int = -1) -> Variable:
     x = as_float(as_tensor(x))
     (axis,) = normalize_axes(axis, x.ndim)
     return LogSoftmax(axis)(x)
-

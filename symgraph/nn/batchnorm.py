@@ -10,6 +10,7 @@ variance for ``running_var``, as PyTorch); predicting normalizes with the runnin
 statistics when training). Its own gradient is again a ``PhaseGradient``, so batch norm is
 differentiable to any order in both phases.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -64,9 +65,7 @@ class BatchNorm(Op):
 
     def _normalize(self, inputs: Sequence[Variable], phase: str) -> tuple[Variable, list]:
         x, gamma, beta, running_mean, running_var = inputs
-        gamma, beta, running_mean, running_var = (
-            cast(p, x.dtype) for p in (gamma, beta, running_mean, running_var)
-        )
+        gamma, beta, running_mean, running_var = (cast(p, x.dtype) for p in (gamma, beta, running_mean, running_var))
         if phase == "predict":
             scale = gamma / sqrt(running_var + self.eps)
             shift = beta - running_mean * scale
@@ -139,9 +138,7 @@ class PhaseGradient(Op):
 
 def phase_gradient(op: Op, node: Apply, output_grads: Sequence) -> list:
     """The gradients of a phase-dependent ``node``'s inputs, as one ``PhaseGradient`` node."""
-    output_grads = [
-        g if g is not None else zeros_like(output) for g, output in zip(output_grads, node.outputs)
-    ]
+    output_grads = [g if g is not None else zeros_like(output) for g, output in zip(output_grads, node.outputs)]
     gradients = PhaseGradient(op, len(node.inputs))(*node.inputs, *output_grads)
     return list(gradients) if isinstance(gradients, (list, tuple)) else [gradients]
 
@@ -184,4 +181,3 @@ def batch_norm(
         raise ValueError(f"batch_norm's eps must be positive, got {eps}")
     gamma, beta = as_float(as_tensor(gamma)), as_float(as_tensor(beta))
     return BatchNorm(axes, float(momentum), float(eps))(x, gamma, beta, running_mean, running_var)
-

@@ -15,6 +15,7 @@ Memory layouts are the ops' own business behind the NCHW meaning of their result
 no copy; the contraction's output is an ``(O, N, Ho, Wo)`` array returned as an NCHW view, which
 keeps the following elementwise ops, pooling and the next convolution on channel-major memory.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -8,6 +8,7 @@ The gradient multiplies by the same mask variable, so it uses the very draw of t
 A symbolic ``rate`` or ``keep_prob`` passes through ``CheckProbability``, which raises at run
 time, in both phases, when it leaves [0, 1].
 """
+
 from __future__ import annotations
 
 import numbers

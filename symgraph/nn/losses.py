@@ -5,9 +5,11 @@ of ``softmax`` (or ``sigmoid``), the loss is built from the logits when the grap
 mode, ``.eval()`` and gradients of gradients compute it stably. The gradient of the softmax
 cross-entropy is ``softmax(z) - onehot``, with no division by a probability.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +68,9 @@ class SoftmaxCrossEntropy(Op):
 
     def output_types(self, logits: TensorType, targets: TensorType) -> list[TensorType]:
         if self.indices and targets.shape[0] is not None and logits.shape[0] not in (None, targets.shape[0]):
-            raise ShapeError(f"categorical_crossentropy: {logits.shape[0]} rows of predictions, {targets.shape[0]} targets")
+            raise ShapeError(
+                f"categorical_crossentropy: {logits.shape[0]} rows of predictions, {targets.shape[0]} targets"
+            )
         return [TensorType(logits.dtype, (logits.shape[0],))]
 
     def impl(self, node: Apply) -> Callable:
@@ -79,7 +83,9 @@ class SoftmaxCrossEntropy(Op):
                 if targets.shape != (z.shape[0],):
                     raise ValueError(f"{z.shape[0]} rows of predictions but targets of shape {targets.shape}")
                 if targets.size and (targets.min() < 0 or targets.max() >= z.shape[1]):
-                    raise IndexError(f"class indices must be in [0, {z.shape[1]}), got {targets.min()}..{targets.max()}")
+                    raise IndexError(
+                        f"class indices must be in [0, {z.shape[1]}), got {targets.min()}..{targets.max()}"
+                    )
                 return log_total - z[np.arange(z.shape[0]), targets]
             return log_total * targets.sum(axis=1) - (targets * z).sum(axis=1)
 
@@ -106,7 +112,9 @@ def categorical_crossentropy(predictions: Any, targets: Any) -> Variable:
     predictions = as_float(as_tensor(predictions))
     targets = as_tensor(targets)
     if predictions.ndim != 2:
-        raise ShapeError(f"categorical_crossentropy takes predictions of shape (rows, classes), got {predictions.type.describe()}")
+        raise ShapeError(
+            f"categorical_crossentropy takes predictions of shape (rows, classes), got {predictions.type.describe()}"
+        )
     if targets.ndim == 1:
         if targets.type.numpy_dtype.kind not in "iu":
             raise DTypeError(f"class-index targets must be integers, got {targets.dtype}")
@@ -115,7 +123,9 @@ def categorical_crossentropy(predictions: Any, targets: Any) -> Variable:
         targets = cast(targets, predictions.dtype)
         indices = False
     else:
-        raise ShapeError(f"targets are class indices (a vector) or rows of probabilities (a matrix), got {targets.type.describe()}")
+        raise ShapeError(
+            f"targets are class indices (a vector) or rows of probabilities (a matrix), got {targets.type.describe()}"
+        )
     owner = predictions.owner
     if owner is not None and isinstance(owner.op, Softmax) and owner.op.axis == 1:
         return SoftmaxCrossEntropy(indices)(owner.inputs[0], targets)

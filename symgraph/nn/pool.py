@@ -10,6 +10,7 @@ Gradients are ops again, each with its own gradient, so pooling is differentiabl
 routes the gradient to the first maximum of each window (as PyTorch), and its adjoint,
 ``MaxPool2dSelect``, reads a tensor at those positions.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence

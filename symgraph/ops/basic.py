@@ -4,9 +4,11 @@ Python ``bool``/``int``/``float`` are *weak*: they take the dtype of the tensor 
 (``float32_x * 2.0`` stays float32), as numpy 2 does. numpy scalars and arrays are not. Two
 exceptions give ``config.floatX``: an integer tensor with a Python float, and ``int / int``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -94,15 +96,15 @@ def promote_operands(
         for operand, variable in zip(operands, strong)
     ]
     all_integral = all(t.numpy_dtype.kind in "biu" for t in strong_types)
-    if strong_types and all_integral and (
-        any(isinstance(operand, float) and is_weak(operand) for operand in operands)
-        or true_division
+    if (
+        strong_types
+        and all_integral
+        and (any(isinstance(operand, float) and is_weak(operand) for operand in operands) or true_division)
     ):
         target = np.dtype(config.floatX)
         strong = [cast(variable, target) if variable is not None else None for variable in strong]
         dtypes = [
-            target if variable is not None else _weak_type(operand)
-            for operand, variable in zip(operands, strong)
+            target if variable is not None else _weak_type(operand) for operand, variable in zip(operands, strong)
         ]
     try:
         loop_dtypes = resolve(dtypes)

@@ -6,9 +6,11 @@ broadcast shape; :meth:`Elemwise.grad` undoes the broadcasting for every op with
 ``ZERO`` marks a piecewise-constant input (its gradient is zero); ``None`` an input with no
 gradient at all.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -62,9 +64,7 @@ class Elemwise(Op):
     def __call__(self, *operands: Any) -> Variable:
         if len(operands) != self.nin:
             raise TypeError(f"{self.name} takes {self.nin} operand(s), got {len(operands)}")
-        inputs = promote_operands(
-            self.name, operands, self._input_dtypes, true_division=self.true_division
-        )
+        inputs = promote_operands(self.name, operands, self._input_dtypes, true_division=self.true_division)
         return self.make_node(*inputs).outputs[0]
 
     def _input_dtypes(self, dtypes: list) -> Sequence[np.dtype]:
@@ -97,9 +97,7 @@ class Elemwise(Op):
             else:
                 gradient = rule(*node.inputs, output, output_grad)
                 others_fit = all(
-                    fits_into(other.type.shape, variable.type.shape)
-                    for other in node.inputs
-                    if other is not variable
+                    fits_into(other.type.shape, variable.type.shape) for other in node.inputs if other is not variable
                 )
                 if not others_fit:  # the input may have been broadcast: sum its gradient back
                     gradient = sum_to(gradient, variable)
@@ -143,7 +141,7 @@ true_div = Elemwise(
 )
 floor_div = Elemwise("floor_div", np.floor_divide, [ZERO, ZERO])
 mod = Elemwise("mod", np.remainder, [lambda x, y, z, g: g, lambda x, y, z, g: -g * floor_div(x, y)])
-pow = Elemwise(  # noqa: A001 - numpy's name
+pow = Elemwise(
     "pow",
     np.power,
     [
@@ -152,7 +150,7 @@ pow = Elemwise(  # noqa: A001 - numpy's name
     ],
 )
 neg = Elemwise("neg", np.negative, [lambda x, z, g: -g])
-abs = Elemwise("abs", np.absolute, [lambda x, z, g: g * sign(x)])  # noqa: A001
+abs = Elemwise("abs", np.absolute, [lambda x, z, g: g * sign(x)])
 sign = Elemwise("sign", np.sign, [ZERO])
 exp = Elemwise("exp", np.exp, [lambda x, z, g: g * z])
 log = Elemwise("log", np.log, [lambda x, z, g: g / x])
@@ -165,7 +163,7 @@ cos = Elemwise("cos", np.cos, [lambda x, z, g: -(g * sin(x))])
 tanh = Elemwise("tanh", np.tanh, [lambda x, z, g: g * (1 - square(z))])
 floor = Elemwise("floor", np.floor, [ZERO])
 ceil = Elemwise("ceil", np.ceil, [ZERO])
-round = Elemwise("round", np.rint, [ZERO])  # noqa: A001
+round = Elemwise("round", np.rint, [ZERO])
 maximum = Elemwise(
     "maximum", np.maximum, [lambda x, y, z, g: _half_on_ties(x, y, g), lambda x, y, z, g: _half_on_ties(y, x, g)]
 )

@@ -1,7 +1,9 @@
 """Products of tensors: ``dot``, ``matmul``, ``outer``, ``tensordot``; numpy's meanings."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -3,6 +3,7 @@
 The graph package defines variables without knowing any op; this table gives them ``+``, ``@``,
 indexing, ``.sum()`` and the rest, in one place, when symgraph is imported.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -6,6 +6,7 @@ not depend on the order a program runs its nodes in, nor on the mode. A compiled
 the generator, draws from it (advancing it in place), and restores it if the call fails or must
 not change state (``.eval()``): its state is a snapshot taken at the start of every call.
 """
+
 from __future__ import annotations
 
 import weakref

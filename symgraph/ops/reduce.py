@@ -1,9 +1,11 @@
 """Reductions over axes: sum, prod, max, min, argmax, argmin, and mean, var, std built of them."""
+
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +17,7 @@ from .elemwise import eq, mul, true_div
 from .shape import broadcast_to, dimshuffle, normalize_axes, shape, shape_at, stack
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reduced_dtype(ufunc_name: str, dtype: str) -> np.dtype:
     """The dtype numpy's reduction gives (``sum`` of int8 is int64, for example)."""
     reduce = {"sum": np.sum, "prod": np.prod}.get(ufunc_name)
@@ -145,7 +147,7 @@ def _reduce(kind: str, x: Any, axis: Any, keepdims: bool) -> Variable:
     return Reduce(kind, normalize_axes(axis, x.ndim), keepdims)(x)
 
 
-def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     """Sum over ``axis`` (``None``: all axes), numpy's meaning."""
     return _reduce("sum", x, axis, keepdims)
 
@@ -155,12 +157,12 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     return _reduce("prod", x, axis, keepdims)
 
 
-def max(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     """Maximum over ``axis``; the gradient is shared evenly among tied maxima."""
     return _reduce("max", x, axis, keepdims)
 
 
-def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     """Minimum over ``axis``; the gradient is shared evenly among tied minima."""
     return _reduce("min", x, axis, keepdims)
 

@@ -3,10 +3,12 @@
 Also the one helper every gradient uses to undo broadcasting, :func:`sum_to`, and the one that
 normalises an ``axis`` argument, :func:`normalize_axes`.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +45,7 @@ def static_shape_value(shape: Variable) -> tuple[int | None, ...] | None:
         return shape.owner.inputs[0].type.shape
     if shape.owner is not None and isinstance(shape.owner.op, Stack) and shape.owner.op.axis == 0:
         return tuple(
-            int(item.data) if isinstance(item, Constant) else _static_shape_entry(item)
-            for item in shape.owner.inputs
+            int(item.data) if isinstance(item, Constant) else _static_shape_entry(item) for item in shape.owner.inputs
         )
     return (None,) * shape.type.shape[0] if shape.type.shape[0] is not None else None
 
@@ -160,9 +161,7 @@ class SumTo(Op):
             return g
         lead = g.ndim - len(target_shape)
         axes = tuple(range(lead)) + tuple(
-            lead + axis
-            for axis, length in enumerate(target_shape)
-            if length == 1 and g.shape[lead + axis] != 1
+            lead + axis for axis, length in enumerate(target_shape) if length == 1 and g.shape[lead + axis] != 1
         )
         return np.add.reduce(g, axis=axes, keepdims=True).reshape(target_shape)
 
@@ -175,8 +174,7 @@ def sum_to(gradient: Variable, like: Variable) -> Variable:
     """``gradient`` summed to the shape of ``like``: undoes the broadcasting of ``like``."""
     g_shape, like_shape = gradient.type.shape, like.type.shape
     if len(g_shape) == len(like_shape) and all(
-        target is not None and (target != 1 or length == 1)
-        for target, length in zip(like_shape, g_shape)
+        target is not None and (target != 1 or length == 1) for target, length in zip(like_shape, g_shape)
     ):
         return gradient
     return SumTo(like_shape)(gradient, shape(like))
@@ -349,9 +347,7 @@ class DimShuffle(Op):
     def __init__(self, input_ndim: int, pattern: Sequence):
         pattern = tuple(pattern)
         kept = [axis for axis in pattern if axis != "x"]
-        if any(not isinstance(axis, int) or not 0 <= axis < input_ndim for axis in kept) or len(
-            set(kept)
-        ) != len(kept):
+        if any(not isinstance(axis, int) or not 0 <= axis < input_ndim for axis in kept) or len(set(kept)) != len(kept):
             raise ShapeError(
                 f"dimshuffle pattern {pattern} does not fit a tensor of {input_ndim} dimension(s): "
                 "use each axis 0..ndim-1 at most once, and 'x' for new axes"
@@ -483,9 +479,7 @@ class Join(Op):
         pieces = [pieces] if isinstance(pieces, Variable) else pieces
         from .basic import cast
 
-        return [
-            cast(piece, x.dtype) if x.type.is_float else None for piece, x in zip(pieces, node.inputs)
-        ]
+        return [cast(piece, x.dtype) if x.type.is_float else None for piece, x in zip(pieces, node.inputs)]
 
 
 class Split(Op):
@@ -514,10 +508,8 @@ class Split(Op):
         return split
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
-        x, sizes = node.inputs
-        pieces = [
-            g if g is not None else zeros_like(output) for g, output in zip(output_grads, node.outputs)
-        ]
+        _x, _sizes = node.inputs
+        pieces = [g if g is not None else zeros_like(output) for g, output in zip(output_grads, node.outputs)]
         return [concatenate(pieces, axis=self.axis), None]
 
 
@@ -552,9 +544,7 @@ class Stack(Op):
         for axis in range(types[0].ndim):
             known = {t.shape[axis] for t in types if t.shape[axis] is not None}
             if len(known) > 1:
-                raise ShapeError(
-                    "stack: shapes " + ", ".join(format_shape(t.shape) for t in types) + " differ"
-                )
+                raise ShapeError("stack: shapes " + ", ".join(format_shape(t.shape) for t in types) + " differ")
             shape.append(known.pop() if known else None)
         shape.insert(self.axis, len(types))
         return [TensorType(dtype, tuple(shape))]
@@ -570,10 +560,7 @@ class Stack(Op):
         from .subtensor import take_along
 
         (g,) = output_grads
-        return [
-            take_along(g, self.axis, index) if x.type.is_float else None
-            for index, x in enumerate(node.inputs)
-        ]
+        return [take_along(g, self.axis, index) if x.type.is_float else None for index, x in enumerate(node.inputs)]
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:

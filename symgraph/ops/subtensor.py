@@ -6,9 +6,11 @@ ref)``, ``("newaxis",)`` or ``("array", ref)``, where a ``ref`` is ``None``, a P
 ``("input", k)`` for the k-th symbolic index input of the node. Basic indexing gives views, as in
 numpy; any array in the index makes it advanced indexing (a copy).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,9 +47,7 @@ def parse_index(x: Variable, index: Any) -> tuple[Spec, list[Variable]]:
         return ("input", len(inputs) - 1)
 
     consumed = sum(
-        1 if not (item is None or item is Ellipsis) else 0
-        for item in items
-        if not _is_bool_array(item)
+        1 if not (item is None or item is Ellipsis) else 0 for item in items if not _is_bool_array(item)
     ) + sum(_bool_ndim(item) for item in items if _is_bool_array(item))
     if sum(item is Ellipsis for item in items) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
@@ -60,7 +60,9 @@ def parse_index(x: Variable, index: Any) -> tuple[Spec, list[Variable]]:
         elif item is None:
             spec.append(("newaxis",))
         elif isinstance(item, slice):
-            spec.append(("slice", ref(item.start, "slice bound"), ref(item.stop, "slice bound"), ref(item.step, "slice step")))
+            spec.append(
+                ("slice", ref(item.start, "slice bound"), ref(item.stop, "slice bound"), ref(item.step, "slice step"))
+            )
         elif isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
             spec.append(("int", int(item)))
         else:
@@ -141,7 +143,10 @@ def _static_shape(x: TensorType, spec: Spec, index_types: Sequence[TensorType]) 
                 for offset in range(index_type.ndim):
                     length, wanted = x.shape[axis + offset], index_type.shape[offset]
                     if None not in (length, wanted) and length != wanted:
-                        raise ShapeError(f"a boolean index of shape {format_shape(index_type.shape)} does not fit axis {axis + offset} of length {length}")
+                        raise ShapeError(
+                            f"a boolean index of shape {format_shape(index_type.shape)} does not fit "
+                            f"axis {axis + offset} of length {length}"
+                        )
                 advanced.append((None,))
                 axis += index_type.ndim
             else:
@@ -225,9 +230,12 @@ class IncSubtensor(Op):
             broadcast = broadcast_static_shapes(target, y.shape)
         except ShapeError:
             broadcast = None
-        if broadcast is None or len(y.shape) > len(target) or (
-            len(broadcast) == len(target) and any(
-                b is not None and t is not None and b != t for b, t in zip(broadcast, target)
+        if (
+            broadcast is None
+            or len(y.shape) > len(target)
+            or (
+                len(broadcast) == len(target)
+                and any(b is not None and t is not None and b != t for b, t in zip(broadcast, target))
             )
         ):
             raise ShapeError(

@@ -1,8 +1,9 @@
 """Algebraic simplifications that never change a result: ``x * 1``, ``x + 0``, ``-(-x)``, two
 dimshuffles in a row. (The predict phase of inverted dropout leaves ``x * 1``: this removes it.)"""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..graph.basic import Apply, Constant, Variable
 from ..ops.elemwise import Elemwise

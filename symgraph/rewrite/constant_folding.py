@@ -1,7 +1,8 @@
 """Constant folding: a node whose inputs are all constants is computed once, when compiling."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def fold_constants(node: Apply) -> Sequence[Variable] | None:
     try:
         with np.errstate(all="ignore"):
             values = node.op.impl(node)(*[variable.data for variable in node.inputs])
-    except Exception:  # noqa: BLE001 - leave it to run time, where the error names the node
+    except Exception:
         return None
     values = values if len(node.outputs) > 1 else (values,)
     folded = []

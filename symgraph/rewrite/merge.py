@@ -1,8 +1,9 @@
 """Merging: nodes that apply equal ops to the same inputs (or to equal constants) are computed
 once. Random nodes are never merged: two draws are two draws."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..graph.basic import Apply, Constant, Variable
 from .walk import Rule

@@ -1,4 +1,5 @@
 """The optimizing rewrites a mode runs, in order."""
+
 from __future__ import annotations
 
 from ..graph.fgraph import FunctionGraph

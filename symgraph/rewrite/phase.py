@@ -1,5 +1,6 @@
 """``specialize_phase``: phase-dependent nodes become what they compute in ``'train'`` or
 ``'predict'``. Part of a graph's meaning, so it runs in every mode (and in ``.eval()``)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

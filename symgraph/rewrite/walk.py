@@ -5,9 +5,10 @@ a rule returns the variables that replace the node's outputs, or ``None``. A rep
 one node is tried again, so rules compose (``x * 1 * 1`` becomes ``x``). The new nodes carry the
 source line of the node they stand for.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..graph.basic import Apply, Variable
 from ..graph.fgraph import FunctionGraph
