@@ -23,6 +23,7 @@ numerically, on random weights and random inputs (no dataset, a few seconds):
 
 Run: python examples/dropout_tutorial.py [--seed 0] [--keep-prob 0.5] [--samples 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,9 @@ def classic_weights(weights: list, p: float) -> list:
 def network(x: sg.Variable, weights: list, p: float, scale: str, stream: sg.RandomStreams) -> tuple:
     """The tutorial's 3-layer network, with dropout (keep probability ``p``) after each hidden
     layer; returns the first hidden layer (after its dropout) and the output."""
-    (W1, b1), (W2, b2), (W3, b3) = [(sg.shared(W, name=f"W{i}"), sg.shared(b, name=f"b{i}")) for i, (W, b) in enumerate(weights, 1)]
+    (W1, b1), (W2, b2), (W3, b3) = [
+        (sg.shared(W, name=f"W{i}"), sg.shared(b, name=f"b{i}")) for i, (W, b) in enumerate(weights, 1)
+    ]
     hidden1 = sg.nn.dropout(sg.nn.relu(x @ W1 + b1), keep_prob=p, scale=scale, rng=stream)
     hidden2 = sg.nn.dropout(sg.nn.relu(hidden1 @ W2 + b2), keep_prob=p, scale=scale, rng=stream)
     return hidden1, hidden2 @ W3 + b3
@@ -81,10 +84,12 @@ def study(scale: str, weights: list, inputs: np.ndarray, p: float, samples: int,
     # inverted); one training output varies around it with variance prediction**2 * (1 - p) / p.
     variance = hidden_predicted**2 * (1 - p) / p
     described = "scale by p when predicting" if scale == "classic" else "divide by p when training"
-    print(f"\n{scale} dropout ({described}), p = {p}: {len(train.graph.nodes)} nodes in train, "
-          f"{len(predict.graph.nodes)} in predict, of which random: "
-          f"{sum(node.op.stochastic for node in train.graph.nodes)} and "
-          f"{sum(node.op.stochastic for node in predict.graph.nodes)}")
+    print(
+        f"\n{scale} dropout ({described}), p = {p}: {len(train.graph.nodes)} nodes in train, "
+        f"{len(predict.graph.nodes)} in predict, of which random: "
+        f"{sum(node.op.stochastic for node in train.graph.nodes)} and "
+        f"{sum(node.op.stochastic for node in predict.graph.nodes)}"
+    )
     print("  relative gap |mean of n train outputs - predict output| / |predict output|")
     print(f"  {'n':>7s}  {'hidden layer 1':>14s}  {'(standard error)':>16s}  {'network output':>14s}")
     n = 10
@@ -115,12 +120,16 @@ def main() -> None:
     )
     inverted_train, inverted_predict = study("inverted", weights, inputs, p, arguments.samples, arguments.seed)
     size = np.abs(inverted_predict).mean()
-    print(f"\nclassic (weights after dropout divided by p) and inverted, same masks (same seed), outputs of size {size:.2f}:")
+    print(
+        f"\nclassic (weights after dropout divided by p) and inverted, same masks (same seed), outputs of size {size:.2f}:"
+    )
     print(f"  largest difference of the first training outputs: {np.abs(classic_train - inverted_train).max():.2e}")
     print(f"  largest difference of the predictions:            {np.abs(classic_predict - inverted_predict).max():.2e}")
-    print("The first layer's mean training output converges to its prediction (the gap follows the standard\n"
-          "error); the network's output approaches its prediction up to the bias of the ReLU after the first\n"
-          "dropout, the usual approximation of dropout (try --keep-prob 0.9 to see it shrink).")
+    print(
+        "The first layer's mean training output converges to its prediction (the gap follows the standard\n"
+        "error); the network's output approaches its prediction up to the bias of the ReLU after the first\n"
+        "dropout, the usual approximation of dropout (try --keep-prob 0.9 to see it shrink)."
+    )
 
 
 if __name__ == "__main__":

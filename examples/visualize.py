@@ -10,6 +10,7 @@ Writes into --out (default examples/out/visualize):
   train.txt, predict.txt    sg.debugprint of the two functions
 Uses Graphviz's `dot` when installed, else matplotlib (or choose with --renderer).
 """
+
 import argparse
 import os
 
@@ -18,10 +19,16 @@ import numpy as np
 import symgraph as sg
 
 options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-options.add_argument("--out", default="examples/out/visualize", help="folder for the pictures (default examples/out/visualize)")
+options.add_argument(
+    "--out", default="examples/out/visualize", help="folder for the pictures (default examples/out/visualize)"
+)
 options.add_argument("--format", default="png", choices=["png", "svg", "pdf"], help="picture format (default png)")
-options.add_argument("--renderer", default="auto", choices=["auto", "graphviz", "matplotlib"],
-                     help="'graphviz' needs the dot program; 'matplotlib' works without it (default auto: dot if installed)")
+options.add_argument(
+    "--renderer",
+    default="auto",
+    choices=["auto", "graphviz", "matplotlib"],
+    help="'graphviz' needs the dot program; 'matplotlib' works without it (default auto: dot if installed)",
+)
 args = options.parse_args()
 
 # ----------------------------------------------------------------------------------------------
@@ -44,7 +51,9 @@ params = [W1, b1, W2, b2]
 grads = sg.grad(cost, params)
 for param, grad in zip(params, grads):
     grad.name = f"d_cost/d_{param.name}"
-train = sg.function([x, t], cost, updates=[(p, p - 0.1 * g) for p, g in zip(params, grads)], phase="train", name="train")
+train = sg.function(
+    [x, t], cost, updates=[(p, p - 0.1 * g) for p, g in zip(params, grads)], phase="train", name="train"
+)
 predict = sg.function([x], probabilities.argmax(axis=1), phase="predict", name="predict")
 # ----------------------------------------------------------------------------------------------
 

@@ -155,15 +155,26 @@ class SumTo(Op):
     def output_types(self, g: TensorType, target: TensorType) -> list[TensorType]:
         return [TensorType(g.dtype, self.static_shape)]
 
-    def perform(self, g: np.ndarray, target: np.ndarray) -> np.ndarray:
-        target_shape = tuple(target.tolist())
-        if g.shape == target_shape:
-            return g
-        lead = g.ndim - len(target_shape)
-        axes = tuple(range(lead)) + tuple(
-            lead + axis for axis, length in enumerate(target_shape) if length == 1 and g.shape[lead + axis] != 1
-        )
-        return np.add.reduce(g, axis=axes, keepdims=True).reshape(target_shape)
+    def impl(self, node: Apply) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        # What the static shapes settle is settled here, once: the leading axes to sum, and the
+        # axes that cannot be 1 (whose length is known and larger). Only the others are tested
+        # when the function runs. Gradients of bias-adds take this path on every training step.
+        lead = node.inputs[0].ndim - len(self.static_shape)
+        lead_axes = tuple(range(lead))
+        maybe_one = tuple(axis for axis, length in enumerate(self.static_shape) if length in (None, 1))
+        reduce = np.add.reduce
+
+        def sum_to(g: np.ndarray, target: np.ndarray) -> np.ndarray:
+            axes = lead_axes + tuple(
+                lead + axis for axis in maybe_one if target[axis] == 1 and g.shape[lead + axis] != 1
+            )
+            if not axes:
+                return g
+            if len(axes) == lead:  # only leading axes: no length-1 axis to keep
+                return reduce(g, axis=axes)
+            return reduce(g, axis=axes, keepdims=True).reshape(tuple(target.tolist()))
+
+        return sum_to
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         g, _ = node.inputs
