@@ -9,7 +9,6 @@ builds are marked as gradient nodes and carry the user's line that called ``grad
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from .errors import DisconnectedInputError, GradientError, ShapeError
 from .graph.basic import Apply, SharedVariable, Variable
 from .graph.op import Op
-from .graph.source import building, describe, user_source
+from .graph.source import building, describe, user_source, warn_user
 from .graph.traversal import postorder, roots
 from .graph.type import TensorType
 from .ops.basic import as_tensor, cast, constant
@@ -162,7 +161,7 @@ def _finish(variable: Variable, gradient: Variable | None, disconnected: str) ->
         )
         if disconnected == "raise":
             raise DisconnectedInputError(message)
-        warnings.warn(message, stacklevel=3)
+        warn_user(message)
     return zeros_like(variable, dtype=variable.dtype)
 
 

@@ -90,23 +90,14 @@ def type_text(variable: Variable) -> str:
     return variable.type.describe()
 
 
-def variable_kind(variable: Variable) -> str:
-    """``'input'``, ``'shared'``, ``'constant'`` or ``'intermediate'``."""
-    if isinstance(variable, Constant):
-        return "constant"
-    if isinstance(variable, SharedVariable):
-        return "shared"
-    return "intermediate" if variable.owner is not None else "input"
-
-
 def node_marks(node: Apply) -> list[str]:
     """``grad``, ``random`` and ``phase-dependent``, those that apply to ``node``."""
     marks = []
     if node.gradient:
         marks.append("grad")
-    if getattr(node.op, "stochastic", False):
+    if node.op.stochastic:
         marks.append("random")
-    if getattr(node.op, "phase_dependent", False):
+    if node.op.phase_dependent:
         marks.append("phase-dependent")
     return marks
 
@@ -139,7 +130,7 @@ def _line(variable: Variable, ids: _Ids) -> str:
     node = variable.owner
     if node is None:
         head = variable.label() if isinstance(variable, Constant) else (variable.name or "<unnamed>")
-        return f"{head} [id {ids(variable)}] {variable_kind(variable)} {type_text(variable)}"
+        return f"{head} [id {ids(variable)}] {variable.kind} {type_text(variable)}"
     suffix = f".{variable.index}" if len(node.outputs) > 1 else ""
     marks = "".join(f" [{mark}]" for mark in node_marks(node))
     return f"{op_text(node)}{suffix} [id {ids(variable)}]{name} {type_text(variable)}{marks}"

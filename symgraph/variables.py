@@ -90,5 +90,7 @@ def shared(
     elif len(shape) != array.ndim:
         raise ShapeError(f"shape={tuple(shape)} does not fit a value of {array.ndim} dimension(s)")
     variable_type = TensorType(array.dtype, tuple(shape))
-    # An array made here is ours already; the user's own array is copied unless borrowed.
-    return SharedVariable(variable_type, array, name=name, borrow=borrow or array is not value)
+    # An array made here is ours already; the user's own memory is copied unless borrowed (an
+    # ndarray subclass, a memmap say, gives a view of it).
+    ours = array is not value and not isinstance(value, np.ndarray)
+    return SharedVariable(variable_type, array, name=name, borrow=borrow or ours)

@@ -26,7 +26,7 @@ import networkx as nx
 
 from .graph.basic import Apply, Variable
 from .graph.traversal import postorder
-from .printing import GraphSubject, graph_subject, node_marks, op_text, type_text, variable_kind
+from .printing import GraphSubject, graph_subject, node_marks, op_text, type_text
 
 __all__ = ["plot", "to_dot", "to_networkx"]
 
@@ -129,7 +129,7 @@ def _build(subject: GraphSubject) -> tuple[nx.DiGraph, dict[int, str]]:
 
 
 def _variable_attributes(variable: Variable, is_output: bool, role: str | None) -> dict:
-    kind = variable_kind(variable)
+    kind = variable.kind
     if is_output and kind == "intermediate":
         kind = "output"
     tensor = hasattr(variable.type, "shape")
@@ -155,14 +155,14 @@ def _op_attributes(node: Apply) -> dict:
         "kind": "op",
         "label": "\n".join(lines + (["[" + ", ".join(marks) + "]"] if marks else [])),
         "op": node.op.name,
-        "stochastic": bool(getattr(node.op, "stochastic", False)),
-        "phase_dependent": bool(getattr(node.op, "phase_dependent", False)),
+        "stochastic": bool(node.op.stochastic),
+        "phase_dependent": bool(node.op.phase_dependent),
         "gradient": bool(node.gradient),
         "source": str(node.source) if node.source is not None else "",
     }
 
 
-def _flow(graph: nx.DiGraph) -> nx.DiGraph:
+def data_flow(graph: nx.DiGraph) -> nx.DiGraph:
     """The graph without its update edges: what one call computes, a DAG before collapsing."""
     return nx.subgraph_view(graph, filter_edge=lambda u, v: not graph.edges[u, v].get("update"))
 
@@ -199,7 +199,7 @@ def _collapse_group(graph: nx.DiGraph, spec: Any, keys: dict[int, str]) -> tuple
                 f"collapse: no variable {what!r} in this graph (a compiled graph keeps the names of variables)"
             )
         key = named[0]
-    ancestors = nx.ancestors(_flow(graph), key)
+    ancestors = nx.ancestors(data_flow(graph), key)
     return {node for node in ancestors if graph.nodes[node]["kind"] == "op"}, f"{name or 'subgraph'}"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .viz import COLORS, LEGEND, MAX_PIXELS, UPDATE_COLOR, style
+from .viz import COLORS, LEGEND, MAX_PIXELS, UPDATE_COLOR, data_flow, style
 
 FONT = 9.0  # points, at full size
 CHAR = 0.62 * FONT  # a character's mean width in DejaVu Sans
@@ -55,10 +55,6 @@ def node_size(data: dict) -> tuple[float, float]:
     if style(data)[1] == "ellipse":
         return width * 1.2 + 6.0, height * 1.25
     return width, height
-
-
-def _flow(graph: nx.DiGraph) -> nx.DiGraph:
-    return nx.subgraph_view(graph, filter_edge=lambda u, v: not graph.edges[u, v].get("update"))
 
 
 def _ranks(flow: nx.DiGraph) -> dict[str, int]:
@@ -142,7 +138,7 @@ def _order(layered: nx.DiGraph, layers: list[list], widths: dict) -> dict:
 def layout(graph: nx.DiGraph) -> tuple[dict[str, Placed], dict[tuple[str, str], list[tuple[float, float]]]]:
     """The position and size of every node, in points (the first layer at ``y = 0``), and the
     route of every edge that is not an update: a list of points from its source to its target."""
-    flow = _flow(graph)
+    flow = data_flow(graph)
     sizes = {key: node_size(data) for key, data in graph.nodes(data=True)}
     rank = _ranks(flow)
     layered, waypoints = _with_waypoints(flow, rank)

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import MissingInputError, PhaseError, UnusedInputError, UpdateError
-from ..graph.basic import Constant, SharedVariable, Variable
+from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
-from ..graph.source import Source, describe, user_source
+from ..graph.source import Source, describe, user_source, warn_user
 from ..graph.traversal import postorder, rebuild
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor
@@ -59,12 +59,13 @@ class Function:
 
     @property
     def source(self) -> str:
+        """The Python source of the generated program."""
         return self.program.source
 
     @property
-    def nodes(self):
+    def nodes(self) -> list[Apply]:
         """The nodes in the order the program computes them."""
-        return self.graph.schedule()
+        return list(self.program.order)
 
     def __repr__(self) -> str:
         inputs = ", ".join(variable.label() for variable in self.inputs)
@@ -302,6 +303,15 @@ def _check_clashes(user_updates: list, automatic: list, call_site: Source | None
                 f"at {describe(call_site)}, and automatically by {node.op.name}, built at {describe(node.source)}. "
                 "Remove it from the updates: the function updates it by itself."
             )
+    first_asker: dict[int, Any] = {}
+    for shared, _, node in automatic:
+        earlier = first_asker.setdefault(id(shared), node)
+        if earlier is not node:
+            raise UpdateError(
+                f"shared variable {shared.label()} is updated automatically by two nodes: {earlier.op.name}, "
+                f"built at {describe(earlier.source)}, and {node.op.name}, built at {describe(node.source)}; "
+                "only one update per call can apply, so give each its own shared variables."
+            )
 
 
 def _check_inputs_needed(
@@ -335,9 +345,7 @@ def _check_inputs_needed(
         )
         if on_unused == "raise":
             raise UnusedInputError(message)
-        import warnings
-
-        warnings.warn(message, stacklevel=3)
+        warn_user(message)
 
 
 # --- .eval() ------------------------------------------------------------------------------------

@@ -13,14 +13,15 @@ For ``y = exp(x) + 1`` on a vector ``x`` the source reads::
     def program(args):
         if len(args) != 1: wrong_count(len(args))
         i0, = args
-        if i0.__class__ is not ndarray or i0.dtype is not d1 or i0.ndim != 1: i0 = convert0(i0)
+        if i0.__class__ is not ndarray or i0.dtype is not d2 or i0.ndim != 1: i0 = convert1(i0)
         try:
-            v3 = f4(i0)
-            v5 = f6(v3, c2, out=v3)
-            o7 = v5
+            v5 = f4(i0)
+            v5 = f6(v5, c3, out=v5)
         except BaseException as error:
             fail(error, line_table)
-        return o7
+        return v5
+
+(``exp`` makes a new array, which ``+ 1`` overwrites, reusing its name, since nothing else reads it.)
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Program:
     source: str
     filename: str
     line_table: dict[int, Apply]  #: line number -> the node it computes
+    order: list[Apply]  #: the nodes in the order the program computes them
 
 
 class _Writer:
@@ -93,6 +95,11 @@ def link(
     debug: bool,
     apply_updates: bool,
 ) -> Program:
+    """The generated program computing ``outputs`` and ``updates`` from ``inputs`` as ``plan`` says.
+
+    ``single_output``: return the one output itself (``True``), a list (``False``) or ``None``.
+    ``apply_updates=False`` commits no update and restores the random state after every call.
+    """
     writer = _Writer()
     head = _argument_checks(writer, inputs, name, allow_downcast)
     shared_reads = _shared_reads(plan, outputs, updates)
@@ -150,7 +157,7 @@ def link(
     writer.namespace["line_table"] = line_table
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), writer.namespace)
-    return Program(writer.namespace["program"], source, filename, line_table)
+    return Program(writer.namespace["program"], source, filename, line_table, list(plan.order))
 
 
 # --- the parts of the program -------------------------------------------------------------------

@@ -36,6 +36,9 @@ class InPlace:
 
 @dataclass
 class MemoryPlan:
+    """What the linker needs to know about memory: the order, the in-place writes, when each
+    intermediate can be dropped, and which outputs and update values to copy."""
+
     order: list[Apply]  #: execution order; nodes committing shared updates in place come last
     commit_start: int  #: ``order[commit_start:]`` compute shared updates in place
     inplace: dict[int, InPlace]  #: by position in ``order``
@@ -56,7 +59,7 @@ def alias_roots(nodes: Sequence[Apply]) -> tuple[dict[Variable, Variable], set[i
                 continue
             viewed = node.inputs[source]
             roots[output] = roots.get(viewed, viewed)
-            if getattr(node.op, "read_only_output", False) or id(viewed) in read_only:
+            if node.op.read_only_output or id(viewed) in read_only:
                 read_only.add(id(output))
     return roots, read_only
 
@@ -67,6 +70,8 @@ def plan_memory(
     updates: Sequence[tuple[SharedVariable, Variable]],
     inplace: bool,
 ) -> MemoryPlan:
+    """The memory plan of ``nodes`` (in execution order) computing ``outputs`` and ``updates``;
+    ``inplace=False`` (modes without in-place computation) plans no overwrite at all."""
     roots, read_only = alias_roots(nodes)
     root = lambda variable: roots.get(variable, variable)  # noqa: E731
     kept = {id(variable) for variable in outputs} | {id(value) for _, value in updates}
@@ -147,7 +152,7 @@ def _shape_guards(node: Apply, position: int) -> list[tuple[int, int]] | None:
 
 def _choose_inplace(node: Apply, position: int, root, group_end: dict, read_only: set[int]) -> InPlace | None:
     op = node.op
-    candidates = range(len(node.inputs)) if op.accepts_out else getattr(op, "destroyable_inputs", ())
+    candidates = range(len(node.inputs)) if op.accepts_out else op.destroyable_inputs
     if not candidates or len(node.outputs) != 1:
         return None
     result = node.outputs[0]
@@ -174,6 +179,9 @@ def _shared_commits(nodes, outputs, updates, root) -> dict[int, InPlace]:
     used = {id(variable) for node in nodes for variable in node.inputs}
     used |= {id(variable) for variable in outputs}
     values = [value for _, value in updates]
+    # Update values that are a shared array (or a view of one) are copied after the commits run,
+    # so a commit must not overwrite such an array first.
+    read_by_updates = {id(root(value)) for value in values}
     commits: dict[int, InPlace] = {}
     targets: set[int] = set()
     for shared, value in updates:
@@ -183,6 +191,7 @@ def _shared_commits(nodes, outputs, updates, root) -> dict[int, InPlace]:
             or not node.op.accepts_out
             or len(node.outputs) != 1
             or id(value) in used
+            or id(shared) in read_by_updates
             or sum(other is value for other in values) != 1
             or not isinstance(shared.type, TensorType)
         ):

@@ -24,6 +24,7 @@ MODES = {
 
 
 def get_mode(mode: "str | Mode | None") -> Mode:
+    """The :class:`Mode` named ``mode`` (``None``: ``'fast_run'``); a ``ValueError`` for an unknown name."""
     if mode is None:
         return MODES["fast_run"]
     if isinstance(mode, Mode):

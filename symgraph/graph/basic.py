@@ -161,7 +161,11 @@ class SharedVariable(Variable):
         if isinstance(value, Variable):
             raise TypeError(f"shared variable {self.label()} takes a value, not the symbolic variable {value.label()}")
         filtered = self.type.filter(value, what=f"shared variable {self.label()}")
-        if not borrow and filtered is value:
+        # The user's memory: ``value`` itself, or a view of it (an ndarray subclass made plain).
+        users = filtered is value or (isinstance(value, np.ndarray) and np.may_share_memory(filtered, value))
+        # Compiled functions update shared arrays in place: a read-only one is copied even if borrowed.
+        read_only = isinstance(filtered, np.ndarray) and not filtered.flags.writeable
+        if users and (not borrow or read_only):
             filtered = self.type.copy_value(filtered)
         return filtered
 

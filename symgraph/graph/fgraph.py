@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from .basic import Apply, Variable
-from .traversal import postorder, rebuild, roots, schedule
+from .traversal import postorder, rebuild, schedule
 
 
 class FunctionGraph:
@@ -22,25 +22,14 @@ class FunctionGraph:
 
     @property
     def nodes(self) -> list[Apply]:
+        """The nodes between the inputs and the outputs, each after the nodes it reads from."""
         if self._nodes is None:
             self._nodes = postorder(self.outputs, self.inputs)
         return self._nodes
 
     def schedule(self) -> list[Apply]:
+        """The nodes in execution order (see :func:`symgraph.graph.traversal.schedule`)."""
         return schedule(self.outputs, self.inputs)
-
-    def roots(self) -> list[Variable]:
-        return roots(self.outputs, self.inputs)
-
-    def clients(self) -> dict[Variable, list[tuple[Apply | None, int]]]:
-        """Each variable's users inside this graph; ``(None, k)`` marks the k-th output."""
-        users: dict[Variable, list[tuple[Apply | None, int]]] = {}
-        for node in self.nodes:
-            for position, variable in enumerate(node.inputs):
-                users.setdefault(variable, []).append((node, position))
-        for position, variable in enumerate(self.outputs):
-            users.setdefault(variable, []).append((None, position))
-        return users
 
     def rewrite(self, rule: Callable[[Apply, list[Variable]], Sequence[Variable] | None]) -> "FunctionGraph":
         """A new graph where ``rule(node, new_inputs)`` may replace each node's outputs."""

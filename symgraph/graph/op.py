@@ -30,6 +30,10 @@ class Op:
     #: The callable ``impl`` returns takes ``out=``, an array to write its (single) output into,
     #: whose shape is the broadcast of the inputs' shapes (elementwise computations).
     accepts_out = False
+    #: Inputs that ``impl(node, inplace=True)`` overwrites to make its result (``set_subtensor``).
+    destroyable_inputs: tuple[int, ...] = ()
+    #: Its ``view_map`` outputs are read-only views (``numpy.broadcast_to``): never written into.
+    read_only_output = False
     #: Reads nothing of its inputs but their shapes: scheduled as soon as they exist.
     reads_only_shape = False
 
@@ -59,10 +63,13 @@ class Op:
         return self.perform
 
     # --- differentiating ----------------------------------------------------------------------
-    def grad(self, node: Apply, output_grads: Sequence[Variable | None]) -> Sequence[Variable | None]:
+    def grad(
+        self, node: Apply, output_grads: Sequence[Variable | None], needed: Sequence[bool]
+    ) -> Sequence[Variable | None]:
         """The gradient with respect to each input, given those of the outputs (``None`` for an
-        output the cost does not depend on). ``None`` for an input means no gradient flows."""
-        raise NotImplementedError(f"the operation {self.name} has no gradient")
+        output the cost does not depend on); ``needed[i]`` says whether input ``i``'s is wanted.
+        ``None`` for an input means no gradient flows."""
+        raise NotImplementedError(f"the operation {self.name} has no gradient: cannot differentiate {node.describe()}")
 
     # --- phases and state ---------------------------------------------------------------------
     def specialize(self, node: Apply, phase: str) -> tuple[Sequence[Variable], Sequence[tuple]]:

@@ -12,6 +12,7 @@ import linecache
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -35,6 +36,7 @@ class Source(NamedTuple):
 
 
 def describe(source: "Source | None") -> str:
+    """``file:line: code`` for error messages, or ``<unknown location>``."""
     return str(source) if source is not None else "<unknown location>"
 
 
@@ -66,6 +68,14 @@ def user_source() -> "Source | None":
 
 
 _interned: dict[tuple[str, int], Source] = {}
+
+
+def warn_user(message: str) -> None:
+    """``warnings.warn(message)``, attributed to the innermost line of user code on the stack."""
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 is warn_user's caller
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
 
 
 @contextlib.contextmanager

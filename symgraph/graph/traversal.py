@@ -47,7 +47,7 @@ def schedule(outputs: Sequence[Variable], stop: Iterable[Variable] = ()) -> list
     position = {id(node): index for index, node in enumerate(nodes)}
     preference = [float(index) for index in range(len(nodes))]
     for index, node in enumerate(nodes):
-        if getattr(node.op, "reads_only_shape", False):
+        if node.op.reads_only_shape:
             producers = [position.get(id(v.owner), -1) for v in node.inputs if v.owner is not None]
             preference[index] = max(producers, default=-1) + 0.5
     dependencies = nx.DiGraph()

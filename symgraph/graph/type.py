@@ -42,7 +42,11 @@ class TensorType(Type):
 
     def __new__(cls, dtype: Any, shape: Sequence[int | None]) -> "TensorType":
         # Types are immutable and a graph repeats a few of them many times: share one object each.
-        key = (dtype, shape if isinstance(shape, tuple) else tuple(shape))
+        shape = shape if isinstance(shape, tuple) else tuple(shape)
+        if not all(length is None or type(length) is int for length in shape):
+            # Checked before the lookup: True and 1.0 equal 1, and would find the type of (1,).
+            shape = tuple(_static_length(length) for length in shape)
+        key = (dtype, shape)
         try:
             interned = cls._interned.get(key)
         except TypeError:  # an unhashable dtype argument

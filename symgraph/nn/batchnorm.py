@@ -178,6 +178,6 @@ def batch_norm(
     if not 0.0 <= float(momentum) <= 1.0:
         raise ValueError(f"batch_norm's momentum must be in [0, 1], got {momentum}")
     if not float(eps) >= 0.0:
-        raise ValueError(f"batch_norm's eps must be positive, got {eps}")
+        raise ValueError(f"batch_norm's eps must be at least 0, got {eps}")
     gamma, beta = as_float(as_tensor(gamma)), as_float(as_tensor(beta))
     return BatchNorm(axes, float(momentum), float(eps))(x, gamma, beta, running_mean, running_var)

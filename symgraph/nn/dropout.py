@@ -23,7 +23,7 @@ from ..graph.type import TensorType
 from ..ops.basic import as_tensor, cast, constant
 from ..ops.elemwise import as_float, gt
 from ..ops.random import RandomStreams, bernoulli, default_stream
-from ..ops.shape import as_shape, shape_at, static_shape_value
+from ..ops.shape import as_shape, shape_at, static_size
 
 _SCALES = ("inverted", "classic")
 
@@ -50,8 +50,7 @@ class DropoutMask(Op):
         return "dropout_mask"
 
     def make_node(self, state: Variable, size: Variable, keep: Variable) -> Apply:
-        static = static_shape_value(size) or (None,) * (size.type.shape[0] or 0)
-        return Apply(self, [state, size, keep], [TensorType(self.dtype, tuple(static))])
+        return Apply(self, [state, size, keep], [TensorType(self.dtype, static_size(size, "dropout"))])
 
     def specialize(self, node: Apply, phase: str) -> tuple[list[Variable], list]:
         state, size, keep = node.inputs
@@ -91,8 +90,7 @@ class BernoulliMask(Op):
         return "bernoulli_mask"
 
     def make_node(self, state: Variable, size: Variable, keep: Variable) -> Apply:
-        static = static_shape_value(size) or (None,) * (size.type.shape[0] or 0)
-        return Apply(self, [state, size, keep], [state.type, TensorType(self.dtype, tuple(static))])
+        return Apply(self, [state, size, keep], [state.type, TensorType(self.dtype, static_size(size, "dropout"))])
 
     def state_updates(self, node: Apply) -> list:
         return [(node.inputs[0], node.outputs[0])]
@@ -205,8 +203,8 @@ def _mask_size(x: Variable, noise_shape: Any) -> Variable:
         return as_shape(x.shape) if None in x.type.shape else as_shape(x.type.shape)
     if isinstance(noise_shape, Variable):
         size = as_shape(noise_shape)
-        if size.type.shape[0] not in (None, x.ndim):
-            raise ValueError(f"noise_shape has {size.type.shape[0]} entries; x has {x.ndim} axes")
+        if size.type.shape[0] != x.ndim:  # unknown too: the mask's number of axes must be known
+            raise ValueError(f"noise_shape must have {x.ndim} entries, one per axis of x, got {size.type.describe()}")
         return size
     noise_shape = tuple(noise_shape)
     if len(noise_shape) != x.ndim:

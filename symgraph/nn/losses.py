@@ -49,6 +49,7 @@ class OneHot(Op):
 
 
 def one_hot(indices: Any, depth: Any, dtype: Any) -> Variable:
+    """Rows of ``depth`` zeros of ``dtype``, with a one at each of ``indices``."""
     return OneHot(np.dtype(dtype).name)(as_tensor(indices), as_tensor(depth))
 
 

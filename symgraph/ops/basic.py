@@ -69,6 +69,7 @@ def _weak_type(value: Any) -> Any:
 
 
 def is_weak(value: Any) -> bool:
+    """Whether ``value`` is a Python ``bool``/``int``/``float`` (not a numpy scalar): a weak operand."""
     return isinstance(value, WEAK_SCALARS) and not isinstance(value, np.generic)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import config
 from ..errors import DTypeError, ShapeError
 from ..graph.basic import Apply, Variable
 from ..graph.op import Op
@@ -213,7 +214,5 @@ invert = Elemwise("invert", np.invert, None)
 
 def as_float(x: Any) -> Variable:
     """``x`` itself if it is a float tensor, else ``x`` cast to floatX."""
-    from ..config import config
-
     x = as_tensor(x)
     return x if x.type.is_float else cast(x, config.floatX)

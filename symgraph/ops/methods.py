@@ -23,16 +23,19 @@ def _reflected(operation: Any) -> Any:
 
 
 def _astype(self: Variable, dtype: Any) -> Variable:
+    """``x.astype(dtype)``: ``sg.cast(x, dtype)``."""
     return cast(self, dtype)
 
 
 def _reshape(self: Variable, *new_shape: Any, ndim: int | None = None) -> Variable:
+    """``x.reshape(shape)`` or ``x.reshape(n0, n1, ...)``: ``sg.reshape`` (``ndim`` is ignored)."""
     if len(new_shape) == 1:
         new_shape = new_shape[0]
     return shape.reshape(self, new_shape)
 
 
 def _transpose(self: Variable, *axes: Any) -> Variable:
+    """``x.transpose(*axes)``, the axes as arguments or one tuple; none reverses them."""
     if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
         axes = tuple(axes[0])
     return shape.transpose(self, axes or None)
@@ -93,6 +96,7 @@ TENSOR_METHODS = {
 
 
 def install() -> None:
+    """Put the operators and methods of ``TENSOR_METHODS`` on :class:`Variable` (at import)."""
     for name, method in TENSOR_METHODS.items():
         setattr(Variable, name, method)
     # Defining __eq__ removes the inherited __hash__; variables hash by identity.

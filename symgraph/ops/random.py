@@ -21,7 +21,7 @@ from ..graph.basic import Apply, SharedVariable, Variable
 from ..graph.op import Op
 from ..graph.type import TensorType, Type
 from .basic import as_tensor
-from .shape import as_shape, static_shape_value
+from .shape import as_shape, static_size
 
 
 class GeneratorType(Type):
@@ -114,15 +114,15 @@ class RandomStreams:
 
     def uniform(self, size: Any, low: float = 0.0, high: float = 1.0, dtype: Any = None) -> Variable:
         """Uniform numbers in ``[low, high)`` of shape ``size``."""
-        return _draw(Uniform(_float_dtype(dtype)), self.new_state(), size, low, high)
+        return _draw(Uniform(_float_dtype(dtype)), self, size, low, high)
 
     def normal(self, size: Any, avg: float = 0.0, std: float = 1.0, dtype: Any = None) -> Variable:
         """Normal numbers of mean ``avg`` and standard deviation ``std``."""
-        return _draw(Normal(_float_dtype(dtype)), self.new_state(), size, avg, std)
+        return _draw(Normal(_float_dtype(dtype)), self, size, avg, std)
 
     def binomial(self, size: Any, n: int = 1, p: float = 0.5, dtype: Any = "int64") -> Variable:
         """Binomial counts of ``n`` trials with success probability ``p`` (``n=1``: Bernoulli)."""
-        return _draw(Binomial(np.dtype(dtype).name), self.new_state(), size, n, p)
+        return _draw(Binomial(np.dtype(dtype).name), self, size, n, p)
 
 
 def _float_dtype(dtype: Any) -> str:
@@ -142,10 +142,13 @@ def seed(value: int | None = None) -> None:
     _default_stream.seed(value)
 
 
-def _draw(op: RandomOp, state: SharedVariable, size: Any, *parameters: Any) -> Variable:
+def _draw(op: RandomOp, stream: RandomStreams, size: Any, *parameters: Any) -> Variable:
     size_variable = as_shape(size)
+    static_size(size_variable, op.name)
     parameter_variables = [as_tensor(parameter) for parameter in parameters]
-    return op(state, size_variable, *parameter_variables)[1]
+    # The arguments are checked before the node takes the stream's next generator: a call that
+    # raises leaves the numbering of the stream's nodes (and so their numbers) as it was.
+    return op(stream.new_state(), size_variable, *parameter_variables)[1]
 
 
 class RandomOp(Op):
@@ -159,8 +162,7 @@ class RandomOp(Op):
 
     def make_node(self, state: Variable, size: Variable, *parameters: Variable) -> Apply:
         # The sample's static shape comes from the size's value (when constant), not its type.
-        static = static_shape_value(size) or (None,) * (size.type.shape[0] or 0)
-        sample_type = TensorType(self.dtype, tuple(static))
+        sample_type = TensorType(self.dtype, static_size(size, self.name))
         return Apply(self, [state, size, *parameters], [state.type, sample_type])
 
     def state_updates(self, node: Apply) -> list[tuple[SharedVariable, Variable]]:
@@ -184,6 +186,8 @@ class RandomOp(Op):
 
 
 class Uniform(RandomOp):
+    """Uniform numbers in ``[low, high)``."""
+
     def sample(self, generator, size, dtype, low, high):
         values = generator.random(size, dtype=dtype)
         if low != 0 or high != 1:
@@ -193,6 +197,8 @@ class Uniform(RandomOp):
 
 
 class Normal(RandomOp):
+    """Normal numbers of mean ``avg`` and standard deviation ``std``."""
+
     def sample(self, generator, size, dtype, avg, std):
         values = generator.standard_normal(size, dtype=dtype)
         if std != 1:
@@ -203,6 +209,8 @@ class Normal(RandomOp):
 
 
 class Binomial(RandomOp):
+    """Counts of successes in ``n`` trials of probability ``p``."""
+
     def sample(self, generator, size, dtype, n, p):
         p = float(p)
         if not 0 <= p <= 1:

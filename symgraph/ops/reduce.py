@@ -105,7 +105,11 @@ class ProductOfOthers(Op):
 
         def product_of_others(x: np.ndarray) -> np.ndarray:
             moved = np.transpose(x, kept + list(axes))
-            groups = moved.reshape(moved.shape[: len(kept)] + (-1,))
+            # The group length is given, not -1: numpy cannot infer it for an empty array.
+            group = math.prod(moved.shape[len(kept) :])
+            if group == 0:
+                return np.ones_like(x)  # empty groups: nothing to multiply
+            groups = moved.reshape(moved.shape[: len(kept)] + (group,))
             ones = np.ones(groups.shape[:-1] + (1,), dtype=x.dtype)
             before = np.cumprod(np.concatenate([ones, groups[..., :-1]], axis=-1), axis=-1)
             after = np.cumprod(np.concatenate([ones, groups[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..config import config
+from ..errors import DTypeError, ShapeError
 from ..graph.basic import Apply, Constant, Variable
 from ..graph.op import Op
 from ..graph.type import TensorType, format_shape
-from .basic import as_tensor, constant
+from .basic import as_tensor, cast, constant
 
 
 def normalize_axes(axis: Any, ndim: int, what: str = "axis") -> tuple[int, ...]:
@@ -57,6 +58,18 @@ def _static_shape_entry(item: Variable) -> int | None:
     return None
 
 
+def static_size(size: Variable, what: str) -> tuple[int | None, ...]:
+    """The static shape of an array drawn or made with the shape ``size``, which must have a known
+    number of entries (the array's number of dimensions)."""
+    static = static_shape_value(size)
+    if static is None:
+        raise ShapeError(
+            f"{what}: the size {size.label()} ({size.type.describe()}) has an unknown number of entries, "
+            "so the result's number of dimensions would be unknown; give a tuple of lengths instead"
+        )
+    return static
+
+
 def as_shape(shape: Any) -> Variable:
     """A shape given as ints, symbolic scalars, or a symbolic vector, as an int64 vector."""
     if isinstance(shape, Variable):
@@ -76,14 +89,8 @@ def as_shape(shape: Any) -> Variable:
         item = as_tensor(item) if not isinstance(item, (int, np.integer)) else constant(np.int64(item))
         if item.ndim != 0 or item.type.numpy_dtype.kind not in "iu":
             raise TypeError(f"each length of a shape must be an integer scalar, not {item!r}")
-        variables.append(item if item.dtype == "int64" else _cast64(item))
+        variables.append(cast(item, "int64"))
     return stack(variables)
-
-
-def _cast64(x: Variable) -> Variable:
-    from .basic import cast
-
-    return cast(x, "int64")
 
 
 # --- shapes -----------------------------------------------------------------------------------
@@ -242,13 +249,11 @@ class Alloc(Op):
         value = node.inputs[0]
         if not value.type.is_float:
             return [None, None]
-        return [output_grads[0].sum(), None]
+        return [cast(output_grads[0].sum(), value.dtype), None]
 
 
 def full(target_shape: Any, value: Any, dtype: Any = None) -> Variable:
     """An array of ``target_shape`` filled with the scalar ``value``."""
-    from ..config import config
-
     target = as_shape(target_shape)
     value = as_tensor(value)
     if value.ndim != 0:
@@ -271,11 +276,13 @@ def ones(target_shape: Any, dtype: Any = None) -> Variable:
 
 
 def zeros_like(x: Any, dtype: Any = None) -> Variable:
+    """Zeros of ``x``'s shape, and of its dtype unless ``dtype``."""
     x = as_tensor(x)
     return full(shape(x), constant(0), dtype or x.dtype)
 
 
 def ones_like(x: Any, dtype: Any = None) -> Variable:
+    """Ones of ``x``'s shape, and of its dtype unless ``dtype``."""
     x = as_tensor(x)
     return full(shape(x), constant(1), dtype or x.dtype)
 
@@ -303,7 +310,7 @@ class Reshape(Op):
 
 def reshape(x: Any, new_shape: Any, ndim: int | None = None) -> Variable:
     """``x`` with a new shape of the same size: ints, symbolic scalars or a symbolic vector, with
-    at most one ``-1``."""
+    at most one ``-1``. ``ndim`` is accepted (Theano's signature) and ignored."""
     x = as_tensor(x)
     target = as_shape(new_shape)
     if target.type.shape[0] is None:
@@ -431,23 +438,25 @@ def transpose(x: Any, axes: Sequence[int] | None = None) -> Variable:
     x = as_tensor(x)
     if axes is None:
         axes = tuple(reversed(range(x.ndim)))
-    axes = tuple(int(axis) % x.ndim if x.ndim else int(axis) for axis in axes)
+    axes = tuple(normalize_axes(axis, x.ndim, "transpose axis")[0] for axis in axes)
     if sorted(axes) != list(range(x.ndim)):
         raise ShapeError(f"transpose axes {axes} are not a permutation of the {x.ndim} axes")
     return dimshuffle(x, *axes)
 
 
 def expand_dims(x: Any, axis: int) -> Variable:
+    """``numpy.expand_dims``: ``x`` with a new length-1 axis at position ``axis`` of the result."""
     x = as_tensor(x)
-    axis = axis % (x.ndim + 1)
+    (axis,) = normalize_axes(axis, x.ndim + 1)
     pattern: list = list(range(x.ndim))
     pattern.insert(axis, "x")
     return dimshuffle(x, *pattern)
 
 
 def swapaxes(x: Variable, first: int, second: int) -> Variable:
+    """``numpy.swapaxes``: ``x`` with two axes exchanged."""
     axes = list(range(x.ndim))
-    first, second = first % x.ndim, second % x.ndim
+    (first,), (second,) = normalize_axes(first, x.ndim), normalize_axes(second, x.ndim)
     axes[first], axes[second] = axes[second], axes[first]
     return dimshuffle(x, *axes)
 
@@ -488,8 +497,6 @@ class Join(Op):
         sizes = stack([shape_at(x, self.axis) for x in node.inputs])
         pieces = Split(self.axis, len(node.inputs))(output_grads[0], sizes)
         pieces = [pieces] if isinstance(pieces, Variable) else pieces
-        from .basic import cast
-
         return [cast(piece, x.dtype) if x.type.is_float else None for piece, x in zip(pieces, node.inputs)]
 
 
@@ -571,7 +578,10 @@ class Stack(Op):
         from .subtensor import take_along
 
         (g,) = output_grads
-        return [take_along(g, self.axis, index) if x.type.is_float else None for index, x in enumerate(node.inputs)]
+        return [
+            cast(take_along(g, self.axis, index), x.dtype) if x.type.is_float else None
+            for index, x in enumerate(node.inputs)
+        ]
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:
@@ -592,6 +602,11 @@ class ARange(Op):
     """``numpy.arange(start, stop, step)`` of integer scalars, as an int64 vector."""
 
     def output_types(self, start: TensorType, stop: TensorType, step: TensorType) -> list[TensorType]:
+        for what, bound in (("start", start), ("stop", stop), ("step", step)):
+            if bound.ndim != 0:
+                raise ShapeError(f"arange: {what} must be a scalar, not {bound.describe()}")
+            if bound.numpy_dtype.kind not in "iu":
+                raise DTypeError(f"arange takes integer bounds, but {what} is {bound.describe()}")
         return [TensorType("int64", (None,))]
 
     def perform(self, start: Any, stop: Any, step: Any) -> np.ndarray:

@@ -28,6 +28,11 @@ def _is_advanced(spec: Spec) -> bool:
     return any(entry[0] == "array" for entry in spec)
 
 
+def selects_everything(spec: Spec, ndim: int) -> bool:
+    """Whether ``spec`` is ``[:]`` on each axis it names (``x[:]``, ``x[...]``): all of ``x``."""
+    return len(spec) <= ndim and all(entry == ("slice", None, None, None) for entry in spec)
+
+
 def parse_index(x: Variable, index: Any) -> tuple[Spec, list[Variable]]:
     """A Python index for ``x`` as a spec and the symbolic inputs it refers to."""
     items = index if isinstance(index, tuple) else (index,)
@@ -127,18 +132,22 @@ def _static_shape(x: TensorType, spec: Spec, index_types: Sequence[TensorType]) 
     advanced: list[tuple] = []
     advanced_at = None
     separated = False
+    # Next to an array, numpy treats an integer as an advanced index too (a 0-d array): it takes
+    # part in deciding where the advanced axes go.
+    integers_are_advanced = _is_advanced(spec)
     axis = 0
     for entry in spec:
         kind = entry[0]
         if kind == "newaxis":
             shape.append(1)
             continue
-        if kind == "array":
-            index_type = index_types[entry[1][1]]
+        if kind == "array" or (kind == "int" and integers_are_advanced):
             if advanced_at is None:
                 advanced_at = len(shape)
             elif advanced_at != len(shape):
                 separated = True
+        if kind == "array":
+            index_type = index_types[entry[1][1]]
             if index_type.dtype == "bool":
                 for offset in range(index_type.ndim):
                     length, wanted = x.shape[axis + offset], index_type.shape[offset]
@@ -202,7 +211,9 @@ class Subtensor(Op):
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         x, *index_inputs = node.inputs
         gx = None
-        if needed[0] and x.type.is_float:
+        if needed[0] and x.type.is_float and selects_everything(self.spec, x.ndim):
+            gx = output_grads[0]  # x[:] is x
+        elif needed[0] and x.type.is_float:
             gx = IncSubtensor(self.spec, "inc")(zeros_like(x), output_grads[0], *index_inputs)
         return [gx] + [None] * len(index_inputs)
 
@@ -283,8 +294,7 @@ def subtensor(x: Variable, index: Any) -> Variable:
     ):
         return shape_at(x.owner.inputs[0], int(index))
     spec, inputs = parse_index(x, index)
-    if all(entry == ("slice", None, None, None) for entry in spec) and len(spec) <= x.ndim:
-        return x
+    # Even ``x[:]`` is a node: ``set_subtensor(x[:], y)`` needs to see what was indexed.
     return Subtensor(spec)(x, *inputs)
 
 

@@ -1,5 +1,5 @@
 """Algebraic simplifications that never change a result: ``x * 1``, ``x + 0``, ``-(-x)``, two
-dimshuffles in a row. (The predict phase of inverted dropout leaves ``x * 1``: this removes it.)"""
+dimshuffles in a row, ``x[:]``. (The predict phase of inverted dropout leaves ``x * 1``: this removes it.)"""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from ..graph.basic import Apply, Constant, Variable
 from ..ops.elemwise import Elemwise
 from ..ops.shape import DimShuffle, dimshuffle
+from ..ops.subtensor import Subtensor, selects_everything
 
 # op name -> (positions the identity element may take, the identity element)
 _IDENTITIES = {"add": ((0, 1), 0), "sub": ((1,), 0), "mul": ((0, 1), 1), "true_div": ((1,), 1)}
 
 
 def remove_identity_elements(node: Apply) -> Sequence[Variable] | None:
+    """``x + 0``, ``x - 0``, ``x * 1``, ``x / 1`` -> ``x``, when that changes neither dtype nor shape."""
     op = node.op
     if not isinstance(op, Elemwise) or op.name not in _IDENTITIES:
         return None
@@ -34,6 +36,7 @@ def remove_identity_elements(node: Apply) -> Sequence[Variable] | None:
 
 
 def remove_double_negation(node: Apply) -> Sequence[Variable] | None:
+    """``-(-x)`` -> ``x``."""
     op = node.op
     if isinstance(op, Elemwise) and op.name == "neg":
         inner = node.inputs[0].owner
@@ -43,6 +46,7 @@ def remove_double_negation(node: Apply) -> Sequence[Variable] | None:
 
 
 def merge_dimshuffles(node: Apply) -> Sequence[Variable] | None:
+    """Two dimshuffles (transposes, new axes) in a row -> one."""
     if not isinstance(node.op, DimShuffle):
         return None
     inner = node.inputs[0].owner
@@ -53,4 +57,11 @@ def merge_dimshuffles(node: Apply) -> Sequence[Variable] | None:
     return [dimshuffle(inner.inputs[0], *pattern)]
 
 
-ALGEBRAIC_RULES = (remove_identity_elements, remove_double_negation, merge_dimshuffles)
+def remove_whole_subtensor(node: Apply) -> Sequence[Variable] | None:
+    """``x[:]``, ``x[...]`` -> ``x``."""
+    if isinstance(node.op, Subtensor) and selects_everything(node.op.spec, node.inputs[0].ndim):
+        return [node.inputs[0]]
+    return None
+
+
+ALGEBRAIC_RULES = (remove_identity_elements, remove_double_negation, merge_dimshuffles, remove_whole_subtensor)

@@ -16,10 +16,13 @@ AutomaticUpdate = tuple  # (shared variable, new value, the node that asked for 
 
 
 def phase_dependent_nodes(outputs: Sequence[Variable]) -> list[Apply]:
+    """The phase-dependent nodes (dropout, batch norm) the outputs depend on."""
     return [node for node in postorder(outputs) if node.op.phase_dependent]
 
 
 def missing_phase_message(nodes: Sequence[Apply], where: str) -> str:
+    """The error message for ``where`` (``sg.function``, ``.eval()``) given no phase: the nodes, where
+    they were built, and the two phases to choose from."""
     listed = "\n".join(f"  - {node.op.name}, built at {describe(node.source)}" for node in nodes)
     return (
         f"this graph holds {len(nodes)} phase-dependent node(s), which compute differently when "

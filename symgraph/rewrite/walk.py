@@ -19,6 +19,8 @@ _MAX_CHAINED = 8
 
 
 def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGraph:
+    """``fgraph`` with ``rules`` applied to every node, in one walk in topological order."""
+
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
         changed = any(new is not old for new, old in zip(inputs, node.inputs))
         if not changed and _first_match(node, rules) is None:
