@@ -10,6 +10,7 @@ and compile it with ``sg.function`` into a fast Python callable::
     f = sg.function([x], y)
 """
 
+from . import errors
 from .config import config
 from .errors import SymgraphError
 from .graph.basic import Apply, Constant, SharedVariable, Variable
@@ -91,3 +92,32 @@ from .viz import plot, to_dot, to_networkx
 _methods.install()
 
 __version__ = "0.1.0"
+
+# What ``from symgraph import *`` gives. ``sum``, ``max``, ``min`` and ``abs`` shadow Python's
+# builtins when star-imported, as numpy's do; ``import symgraph as sg`` is the intended use.
+__all__ = [
+    # declaring
+    "scalar", "vector", "matrix", "tensor3", "tensor4", "tensor",
+    "iscalar", "ivector", "imatrix", "lscalar", "lvector", "lmatrix",
+    "shared", "constant", "as_tensor", "config",
+    # graph objects
+    "Variable", "SharedVariable", "Constant", "Apply", "TensorType", "Function",
+    # elementwise
+    "abs", "exp", "log", "log1p", "expm1", "sqrt", "square", "sign", "sin", "cos", "tanh",
+    "floor", "ceil", "maximum", "minimum", "clip", "where", "switch",
+    "eq", "neq", "lt", "le", "gt", "ge", "and_", "or_", "xor", "invert", "cast",
+    # reductions and linear algebra
+    "sum", "mean", "max", "min", "prod", "var", "std", "argmax", "argmin",
+    "dot", "matmul", "outer", "tensordot",
+    # shapes and indexing
+    "reshape", "flatten", "dimshuffle", "transpose", "expand_dims", "broadcast_to", "shape",
+    "concatenate", "stack", "arange", "zeros", "ones", "zeros_like", "ones_like",
+    "set_subtensor", "inc_subtensor",
+    # randomness, dropout, compiling, gradients
+    "RandomStreams", "seed", "dropout", "function",
+    "grad", "jacobian", "hessian", "verify_grad",
+    # looking at graphs
+    "debugprint", "to_networkx", "to_dot", "plot",
+    # submodules and the errors' base class
+    "nn", "optim", "errors", "SymgraphError",
+]  # fmt: skip

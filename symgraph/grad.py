@@ -49,6 +49,8 @@ def grad(
     if disconnected_inputs not in _DISCONNECTED:
         raise ValueError(f"disconnected_inputs must be one of {_DISCONNECTED}, not {disconnected_inputs!r}")
     single = isinstance(wrt, Variable)
+    if not single and not isinstance(wrt, (list, tuple)):
+        raise TypeError(f"sg.grad differentiates with respect to a variable or a list of them, not {wrt!r}")
     wrt_list = [wrt] if single else list(wrt)
     for variable in wrt_list:
         if not isinstance(variable, Variable):

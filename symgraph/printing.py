@@ -76,10 +76,8 @@ def _function_title(function: Any) -> str:
 
 # --- what one line says -----------------------------------------------------------------------------
 def op_text(node: Apply, limit: int = 60) -> str:
-    """The op with its properties, as ``softmax{axis=1}``; identity tokens (``key``) left out."""
-    op = node.op
-    props = [f"{prop}={getattr(op, prop)!r}" for prop in op.__props__ if prop not in ("name", "key")]
-    text = f"{op.name}{{{', '.join(props)}}}" if props else op.name
+    """The op with its properties, as ``softmax{axis=1}`` (``str(op)``), cut at ``limit``."""
+    text = str(node.op)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -99,7 +99,13 @@ class Op:
         return hash(self._identity())
 
     def __str__(self) -> str:
-        props = [f"{prop}={getattr(self, prop)!r}" for prop in self.__props__ if prop != "name"]
+        # Left out: identity tokens (``key``) and properties that only repeat the op's name
+        # (``kind='sum'`` of a sum).
+        props = [
+            f"{prop}={value!r}"
+            for prop in self.__props__
+            if prop not in ("name", "key") and (value := getattr(self, prop)) != self.name
+        ]
         return f"{self.name}{{{', '.join(props)}}}" if props else self.name
 
     def __repr__(self) -> str:

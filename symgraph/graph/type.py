@@ -201,7 +201,8 @@ def filter_tensor(tensor_type: TensorType, value: Any, *, what: str, allow_downc
                 raise InputError(
                     f"{what} expects dtype {tensor_type.dtype}, got {_describe_value(value)}; "
                     f"{array.dtype} does not cast safely to {tensor_type.dtype}. Convert it with "
-                    f".astype('{tensor_type.dtype}'), or compile with allow_input_downcast=True."
+                    f".astype('{tensor_type.dtype}') (a compiled function's arguments may also be "
+                    "converted by compiling it with allow_input_downcast=True)."
                 )
             array = array.astype(target)
     else:
@@ -215,8 +216,9 @@ def filter_tensor(tensor_type: TensorType, value: Any, *, what: str, allow_downc
             if _KIND_ORDER[array.dtype.kind] > _KIND_ORDER[target.kind] and not allow_downcast:
                 raise InputError(
                     f"{what} expects dtype {tensor_type.dtype}, got {_describe_value(value)} of "
-                    f"{array.dtype} values, which would lose information; compile with "
-                    "allow_input_downcast=True to convert anyway."
+                    f"{array.dtype} values, which would lose information; convert them first (a "
+                    "compiled function's arguments may also be converted by compiling it with "
+                    "allow_input_downcast=True)."
                 )
             try:
                 array = np.asarray(value, dtype=target)

@@ -37,10 +37,28 @@ def _softplus(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 _float_result = ufunc_rule(np.exp)
 
-sigmoid = Elemwise("sigmoid", _sigmoid, [lambda x, z, g: g * (z * (1 - z))], dtype_rule=_float_result)
-softplus = Elemwise("softplus", _softplus, [lambda x, z, g: g * sigmoid(x)], dtype_rule=_float_result)
+sigmoid = Elemwise(
+    "sigmoid",
+    _sigmoid,
+    [lambda x, z, g: g * (z * (1 - z))],
+    dtype_rule=_float_result,
+    doc="``sigmoid(x)``: ``1 / (1 + exp(-x))`` elementwise, without overflow for any ``x``.",
+)
+softplus = Elemwise(
+    "softplus",
+    _softplus,
+    [lambda x, z, g: g * sigmoid(x)],
+    dtype_rule=_float_result,
+    doc="``softplus(x)``: ``log(1 + exp(x))`` elementwise, without overflow for any ``x``.",
+)
 # relu'(0) = 0, as PyTorch; the rule reads the output, so the input's array can be reused.
-relu = Elemwise("relu", _relu, [lambda x, z, g: g * gt(z, 0)], dtype_rule=same_dtype_rule)
+relu = Elemwise(
+    "relu",
+    _relu,
+    [lambda x, z, g: g * gt(z, 0)],
+    dtype_rule=same_dtype_rule,
+    doc="``relu(x)``: ``maximum(x, 0)`` elementwise, in ``x``'s dtype; its gradient at 0 is 0.",
+)
 
 
 class Softmax(Op):

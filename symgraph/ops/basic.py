@@ -137,7 +137,7 @@ class Cast(Op):
 
     @property
     def name(self) -> str:
-        return f"cast_{self.dtype}"
+        return "cast"
 
     def output_types(self, x: TensorType) -> list[TensorType]:
         return [TensorType(self.dtype, x.shape)]

@@ -53,9 +53,17 @@ class Elemwise(Op):
         dtype_rule: Callable[[list], Sequence[np.dtype]] | None = None,
         accepts_out: bool = True,
         true_division: bool = False,
+        doc: str | None = None,
     ):
         self.name = name
         self.function = function
+        # Each operation is an instance, so each gets its own docstring (IPython's ``sg.exp?``).
+        count = function.nin if isinstance(function, np.ufunc) else len(grads or ())
+        operands = ", ".join(("x", "y", "z")[:count])
+        self.__doc__ = doc or (
+            f"``{name}({operands})``: numpy's ``{getattr(function, '__name__', name)}``, elementwise, "
+            "with numpy's broadcasting and dtype rules (Python numbers take the tensor's dtype)."
+        )
         self.nin = function.nin if isinstance(function, np.ufunc) else len(grads or ())
         self.grads = tuple(grads) if grads is not None else (None,) * self.nin
         self.dtype_rule = dtype_rule or ufunc_rule(function)

@@ -28,10 +28,10 @@ def _astype(self: Variable, dtype: Any) -> Variable:
 
 
 def _reshape(self: Variable, *new_shape: Any, ndim: int | None = None) -> Variable:
-    """``x.reshape(shape)`` or ``x.reshape(n0, n1, ...)``: ``sg.reshape`` (``ndim`` is ignored)."""
+    """``x.reshape(shape)`` or ``x.reshape(n0, n1, ...)``: ``sg.reshape``."""
     if len(new_shape) == 1:
         new_shape = new_shape[0]
-    return shape.reshape(self, new_shape)
+    return shape.reshape(self, new_shape, ndim)
 
 
 def _transpose(self: Variable, *axes: Any) -> Variable:

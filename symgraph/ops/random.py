@@ -126,7 +126,10 @@ class RandomStreams:
 
 
 def _float_dtype(dtype: Any) -> str:
-    return np.dtype(dtype or config.floatX).name
+    name = np.dtype(dtype or config.floatX).name
+    if np.dtype(name).kind != "f":
+        raise TypeError(f"uniform and normal draw floats: dtype must be a float dtype, not {name}")
+    return name
 
 
 _default_stream = RandomStreams()

@@ -174,6 +174,8 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
 def _arg_reduce(kind: str, x: Any, axis: Any, keepdims: bool) -> Variable:
     x = as_tensor(x)
     if axis is not None:
+        if not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"{kind} takes one axis (an int) or None, as numpy's does, not {axis!r}")
         (axis,) = normalize_axes(axis, x.ndim)
     return ArgReduce(kind, axis, keepdims)(x)
 
@@ -193,6 +195,8 @@ def count(x: Variable, axes: tuple) -> Variable:
     lengths = [x.type.shape[axis] for axis in axes]
     if None not in lengths:
         return constant(np.int64(math.prod(lengths)))
+    if len(axes) == 1:
+        return shape_at(x, axes[0])
     return _reduce("prod", stack([shape_at(x, axis) for axis in axes]), None, False)
 
 

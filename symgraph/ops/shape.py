@@ -25,7 +25,12 @@ def normalize_axes(axis: Any, ndim: int, what: str = "axis") -> tuple[int, ...]:
     non-negative axes; ``None`` means every axis."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"{what} must be None, an int or a tuple of ints, not {axis!r}")
     normalized = []
     for item in axes:
         if not isinstance(item, (int, np.integer)) or isinstance(item, bool):
@@ -81,6 +86,8 @@ def as_shape(shape: Any) -> Variable:
             return shape
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
+    if not isinstance(shape, (tuple, list, np.ndarray)):
+        raise TypeError(f"a shape is an int, a tuple of ints and symbolic scalars, or a symbolic vector, not {shape!r}")
     items = list(shape)
     if all(isinstance(item, (int, np.integer)) for item in items):
         return constant(np.array(items, dtype=np.int64))
@@ -308,14 +315,47 @@ class Reshape(Op):
         return [reshape(output_grads[0], shape(x)), None]
 
 
+class SpecifyLength(Op):
+    """A vector itself, with its length (checked when the function runs) made static."""
+
+    __props__ = ("length",)
+    view_map = {0: 0}
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def output_types(self, vector: TensorType) -> list[TensorType]:
+        return [TensorType(vector.dtype, (self.length,))]
+
+    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
+        length = self.length
+
+        def specify_length(vector: np.ndarray) -> np.ndarray:
+            if vector.shape != (length,):
+                raise ValueError(f"expected {length} entries, got shape {vector.shape}")
+            return vector
+
+        return specify_length
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        return [output_grads[0]]
+
+
 def reshape(x: Any, new_shape: Any, ndim: int | None = None) -> Variable:
     """``x`` with a new shape of the same size: ints, symbolic scalars or a symbolic vector, with
-    at most one ``-1``. ``ndim`` is accepted (Theano's signature) and ignored."""
+    at most one ``-1``. ``ndim`` is the number of dimensions, needed (as in Theano) only when the
+    shape is a symbolic vector whose length is not known while building."""
     x = as_tensor(x)
     target = as_shape(new_shape)
+    length = target.type.shape[0]
+    if ndim is not None and length is not None and ndim != length:
+        raise ShapeError(f"reshape: ndim={ndim}, but the shape has {length} entries")
+    length = length if length is not None else ndim
+    if length is None:
+        raise ShapeError("reshape needs to know the number of dimensions: give a shape of known length, or ndim=")
     if target.type.shape[0] is None:
-        raise ShapeError("reshape needs a shape whose length (the number of dimensions) is known")
-    static = list(static_shape_value(target) or (None,) * target.type.shape[0])
+        target = SpecifyLength(length)(target)
+    static = list(static_shape_value(target) or (None,) * length)
     if static.count(-1) > 1:
         raise ShapeError(f"reshape: at most one length may be -1, got {tuple(static)}")
     known_size = None if None in x.type.shape else math.prod(x.type.shape)
