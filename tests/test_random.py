@@ -277,3 +277,30 @@ def test_stream_does_not_keep_generators_of_dropped_graphs():
     first = sg.function([], kept)()
     srng.seed(1)
     np.testing.assert_array_equal(sg.function([], kept)(), first)
+
+
+def test_reseeding_waits_for_a_call_in_progress():
+    """seed() takes the lock that calls hold: a call sees the stream wholly before or wholly
+    after a reseed, never a half-reseeded stream."""
+    import threading
+
+    from symgraph.graph.basic import STATE_LOCK
+
+    stream = sg.RandomStreams(1)
+    draws = sg.function([], [stream.uniform((4,)), stream.uniform((4,))])
+    finished = threading.Event()
+
+    def reseed():
+        stream.seed(2)
+        finished.set()
+
+    with STATE_LOCK:  # as a call in progress would
+        thread = threading.Thread(target=reseed)
+        thread.start()
+        thread.join(timeout=0.2)
+        assert not finished.is_set()
+    thread.join()
+    assert finished.is_set()
+    first = draws()
+    stream.seed(2)
+    np.testing.assert_array_equal(draws()[0], first[0])

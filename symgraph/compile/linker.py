@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import itertools
 import linecache
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,13 +35,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, NodeError, SymgraphError
-from ..graph.basic import Apply, Constant, SharedVariable, Variable
+from ..graph.basic import STATE_LOCK, Apply, Constant, SharedVariable, Variable
 from ..graph.source import describe
 from ..graph.type import TensorType, format_shape
 from .memory import MemoryPlan
 
-#: Held by every call that reads or writes shared state (weights, random generators).
-STATE_LOCK = threading.RLock()
 _program_numbers = itertools.count()
 
 

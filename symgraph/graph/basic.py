@@ -12,6 +12,7 @@ that this module depends on no op.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -140,6 +141,12 @@ class Constant(Variable):
         return f"constant{format_shape(self.data.shape)}"
 
 
+#: Held while shared state is read or written: by every call of a compiled function that touches
+#: shared variables (so concurrent calls behave as if made one after another), by ``set_value``,
+#: and by random streams when they number or reseed their generators.
+STATE_LOCK = threading.RLock()
+
+
 class SharedVariable(Variable):
     """State that lives between calls of compiled functions (weights, statistics, random state).
 
@@ -176,7 +183,9 @@ class SharedVariable(Variable):
     def set_value(self, value: Any, borrow: bool = False) -> None:
         """Replace the value. Its dtype and number of dimensions must stay; the shape may change
         (unless it was declared with ``shape=``). The array is copied unless ``borrow=True``."""
-        self.value = self._filter(value, borrow)
+        filtered = self._filter(value, borrow)
+        with STATE_LOCK:  # never in the middle of a call that reads it
+            self.value = filtered
 
 
 class Apply:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import config
 from ..errors import InputError
-from ..graph.basic import Apply, SharedVariable, Variable
+from ..graph.basic import STATE_LOCK, Apply, SharedVariable, Variable
 from ..graph.op import Op
 from ..graph.type import TensorType, Type
 from .basic import as_tensor
@@ -83,18 +83,22 @@ class RandomStreams:
 
     def seed(self, seed: int | None = None) -> None:
         """Reset every generator of this stream from ``seed``."""
-        self._entropy = np.random.SeedSequence(seed).entropy
-        for index, state in self._live():
-            state.set_value(generator_for(self._entropy, index), borrow=True)
+        with STATE_LOCK:  # all at once: no call sees half a reseeded stream
+            self._entropy = np.random.SeedSequence(seed).entropy
+            for index, state in self._live():
+                state.set_value(generator_for(self._entropy, index), borrow=True)
 
     def new_state(self) -> SharedVariable:
         """A new generator of this stream, as a shared variable (for ops that draw)."""
-        index = self._count
-        self._count += 1
-        state = SharedVariable(GeneratorType(), generator_for(self._entropy, index), name=f"rng{index}", borrow=True)
-        if len(self._states) >= 1024 and len(self._states) & (len(self._states) - 1) == 0:
-            self._live()  # now and then (at powers of two), forget the dead ones
-        self._states.append((index, weakref.ref(state)))
+        with STATE_LOCK:  # graphs built in several threads still number their nodes uniquely
+            index = self._count
+            self._count += 1
+            state = SharedVariable(
+                GeneratorType(), generator_for(self._entropy, index), name=f"rng{index}", borrow=True
+            )
+            if len(self._states) >= 1024 and len(self._states) & (len(self._states) - 1) == 0:
+                self._live()  # now and then (at powers of two), forget the dead ones
+            self._states.append((index, weakref.ref(state)))
         return state
 
     @property
