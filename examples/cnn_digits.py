@@ -16,7 +16,7 @@ import os
 import time
 
 import numpy as np
-from digits import load_digits, minibatches, output_folder, parser, progress
+from digits import load_digits, output_folder, parser, plot_history, train_and_report, write_graph_pictures
 
 import symgraph as sg
 
@@ -54,11 +54,6 @@ class ConvNet:
         self.train = sg.function([x, y], loss, updates=updates, phase="train")
         self.predict = sg.function([x], probabilities, phase="predict")
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        probabilities = self.predict(X)
-        loss = float(-np.log(np.maximum(probabilities[np.arange(len(y)), y], 1e-12)).mean())
-        return loss, float((probabilities.argmax(axis=1) == y).mean())
-
 
 def save_curves(path: str, history: dict) -> None:
     import matplotlib
@@ -67,16 +62,7 @@ def save_curves(path: str, history: dict) -> None:
     import matplotlib.pyplot as plt
 
     figure, (losses, accuracies) = plt.subplots(1, 2, figsize=(10, 4))
-    epochs = np.arange(1, len(history["train loss"]) + 1)
-    for key in ("train loss", "test loss"):
-        losses.plot(epochs, history[key], label=key)
-    for key in ("train accuracy", "test accuracy"):
-        accuracies.plot(epochs, history[key], label=key)
-    losses.set(xlabel="epoch", ylabel="cross-entropy", title="loss (predict phase)")
-    accuracies.set(xlabel="epoch", ylabel="accuracy", title="accuracy (predict phase)", ylim=(0.85, 1.001))
-    for axes in (losses, accuracies):
-        axes.legend()
-        axes.grid(alpha=0.3)
+    plot_history(losses, accuracies, history)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -91,29 +77,9 @@ def main() -> None:
     data = load_digits(options.seed, dtype, images=True)
     model = ConvNet(options.seed, dtype)
     print(f"digits: {len(data.y_train)} training and {len(data.y_test)} test images, {dtype}")
-    history: dict = {key: [] for key in ("train loss", "test loss", "train accuracy", "test accuracy")}
-    rng = np.random.default_rng(options.seed)
-    bar = progress(range(options.epochs), "training", options.epochs)
-    for epoch in bar:
-        losses = [
-            float(model.train(data.X_train[batch], data.y_train[batch]))
-            for batch in minibatches(len(data.y_train), 64, rng)
-        ]
-        train_loss, train_accuracy = model.evaluate(data.X_train, data.y_train)
-        test_loss, test_accuracy = model.evaluate(data.X_test, data.y_test)
-        for key, value in zip(history, (train_loss, test_loss, train_accuracy, test_accuracy)):
-            history[key].append(value)
-        line = f"epoch {epoch + 1:3d}: loss {np.mean(losses):.4f} (train phase), test loss {test_loss:.4f}, train accuracy {train_accuracy:.4f}, test accuracy {test_accuracy:.4f}"
-        (bar.write if hasattr(bar, "write") else print)(line)
-    print(f"test accuracy after {options.epochs} epochs: {history['test accuracy'][-1]:.4f}")
+    history = train_and_report(model, data, options.epochs, options.seed)
     save_curves(os.path.join(folder, "training.png"), history)
-    written = ["training.png"]
-    try:
-        sg.plot(model.train, os.path.join(folder, "train_graph.svg"))
-        sg.plot(model.predict, os.path.join(folder, "predict_graph.svg"))
-        written += ["train_graph.svg", "predict_graph.svg"]
-    except ImportError as error:
-        print(f"graph pictures skipped: {error}")
+    written = ["training.png", *write_graph_pictures(model, folder)]
     print(f"wrote {', '.join(written)} into {folder} ({time.perf_counter() - started:.1f} s in all)")
 
 

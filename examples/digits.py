@@ -68,3 +68,65 @@ def progress(iterable, description: str, total: int):
 def output_folder(path: str) -> str:
     os.makedirs(path, exist_ok=True)
     return os.path.abspath(path)
+
+
+def evaluate(predict, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of a compiled ``predict`` giving class probabilities."""
+    probabilities = predict(X)
+    loss = float(-np.log(np.maximum(probabilities[np.arange(len(y)), y], 1e-12)).mean())
+    return loss, float((probabilities.argmax(axis=1) == y).mean())
+
+
+def fit(train, X: np.ndarray, y: np.ndarray, epochs: int, seed: int, batch_size: int = 64):
+    """Call the compiled ``train`` on shuffled minibatches; yields ``(epoch, mean loss)`` after
+    each pass over the data."""
+    rng = np.random.default_rng(seed)
+    for epoch in range(epochs):
+        losses = [float(train(X[batch], y[batch])) for batch in minibatches(len(y), batch_size, rng)]
+        yield epoch, float(np.mean(losses))
+
+
+def train_and_report(model, data: Digits, epochs: int, seed: int) -> dict:
+    """Train ``model`` (with ``.train`` and ``.predict``), printing after each epoch its loss and
+    its accuracy on both sets in the predict phase; returns those per-epoch figures."""
+    history: dict = {key: [] for key in ("train loss", "test loss", "train accuracy", "test accuracy")}
+    bar = progress(fit(model.train, data.X_train, data.y_train, epochs, seed), "training", epochs)
+    for epoch, minibatch_loss in bar:
+        train_loss, train_accuracy = evaluate(model.predict, data.X_train, data.y_train)
+        test_loss, test_accuracy = evaluate(model.predict, data.X_test, data.y_test)
+        for key, value in zip(history, (train_loss, test_loss, train_accuracy, test_accuracy)):
+            history[key].append(value)
+        line = (
+            f"epoch {epoch + 1:3d}: loss {minibatch_loss:.4f} (train phase), test loss {test_loss:.4f}, "
+            f"train accuracy {train_accuracy:.4f}, test accuracy {test_accuracy:.4f}"
+        )
+        (bar.write if hasattr(bar, "write") else print)(line)
+    print(f"test accuracy after {epochs} epochs: {history['test accuracy'][-1]:.4f}")
+    return history
+
+
+def plot_history(losses, accuracies, history: dict) -> None:
+    """The per-epoch loss and accuracy curves, on two matplotlib axes."""
+    epochs = np.arange(1, len(history["train loss"]) + 1)
+    for key in ("train loss", "test loss"):
+        losses.plot(epochs, history[key], label=key)
+    losses.set(xlabel="epoch", ylabel="cross-entropy", title="loss (predict phase)")
+    for key in ("train accuracy", "test accuracy"):
+        accuracies.plot(epochs, history[key], label=key)
+    accuracies.set(xlabel="epoch", ylabel="accuracy", title="accuracy (predict phase)", ylim=(0.85, 1.001))
+    for axes in (losses, accuracies):
+        axes.legend()
+        axes.grid(alpha=0.3)
+
+
+def write_graph_pictures(model, folder: str) -> list[str]:
+    """Pictures of the compiled train and predict graphs; the names of the files written."""
+    import symgraph as sg
+
+    try:
+        sg.plot(model.train, os.path.join(folder, "train_graph.svg"))
+        sg.plot(model.predict, os.path.join(folder, "predict_graph.svg"))
+    except ImportError as error:
+        print(f"graph pictures skipped: {error}")
+        return []
+    return ["train_graph.svg", "predict_graph.svg"]

@@ -15,7 +15,17 @@ import os
 import time
 
 import numpy as np
-from digits import load_digits, minibatches, output_folder, parser, progress
+from digits import (
+    evaluate,
+    fit,
+    load_digits,
+    output_folder,
+    parser,
+    plot_history,
+    progress,
+    train_and_report,
+    write_graph_pictures,
+)
 
 import symgraph as sg
 
@@ -49,20 +59,6 @@ class Model:
         self.train = sg.function([x, y], loss, updates=sg.optim.adam(loss, self.params, learning_rate), phase="train")
         self.predict = sg.function([x], probabilities, phase="predict")
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy, in the predict phase."""
-        probabilities = self.predict(X)
-        loss = float(-np.log(np.maximum(probabilities[np.arange(len(y)), y], 1e-12)).mean())
-        return loss, float((probabilities.argmax(axis=1) == y).mean())
-
-
-def fit(model: Model, X: np.ndarray, y: np.ndarray, epochs: int, seed: int, batch_size: int = 64):
-    """Train for ``epochs``; yields after each epoch."""
-    rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        losses = [float(model.train(X[batch], y[batch])) for batch in minibatches(len(y), batch_size, rng)]
-        yield epoch, float(np.mean(losses))
-
 
 def overfitting_study(data, dtype: str, epochs: int, seeds: range, subset: int = 300) -> dict:
     """Train-test gaps (loss, accuracy) with and without dropout on a small training subset."""
@@ -72,10 +68,10 @@ def overfitting_study(data, dtype: str, epochs: int, seeds: range, subset: int =
         pick = np.random.default_rng(seed).choice(len(data.y_train), subset, replace=False)
         X, y = data.X_train[pick], data.y_train[pick]
         model = Model(seed, dtype, rate)
-        for _ in fit(model, X, y, epochs, seed):
+        for _ in fit(model.train, X, y, epochs, seed):
             pass
-        train_loss, train_accuracy = model.evaluate(X, y)
-        test_loss, test_accuracy = model.evaluate(data.X_test, data.y_test)
+        train_loss, train_accuracy = evaluate(model.predict, X, y)
+        test_loss, test_accuracy = evaluate(model.predict, data.X_test, data.y_test)
         gaps[label].append((test_loss - train_loss, train_accuracy - test_accuracy, test_accuracy))
     return {label: np.array(values) for label, values in gaps.items()}
 
@@ -88,16 +84,7 @@ def save_curves(path: str, history: dict, gaps: dict) -> None:
     import matplotlib.pyplot as plt
 
     figure, ((losses, accuracies), (loss_gaps, accuracy_gaps)) = plt.subplots(2, 2, figsize=(11, 8))
-    epochs = np.arange(1, len(history["train loss"]) + 1)
-    for key in ("train loss", "test loss"):
-        losses.plot(epochs, history[key], label=key)
-    losses.set(xlabel="epoch", ylabel="cross-entropy", title="loss (predict phase)")
-    for key in ("train accuracy", "test accuracy"):
-        accuracies.plot(epochs, history[key], label=key)
-    accuracies.set(xlabel="epoch", ylabel="accuracy", title="accuracy (predict phase)", ylim=(0.85, 1.001))
-    for axes in (losses, accuracies):
-        axes.legend()
-        axes.grid(alpha=0.3)
+    plot_history(losses, accuracies, history)
     labels = list(gaps)
     seeds = len(gaps[labels[0]])
     for axes, column, scale, title in (
@@ -132,16 +119,7 @@ def main() -> None:
     print(
         f"digits: {len(data.y_train)} training and {len(data.y_test)} test images; network {SIZES}, dropout rate {RATE}, {dtype}"
     )
-    history: dict = {key: [] for key in ("train loss", "test loss", "train accuracy", "test accuracy")}
-    bar = progress(fit(model, data.X_train, data.y_train, options.epochs, options.seed), "training", options.epochs)
-    for epoch, minibatch_loss in bar:
-        train_loss, train_accuracy = model.evaluate(data.X_train, data.y_train)
-        test_loss, test_accuracy = model.evaluate(data.X_test, data.y_test)
-        for key, value in zip(history, (train_loss, test_loss, train_accuracy, test_accuracy)):
-            history[key].append(value)
-        line = f"epoch {epoch + 1:3d}: loss {minibatch_loss:.4f} (train phase), test loss {test_loss:.4f}, train accuracy {train_accuracy:.4f}, test accuracy {test_accuracy:.4f}"
-        (bar.write if hasattr(bar, "write") else print)(line)
-    print(f"test accuracy after {options.epochs} epochs: {history['test accuracy'][-1]:.4f}")
+    history = train_and_report(model, data, options.epochs, options.seed)
 
     gaps = overfitting_study(data, dtype, options.study_epochs, range(options.seed, options.seed + options.study_seeds))
     print("\nwhat dropout does to overfitting (300 training images, mean +- std over seeds):")
@@ -153,13 +131,7 @@ def main() -> None:
         )
 
     save_curves(os.path.join(folder, "training.png"), history, gaps)
-    written = ["training.png"]
-    try:
-        sg.plot(model.train, os.path.join(folder, "train_graph.svg"))
-        sg.plot(model.predict, os.path.join(folder, "predict_graph.svg"))
-        written += ["train_graph.svg", "predict_graph.svg"]
-    except ImportError as error:
-        print(f"graph pictures skipped: {error}")
+    written = ["training.png", *write_graph_pictures(model, folder)]
     print(f"\nwrote {', '.join(written)} into {folder} ({time.perf_counter() - started:.1f} s in all)")
 
 

@@ -8,9 +8,9 @@ program.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import MissingInputError, PhaseError, UnusedInputError, UpdateError
@@ -73,6 +73,28 @@ class Function:
         return f"<Function {self.name}({inputs}): {len(self.graph.nodes)} nodes{phase}, mode={self.mode.name!r}>"
 
 
+def _garbage_collection_paused(compile_function: Callable[..., Function]) -> Callable[..., Function]:
+    """Compiling makes many short-lived objects in reference cycles (nodes and their outputs);
+    Python's cyclic collector would rescan the whole heap again and again as they pile up, making
+    compile time grow faster than the graph. The memory is reclaimed when collection resumes.
+
+    (A decorator of our own, not ``contextlib``'s: its frame lies inside symgraph, so the user's
+    line that called ``sg.function`` is still the first frame outside it.)"""
+
+    @functools.wraps(compile_function)
+    def paused(*args: Any, **kwargs: Any) -> Function:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return compile_function(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused
+
+
+@_garbage_collection_paused
 def function(
     inputs: Sequence[Variable],
     outputs: Variable | Sequence[Variable] | None = None,
@@ -98,49 +120,7 @@ def function(
     >>> f([1.0, 2.0])
     array([2., 4.])
     """
-    with _garbage_collection_paused():
-        return _compile(
-            inputs,
-            outputs,
-            updates,
-            givens,
-            phase,
-            mode,
-            name,
-            on_unused_input,
-            allow_input_downcast,
-            apply_updates,
-            user_source(),
-        )
-
-
-@contextlib.contextmanager
-def _garbage_collection_paused() -> Iterator[None]:
-    """Compiling makes many short-lived objects in reference cycles (nodes and their outputs);
-    Python's cyclic collector would rescan the whole heap again and again as they pile up, making
-    compile time grow faster than the graph. The memory is reclaimed when collection resumes."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _compile(
-    inputs,
-    outputs,
-    updates,
-    givens,
-    phase,
-    mode,
-    name,
-    on_unused_input,
-    allow_input_downcast,
-    apply_updates,
-    call_site,
-) -> Function:
+    call_site = user_source()
     mode = get_mode(mode)
     if phase not in PHASES and phase is not None:
         raise ValueError(f"phase must be 'train', 'predict' or None, not {phase!r}")
