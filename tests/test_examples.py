@@ -93,3 +93,9 @@ def test_visualize_writes_every_picture(tmp_path):
 def test_main_job_reaches_its_accuracy_at_full_length(tmp_path):
     output = run_example("mlp_dropout_digits.py", "--study-seeds", "1", "--study-epochs", "1", "--out", str(tmp_path))
     assert accuracy(output) >= 0.975
+
+
+@pytest.mark.slow
+def test_cnn_reaches_its_accuracy_at_full_length(tmp_path):
+    output = run_example("cnn_digits.py", "--out", str(tmp_path))
+    assert accuracy(output) >= 0.98
