@@ -85,12 +85,6 @@ class TensorType(Type):
     def describe(self) -> str:
         return f"{self.dtype} {format_shape(self.shape)}"
 
-    def with_shape(self, shape: Sequence[int | None]) -> "TensorType":
-        return TensorType(self.dtype, shape)
-
-    def with_dtype(self, dtype: Any) -> "TensorType":
-        return TensorType(dtype, self.shape)
-
     def filter(self, value: Any, *, what: str, allow_downcast: bool = False) -> np.ndarray:
         return filter_tensor(self, value, what=what, allow_downcast=allow_downcast)
 
