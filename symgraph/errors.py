@@ -59,6 +59,14 @@ class NodeError(SymgraphError):
 
     _subclasses: dict[type, type] = {}
 
+    def __init__(self, message: str):
+        # Not the original class's constructor, whose arguments may be its own (numpy's
+        # ``_ArrayMemoryError(shape, dtype)``, say): only the message.
+        BaseException.__init__(self, message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
     @classmethod
     def wrapping(cls, original: BaseException, message: str) -> "NodeError":
         base = type(original)
@@ -67,8 +75,9 @@ class NodeError(SymgraphError):
         subclass = cls._subclasses.get(base)
         if subclass is None:
             try:
-                subclass = type(f"NodeError[{base.__name__}]", (cls, base), {})
-            except TypeError:  # a builtin whose layout cannot be combined
-                subclass = type("NodeError[RuntimeError]", (cls, RuntimeError), {})
+                subclass = type(f"NodeError[{base.__name__}]", (cls, base), {"__module__": cls.__module__})
+                subclass(message)  # some classes can be combined but not made this way
+            except Exception:
+                subclass = type("NodeError[RuntimeError]", (cls, RuntimeError), {"__module__": cls.__module__})
             cls._subclasses[base] = subclass
         return subclass(message)

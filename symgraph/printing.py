@@ -59,7 +59,9 @@ def graph_subject(obj: Any) -> GraphSubject:
             compiled=True,
         )
     if isinstance(obj, FunctionGraph):
-        return GraphSubject(outputs=list(obj.outputs), inputs=list(obj.inputs), compiled=True)
+        return GraphSubject(
+            outputs=list(obj.outputs), updates=list(obj.updates), inputs=list(obj.inputs), compiled=True
+        )
     if isinstance(obj, Variable):
         return GraphSubject(outputs=[obj])
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(item, Variable) for item in obj):

@@ -8,6 +8,7 @@ import pytest
 
 import symgraph as sg
 from symgraph.errors import PhaseError, UpdateError
+from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite.phase import specialize_phase, state_updates
 
 
@@ -87,10 +88,12 @@ def test_one_graph_gives_both_functions():
 def test_specialize_phase_is_a_pure_graph_function():
     x = sg.vector("x")
     y = sg.nn.dropout(x, keep_prob=0.5) + 1
-    (predicted,), automatic = specialize_phase([y], "predict")
+    specialized, automatic = specialize_phase(FunctionGraph([x], [y]), "predict")
+    (predicted,) = specialized.outputs
     assert automatic == []
     assert not any(node.op.phase_dependent or node.op.stochastic for node in _nodes(predicted))
-    (trained,), automatic = specialize_phase([y], "train")
+    specialized, automatic = specialize_phase(FunctionGraph([x], [y]), "train")
+    (trained,) = specialized.outputs
     assert automatic == []  # the random state's update comes from state_updates
     stochastic = [node for node in _nodes(trained) if node.op.stochastic]
     assert len(stochastic) == 1 and not stochastic[0].op.phase_dependent
@@ -103,8 +106,9 @@ def test_specialize_phase_is_a_pure_graph_function():
 def test_specialize_phase_leaves_graphs_without_such_nodes_alone():
     x = sg.vector("x")
     y = x * 2
-    outputs, automatic = specialize_phase([y], None)
-    assert outputs[0] is y and automatic == []
+    fgraph = FunctionGraph([x], [y])
+    specialized, automatic = specialize_phase(fgraph, None)
+    assert specialized is fgraph and automatic == []
 
 
 def test_specialized_node_keeps_the_line_that_built_the_dropout():

@@ -133,10 +133,10 @@ def test_compiled_function_outputs_updates_and_unused_inputs():
     assert g.nodes[value]["label"].startswith("new w")
     assert g.nodes[next(iter(g.predecessors(value)))]["op"] == "add"
     assert not nx.is_directed_acyclic_graph(g) and nx.is_directed_acyclic_graph(flow(g))
-    # The bare FunctionGraph: the same nodes, the update's value an output, no update edge.
+    # The bare FunctionGraph: the same nodes and edges, its update included.
     bare = sg.to_networkx(f.graph)
-    assert bare.number_of_nodes() == g.number_of_nodes() and bare.number_of_edges() == g.number_of_edges() - 1
-    assert sum(1 for _, kind in bare.nodes(data="kind") if kind == "output") == 2
+    assert bare.number_of_nodes() == g.number_of_nodes() and bare.number_of_edges() == g.number_of_edges()
+    assert sum(1 for _, _, update in bare.edges(data="update") if update) == 1
 
 
 def test_collapse_gradient_folds_every_gradient_op_into_one_box():

@@ -1,35 +1,39 @@
 """``sg.function``: from a graph to a fast Python callable.
 
-The steps, each a plain function of the graph: substitute the ``givens``; specialize the
-phase-dependent nodes (adding their automatic updates); add the updates that advance random
-state; check inputs, outputs and updates; run the mode's rewrites; plan memory; generate the
-program.
+Compiling is a pipeline of passes over one :class:`FunctionGraph`, each taking it and returning a
+new one: substitute the ``givens``; inline subgraphs (``sg.OpFromGraph``); specialize the
+phase-dependent nodes (adding their automatic updates) and add the updates that advance random
+state; check inputs, outputs and updates; run the mode's rewrites; then the backend links the
+result into a callable.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import gc
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ..backends import Backend, get_backend
+from ..backends.base import LinkOptions, Program
 from ..errors import MissingInputError, PhaseError, UnusedInputError, UpdateError
 from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.source import Source, describe, user_source, warn_user
-from ..graph.traversal import postorder, rebuild
+from ..graph.traversal import postorder
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor
+from ..rewrite.inline import inline_subgraphs
 from ..rewrite.optimize import optimize
 from ..rewrite.phase import (
-    PHASES,
+    check_phase,
     missing_phase_message,
     phase_dependent_nodes,
     specialize_phase,
     state_updates,
 )
-from .linker import link
-from .memory import plan_memory
 from .modes import Mode, get_mode
 
 _ON_UNUSED = ("raise", "warn", "ignore")
@@ -39,18 +43,28 @@ class Function:
     """A compiled graph. Call it with one argument per input.
 
     ``graph`` is the compiled, rewritten :class:`FunctionGraph` (``sg.debugprint(f)`` and
-    ``sg.plot(f, path)`` show it); ``source`` is the generated Python code.
+    ``sg.plot(f, path)`` show it); ``source`` is the generated Python code (numpy backend).
     """
 
-    def __init__(self, program, graph: FunctionGraph, inputs, outputs, updates, phase, mode, name, single):
+    def __init__(
+        self,
+        program: Program,
+        graph: FunctionGraph,
+        phase: str | None,
+        mode: Mode,
+        backend: Backend,
+        name: str,
+        single: bool | None,
+    ):
         self._run = program.run
         self.program = program
         self.graph = graph
-        self.inputs = list(inputs)
-        self.outputs = outputs
-        self.updates = list(updates)
+        self.inputs = list(graph.inputs)
+        self.outputs = list(graph.outputs)
+        self.updates = list(graph.updates)
         self.phase = phase
         self.mode = mode
+        self.backend = backend
         self.name = name
         self.single_output = single
 
@@ -59,7 +73,7 @@ class Function:
 
     @property
     def source(self) -> str:
-        """The Python source of the generated program."""
+        """The Python source of the generated program (empty for backends that generate none)."""
         return self.program.source
 
     @property
@@ -70,7 +84,10 @@ class Function:
     def __repr__(self) -> str:
         inputs = ", ".join(variable.label() for variable in self.inputs)
         phase = f", phase={self.phase!r}" if self.phase else ""
-        return f"<Function {self.name}({inputs}): {len(self.graph.nodes)} nodes{phase}, mode={self.mode.name!r}>"
+        return (
+            f"<Function {self.name}({inputs}): {len(self.graph.nodes)} nodes{phase}, "
+            f"mode={self.mode.name!r}, backend={self.backend.name!r}>"
+        )
 
 
 def _garbage_collection_paused(compile_function: Callable[..., Function]) -> Callable[..., Function]:
@@ -105,6 +122,7 @@ def function(
     name: str | None = None,
     on_unused_input: str = "raise",
     allow_input_downcast: bool = False,
+    backend: str | Backend | None = None,
     apply_updates: bool = True,
 ) -> Function:
     """Compile the graph from ``inputs`` to ``outputs`` and ``updates`` into a Python callable.
@@ -113,8 +131,9 @@ def function(
     are ``(shared, expression)`` pairs or a dict, all computed from the values before the call and
     committed together after it. ``givens`` replaces variables by expressions. ``phase`` is
     ``'train'`` or ``'predict'``; graphs with dropout or batch norm need one. ``mode`` is
-    ``'fast_run'`` (default), ``'fast_compile'`` or ``'debug'``. ``apply_updates=False`` gives a
-    function that changes no state (what ``.eval()`` uses).
+    ``'fast_run'`` (default), ``'fast_compile'`` or ``'debug'``. ``backend`` is ``'numpy'`` (the
+    default, fast) or ``'python'`` (the reference, what mode ``'debug'`` runs on).
+    ``apply_updates=False`` gives a function that changes no state (what ``.eval()`` uses).
 
     >>> x = sg.vector('x'); f = sg.function([x], x * 2)
     >>> f([1.0, 2.0])
@@ -122,48 +141,47 @@ def function(
     """
     call_site = user_source()
     mode = get_mode(mode)
-    if phase not in PHASES and phase is not None:
-        raise ValueError(f"phase must be 'train', 'predict' or None, not {phase!r}")
+    check_phase(phase)
+    backend = get_backend(backend or mode.backend)
     if on_unused_input not in _ON_UNUSED:
         raise ValueError(f"on_unused_input must be one of {_ON_UNUSED}, not {on_unused_input!r}")
-    name = name or (f"{call_site.filename.rsplit('/', 1)[-1]}:{call_site.lineno}" if call_site else "function")
+    name = _function_name(name, call_site)
     inputs = _check_inputs(inputs)
     output_list, single = _normalize_outputs(outputs)
-    update_pairs = _normalize_updates(updates, call_site)
+    user_updates = _normalize_updates(updates, call_site)
 
-    targets = output_list + [value for _, value in update_pairs]
+    fgraph = FunctionGraph(inputs, output_list, user_updates)
     if givens:
-        targets = _substitute(targets, givens)
-    targets, automatic = specialize_phase(targets, phase)
-    nodes = postorder(targets + [value for _, value, _ in automatic])
-    automatic += state_updates(nodes)
-    _check_clashes(update_pairs, automatic, call_site)
-    updates_all = update_pairs + [(shared, value) for shared, value, _ in automatic]
-    computed = targets + [value for _, value, _ in automatic]
-    if not apply_updates:
-        updates_all, computed = [], targets[: len(output_list)]
-        nodes = postorder(computed)
-    _check_inputs_needed(inputs, computed, nodes, on_unused_input, name)
-
-    fgraph = FunctionGraph(inputs, computed, nodes)
+        fgraph = _substitute(fgraph, givens)
+    fgraph = inline_subgraphs(fgraph)
+    fgraph, automatic = specialize_phase(fgraph, phase)
+    automatic += state_updates(postorder(fgraph.computed + [value for _, value, _ in automatic]))
+    _check_clashes(user_updates, automatic, call_site)
+    if apply_updates:
+        fgraph = FunctionGraph(inputs, fgraph.outputs, fgraph.updates + [(s, v) for s, v, _ in automatic])
+    else:
+        fgraph = FunctionGraph(inputs, fgraph.outputs)
+    _check_inputs_needed(fgraph, on_unused_input, name)
     if mode.optimize:
         fgraph = optimize(fgraph)
-    n_outputs = len(output_list)
-    final_outputs = fgraph.outputs[:n_outputs]
-    final_updates = [(shared, value) for (shared, _), value in zip(updates_all, fgraph.outputs[n_outputs:])]
-    plan = plan_memory(fgraph.schedule(), final_outputs, final_updates, mode.inplace)
-    program = link(
-        inputs,
-        final_outputs,
-        final_updates,
-        plan,
+    options = LinkOptions(
         name=name,
         single_output=single,
         allow_downcast=allow_input_downcast,
-        debug=mode.debug,
         apply_updates=apply_updates,
+        inplace=mode.inplace,
+        debug=mode.debug,
     )
-    return Function(program, fgraph, inputs, final_outputs, final_updates, phase, mode, name, single)
+    program = backend.link(fgraph, options)
+    return Function(program, fgraph, phase, mode, backend, name, single)
+
+
+def _function_name(name: Any, call_site: Source | None) -> str:
+    if name is None:
+        return f"{call_site.filename.rsplit('/', 1)[-1]}:{call_site.lineno}" if call_site else "function"
+    if not isinstance(name, str):
+        raise TypeError(f"a function's name is a string, not {name!r}")
+    return name
 
 
 # --- checking what the user gave ----------------------------------------------------------------
@@ -258,7 +276,7 @@ def _check_update_type(shared: SharedVariable, value: Variable) -> None:
             raise UpdateError(f"{pair}: the static shapes differ")
 
 
-def _substitute(targets: list[Variable], givens: Any) -> list[Variable]:
+def _substitute(fgraph: FunctionGraph, givens: Any) -> FunctionGraph:
     pairs = givens.items() if isinstance(givens, dict) else givens
     replacements: dict[Variable, Variable] = {}
     for old, new in pairs:
@@ -271,7 +289,7 @@ def _substitute(targets: list[Variable], givens: Any) -> list[Variable]:
                 f"({new.type.describe()}): the dtype and number of dimensions must be the same"
             )
         replacements[old] = new
-    return rebuild(targets, replacements)[0]
+    return fgraph.replace(replacements)
 
 
 def _check_clashes(user_updates: list, automatic: list, call_site: Source | None) -> None:
@@ -294,18 +312,16 @@ def _check_clashes(user_updates: list, automatic: list, call_site: Source | None
             )
 
 
-def _check_inputs_needed(
-    inputs: list[Variable], computed: list[Variable], nodes: list, on_unused: str, name: str
-) -> None:
-    given = {id(variable) for variable in inputs}
+def _check_inputs_needed(fgraph: FunctionGraph, on_unused: str, name: str) -> None:
+    given = {id(variable) for variable in fgraph.inputs}
     needed: dict[int, Variable] = {}
     users: dict[int, Any] = {}
-    for node in nodes:
+    for node in fgraph.nodes:
         for variable in node.inputs:
             if variable.owner is None and not isinstance(variable, (Constant, SharedVariable)):
                 needed.setdefault(id(variable), variable)
                 users.setdefault(id(variable), node)
-    for variable in computed:
+    for variable in fgraph.computed:
         if variable.owner is None and not isinstance(variable, (Constant, SharedVariable)):
             needed.setdefault(id(variable), variable)
     for key, variable in needed.items():
@@ -316,7 +332,7 @@ def _check_inputs_needed(
                 f"the graph needs input {variable.label()} ({variable.type.describe()}){where}, but it is "
                 f"not among the inputs of function {name}; add it to the inputs (or replace it with givens=)"
             )
-    unused = [variable for variable in inputs if id(variable) not in needed]
+    unused = [variable for variable in fgraph.inputs if id(variable) not in needed]
     if unused and on_unused != "ignore":
         listed = ", ".join(variable.label() for variable in unused)
         message = (
@@ -329,20 +345,29 @@ def _check_inputs_needed(
 
 
 # --- .eval() ------------------------------------------------------------------------------------
-def evaluate(variable: Variable, inputs_to_values: dict | None, phase: str | None) -> Any:
-    """``variable.eval()``: compile once (cached on the variable) and call, changing no state."""
+#: The functions ``.eval()`` compiled lately: (id of the variable, input ids, phase) -> (a weak
+#: reference to the variable, its inputs, the function). Kept here, not on the variable (a graph
+#: holds nothing but the graph), and bounded: a function refers to its graph, so each entry keeps
+#: a graph alive.
+_EVAL_CACHE: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
+_EVAL_CACHE_SIZE = 32
+
+
+def evaluate(variable: Variable, inputs_to_values: dict | None, phase: str | None, where: str = ".eval()") -> Any:
+    """``variable.eval()``: compile (the recent ones are cached) and call, changing no state."""
     inputs_to_values = inputs_to_values or {}
     inputs = list(inputs_to_values)
-    key = (tuple(id(v) for v in inputs), phase)
-    cache = variable._eval_cache
-    if cache is None:
-        cache = variable._eval_cache = {}
-    entry = cache.get(key)
-    if entry is None:
+    key = (id(variable), tuple(id(v) for v in inputs), phase)
+    entry = _EVAL_CACHE.get(key)
+    if entry is None or entry[0]() is not variable or any(a is not b for a, b in zip(entry[1], inputs)):
         if phase is None:
             dependent = phase_dependent_nodes([variable])
             if dependent:
-                raise PhaseError(missing_phase_message(dependent, ".eval()"))
+                raise PhaseError(missing_phase_message(dependent, where))
         compiled = function(inputs, variable, phase=phase, on_unused_input="ignore", apply_updates=False)
-        entry = cache[key] = (inputs, compiled)
-    return entry[1](*[inputs_to_values[v] for v in inputs])
+        entry = _EVAL_CACHE[key] = (weakref.ref(variable), inputs, compiled)
+        while len(_EVAL_CACHE) > _EVAL_CACHE_SIZE:
+            _EVAL_CACHE.popitem(last=False)
+    else:
+        _EVAL_CACHE.move_to_end(key)
+    return entry[2](*[inputs_to_values[v] for v in inputs])

@@ -4,7 +4,9 @@ This is symgraph's own intermediate representation. A :class:`Variable` has a ty
 (the :class:`Apply` node that computes it) or none (a root: an input, a constant or a shared
 variable). A node knows its op, its inputs and its outputs. Nodes are never changed once built:
 rewrites build new nodes and leave the user's graph as it was, so one graph can be compiled many
-times. Each variable knows its clients (the live nodes that use it).
+times. Nothing else lives on the graph: who uses a variable (its clients) is computed for the graph
+being compiled (``FunctionGraph.clients``), and compiled functions are cached elsewhere, so graphs
+deep-copy and pickle as plain data.
 
 Operators such as ``x + y`` are installed on :class:`Variable` by ``symgraph.ops.methods``, so
 that this module depends on no op.
@@ -13,13 +15,12 @@ that this module depends on no op.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .source import Source, build_context, describe, user_source
+from .source import Scope, Source, build_context, describe, user_source
 from .type import TensorType, Type, format_shape
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 class Variable:
     """A symbolic value: an input, a constant, a shared variable, or the output of a node."""
 
-    __slots__ = ("__weakref__", "_clients", "_eval_cache", "index", "name", "owner", "type")
+    __slots__ = ("__weakref__", "index", "name", "owner", "type")
     # Make numpy defer to our reflected operators: ``array + variable`` builds a node.
     __array_ufunc__ = None
 
@@ -38,8 +39,6 @@ class Variable:
         self.owner = owner
         self.index = index
         self.name = name
-        self._clients: list[tuple[weakref.ref, int]] = []
-        self._eval_cache: dict | None = None
 
     # --- what a variable is -------------------------------------------------------------------
     @property
@@ -54,15 +53,6 @@ class Variable:
     def kind(self) -> str:
         """``'input'``, ``'constant'``, ``'shared'`` or ``'intermediate'``."""
         return "intermediate" if self.owner is not None else "input"
-
-    @property
-    def clients(self) -> list[tuple["Apply", int]]:
-        """The live nodes that use this variable, with the position it has among their inputs."""
-        live = [(ref(), position) for ref, position in self._clients]
-        live = [(node, position) for node, position in live if node is not None]
-        if len(live) != len(self._clients):
-            self._clients = [(weakref.ref(node), position) for node, position in live]
-        return live
 
     @property
     def source(self) -> Source | None:
@@ -142,23 +132,26 @@ class Constant(Variable):
 
 
 #: Held while shared state is read or written: by every call of a compiled function that touches
-#: shared variables (so concurrent calls behave as if made one after another), by ``set_value``,
-#: and by random streams when they number or reseed their generators.
+#: shared variables (so concurrent calls behave as if made one after another), and by
+#: ``get_value``, ``set_value`` and the random streams when they reseed their generators.
 STATE_LOCK = threading.RLock()
 
 
 class SharedVariable(Variable):
     """State that lives between calls of compiled functions (weights, statistics, random state).
 
-    Read and write its value with :meth:`get_value` and :meth:`set_value`. Compiled functions
-    read it at the start of a call and replace it, through their updates, at the end.
+    Read and write its value with :meth:`get_value` and :meth:`set_value`. A compiled function
+    reads every shared value at the start of a call and commits its updates at the end, all of
+    them or (when the call raises) none. A tensor update of unchanged shape is written into the
+    shared variable's own array, in every mode, so an array taken with ``get_value(borrow=True)``
+    follows the updates; ``get_value()`` (a copy) is a snapshot.
     """
 
-    __slots__ = ("value",)
+    __slots__ = ("_value",)
 
     def __init__(self, type: Type, value: Any, name: str | None = None, borrow: bool = False):
         super().__init__(type, None, 0, name)
-        self.value = self._filter(value, borrow)
+        self._value = self._filter(value, borrow)
 
     @property
     def kind(self) -> str:
@@ -177,24 +170,29 @@ class SharedVariable(Variable):
         return filtered
 
     def get_value(self, borrow: bool = False) -> Any:
-        """The current value; a copy unless ``borrow=True``."""
-        return self.value if borrow else self.type.copy_value(self.value)
+        """The current value: a copy, taken between calls (never half-updated by a call that is
+        committing), or with ``borrow=True`` the shared variable's own array, which later calls
+        update in place (while its shape stays the same)."""
+        with STATE_LOCK:
+            return self._value if borrow else self.type.copy_value(self._value)
 
     def set_value(self, value: Any, borrow: bool = False) -> None:
         """Replace the value. Its dtype and number of dimensions must stay; the shape may change
-        (unless it was declared with ``shape=``). The array is copied unless ``borrow=True``."""
+        (unless it was declared with ``shape=``). The array is copied unless ``borrow=True``, in
+        which case compiled functions will update the given array in place."""
         filtered = self._filter(value, borrow)
         with STATE_LOCK:  # never in the middle of a call that reads it
-            self.value = filtered
+            self._value = filtered
 
 
 class Apply:
     """One application of an op to input variables, giving output variables.
 
-    ``source`` is the user's line that built it; ``gradient`` says whether ``sg.grad`` made it.
+    ``source`` is the user's line that built it; ``gradient`` says whether ``sg.grad`` made it;
+    ``scope`` is the user-level call that built it (a ``batch_norm``, a loss...), or ``None``.
     """
 
-    __slots__ = ("__weakref__", "gradient", "inputs", "op", "outputs", "source")
+    __slots__ = ("gradient", "inputs", "op", "outputs", "scope", "source")
 
     def __init__(
         self,
@@ -212,9 +210,7 @@ class Apply:
         )
         self.source = user_source()
         self.gradient = build_context.gradient
-        reference = weakref.ref(self)
-        for position, variable in enumerate(self.inputs):
-            variable._clients.append((reference, position))
+        self.scope: Scope | None = build_context.scope
 
     @property
     def out(self) -> Variable:

@@ -1,17 +1,39 @@
 """The op: one kind of operation, with its rules side by side.
 
-An op says how it builds its node (``output_types``: dtype promotion and static-shape checks, at
-build time), how it computes with numpy (``perform``, or a callable specialised per node by
-``impl``), and how it is differentiated (``grad``, built of other ops, so gradients are graphs).
-Optional rules: ``view_map`` (outputs that may share memory with an input), ``accepts_out``
-(elementwise computations that can write into a given array), ``specialize`` for phase-dependent
-ops and ``state_updates`` for stochastic ones.
+``sg.Op`` is public: a subclass names its parameters in ``__props__`` and gives
+
+- ``output_types(*input_types)`` (or a whole ``make_node``): the types of its outputs, checked
+  while the graph is built (dtype promotion, static shapes);
+- ``perform(*inputs)``: the reference computation on numpy arrays, returning the output (a tuple
+  when there are several);
+- ``grad(node, output_grads, needed)``: the gradients of its inputs, built of other ops, so that a
+  gradient is a graph like any other.
+
+Two ops are equal exactly when they are the same class with equal ``__props__`` values: equal
+nodes are merged by the compiler, so ``__props__`` must name every parameter that changes the
+computation. Ops are plain data: they pickle and deep-copy.
+
+Optional facts about the computation: ``view_map`` (outputs that may share memory with an input),
+``stochastic`` (draws random numbers), ``phase_dependent`` (computes differently in ``'train'``
+and ``'predict'``: ``specialize`` says how). How a backend runs an op is the backend's business:
+each has a table from op classes to kernels (``symgraph/backends/``), and an op without an entry
+runs its ``perform``.
+
+    class Cube(sg.Op):
+        __props__ = ()
+        def output_types(self, x):
+            return [x]
+        def perform(self, x):
+            return x ** 3
+        def grad(self, node, output_grads, needed):
+            (x,), (g,) = node.inputs, output_grads
+            return [g * 3 * x * x]
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .basic import Apply, SharedVariable, Variable
@@ -19,6 +41,8 @@ from .type import Type
 
 
 class Op:
+    """One kind of operation. Subclass it to add an op (see the module's docstring)."""
+
     #: Attributes that, with the class, make two ops equal (so that equal nodes can be merged).
     __props__: tuple[str, ...] = ()
     #: Draws random numbers: never merged with another node; its state is updated by the function.
@@ -27,11 +51,6 @@ class Op:
     phase_dependent = False
     #: ``{output index: input index}`` for outputs that may be a view of (share memory with) an input.
     view_map: dict[int, int] = {}
-    #: The callable ``impl`` returns takes ``out=``, an array to write its (single) output into,
-    #: whose shape is the broadcast of the inputs' shapes (elementwise computations).
-    accepts_out = False
-    #: Inputs that ``impl(node, inplace=True)`` overwrites to make its result (``set_subtensor``).
-    destroyable_inputs: tuple[int, ...] = ()
     #: Its ``view_map`` outputs are read-only views (``numpy.broadcast_to``): never written into.
     read_only_output = False
     #: Reads nothing of its inputs but their shapes: scheduled as soon as they exist.
@@ -39,12 +58,13 @@ class Op:
 
     @property
     def name(self) -> str:
+        """How printing and error messages call it (never used to compare ops)."""
         return _snake_case(type(self).__name__)
 
     # --- building -----------------------------------------------------------------------------
     def output_types(self, *input_types: Type) -> Sequence[Type]:
         """The types of the outputs, from the types of the inputs; raises on what cannot work."""
-        raise NotImplementedError(f"{type(self).__name__} must define output_types")
+        raise NotImplementedError(f"{type(self).__name__} must define output_types or make_node")
 
     def make_node(self, *inputs: Variable) -> Apply:
         return Apply(self, inputs, self.output_types(*[variable.type for variable in inputs]))
@@ -55,12 +75,8 @@ class Op:
 
     # --- computing ----------------------------------------------------------------------------
     def perform(self, *inputs: Any) -> Any:
-        """The numpy computation: input values in, the output value (a tuple if several) out."""
-        raise NotImplementedError(f"{type(self).__name__} must define perform or impl")
-
-    def impl(self, node: Apply) -> Callable[..., Any]:
-        """The callable the compiled program calls for ``node``; chosen once, at compile time."""
-        return self.perform
+        """The reference computation: input values in, the output value (a tuple if several) out."""
+        raise NotImplementedError(f"{type(self).__name__} must define perform")
 
     # --- differentiating ----------------------------------------------------------------------
     def grad(
@@ -83,12 +99,17 @@ class Op:
 
     # --- identity -----------------------------------------------------------------------------
     def _identity(self) -> tuple:
-        # Ops are immutable once built, so their identity is computed once.
-        identity = self.__dict__.get("_identity_cache")
+        # Ops are immutable once built, so their identity is computed once (and not pickled).
+        identity = self.__dict__.get("_identity_memo")
         if identity is None:
             identity = (type(self),) + tuple(_hashable(getattr(self, prop)) for prop in self.__props__)
-            self.__dict__["_identity_cache"] = identity
+            self.__dict__["_identity_memo"] = identity
         return identity
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_identity_memo", None)
+        return state
 
     def __eq__(self, other: object) -> bool:
         return self is other or (
@@ -99,12 +120,15 @@ class Op:
         return hash(self._identity())
 
     def __str__(self) -> str:
-        # Left out: identity tokens (``key``) and properties that only repeat the op's name
-        # (``kind='sum'`` of a sum).
+        # Left out: identity tokens (``key``), and parameters that are functions (an elementwise
+        # op's computation and gradient rules) or only repeat the op's name (``kind='sum'``).
         props = [
             f"{prop}={value!r}"
             for prop in self.__props__
-            if prop not in ("name", "key") and (value := getattr(self, prop)) != self.name
+            if prop not in ("name", "key")
+            and not callable(value := getattr(self, prop))
+            and not (isinstance(value, tuple) and value and callable(value[0]))
+            and value != self.name
         ]
         return f"{self.name}{{{', '.join(props)}}}" if props else self.name
 

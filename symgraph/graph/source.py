@@ -14,7 +14,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -40,11 +40,47 @@ def describe(source: "Source | None") -> str:
     return str(source) if source is not None else "<unknown location>"
 
 
+class Scope:
+    """A user-level call that built a group of nodes: a ``batch_norm``, a loss, an optimizer's
+    update of one parameter, a dropout, a subgraph. Pictures draw each scope as one box.
+
+    ``parent`` is the enclosing scope (a ``batch_norm`` inside a subgraph), ``source`` the user's
+    line that made the call. Scopes compare by identity: two calls are two groups.
+    """
+
+    __slots__ = ("name", "parent", "source")
+
+    def __init__(self, name: str, parent: "Scope | None" = None, source: "Source | None" = None):
+        self.name = name
+        self.parent = parent
+        self.source = source
+
+    def path(self) -> tuple["Scope", ...]:
+        """The scopes from the outermost to this one."""
+        chain: list[Scope] = []
+        scope: Scope | None = self
+        while scope is not None:
+            chain.append(scope)
+            scope = scope.parent
+        return tuple(reversed(chain))
+
+    def __getstate__(self) -> tuple:
+        return (self.name, self.parent, self.source)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.name, self.parent, self.source = state
+
+    def __repr__(self) -> str:
+        return f"Scope({' / '.join(scope.name for scope in self.path())})"
+
+
 class _BuildContext(threading.local):
-    """What the nodes being built now inherit: a forced source line and the gradient mark."""
+    """What the nodes being built now inherit: a forced source line, the gradient mark and the
+    scope (the user-level call building them)."""
 
     source: "Source | None" = None
     gradient: bool = False
+    scope: "Scope | None" = None
 
 
 build_context = _BuildContext()
@@ -78,19 +114,38 @@ def warn_user(message: str) -> None:
     warnings.warn(message, stacklevel=level)
 
 
+_KEEP = object()
+
+
 @contextlib.contextmanager
-def building(*, source: "Source | None" = None, gradient: bool | None = None) -> Iterator[None]:
-    """Nodes built inside get ``source`` as their line and ``gradient`` as their gradient mark.
+def building(*, source: "Source | None" = None, gradient: bool | None = None, scope: Any = _KEEP) -> Iterator[None]:
+    """Nodes built inside get ``source`` as their line, ``gradient`` as their gradient mark and
+    ``scope`` as their scope (``None`` for none).
 
     Used by ``sg.grad`` (gradient nodes carry the line that called it) and by rewrites (a new node
-    carries the line of the node it stands for).
+    carries the line, the mark and the scope of the node it stands for).
     """
-    saved = build_context.source, build_context.gradient
+    saved = build_context.source, build_context.gradient, build_context.scope
     if source is not None:
         build_context.source = source
     if gradient is not None:
         build_context.gradient = gradient
+    if scope is not _KEEP:
+        build_context.scope = scope
     try:
         yield
     finally:
-        build_context.source, build_context.gradient = saved
+        build_context.source, build_context.gradient, build_context.scope = saved
+
+
+@contextlib.contextmanager
+def scope(name: str) -> Iterator[Scope]:
+    """Nodes built inside belong to a new scope ``name`` (inside the current one), whose source
+    is the user's line calling the library function that opened it."""
+    opened = Scope(name, build_context.scope, user_source())
+    saved = build_context.scope
+    build_context.scope = opened
+    try:
+        yield opened
+    finally:
+        build_context.scope = saved

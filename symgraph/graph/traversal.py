@@ -100,7 +100,7 @@ def rebuild(
         if new_outputs is None:
             if all(new is old for new, old in zip(inputs, node.inputs)):
                 continue
-            with building(source=node.source, gradient=node.gradient):
+            with building(source=node.source, gradient=node.gradient, scope=node.scope):
                 new_outputs = node.op.make_node(*inputs).outputs
         for old, new in zip(node.outputs, new_outputs):
             if new is not old:

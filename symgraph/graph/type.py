@@ -82,6 +82,17 @@ class TensorType(Type):
     def __repr__(self) -> str:
         return f"TensorType({self.dtype}, {format_shape(self.shape)})"
 
+    # Types are immutable and interned: pickling rebuilds them through the constructor, copying
+    # gives the type itself.
+    def __reduce__(self) -> tuple:
+        return (TensorType, (self.dtype, self.shape))
+
+    def __copy__(self) -> "TensorType":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "TensorType":
+        return self
+
     def describe(self) -> str:
         return f"{self.dtype} {format_shape(self.shape)}"
 

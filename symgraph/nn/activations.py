@@ -5,7 +5,7 @@ Each is numerically stable: no overflow, NaN or Inf for logits of +-1e4, in floa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from ..graph.basic import Apply, Variable
 from ..graph.op import Op
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor
-from ..ops.elemwise import Elemwise, as_float, exp, gt, same_dtype_rule, tanh, ufunc_rule
+from ..ops.elemwise import Elemwise, as_float, exp, float_result_rule, gt, same_dtype_rule, tanh
 from ..ops.shape import normalize_axes
 
 __all__ = ["LogSoftmax", "Softmax", "log_softmax", "relu", "sigmoid", "softmax", "softplus", "tanh"]
@@ -35,27 +35,37 @@ def _softplus(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.logaddexp(0, x, out=out)
 
 
-_float_result = ufunc_rule(np.exp)
+def _sigmoid_grad(x, z, g):
+    return g * (z * (1 - z))
+
+
+def _softplus_grad(x, z, g):
+    return g * sigmoid(x)
+
+
+def _relu_grad(x, z, g):
+    # relu'(0) = 0, as PyTorch; the rule reads the output, so the input's array can be reused.
+    return g * gt(z, 0)
+
 
 sigmoid = Elemwise(
     "sigmoid",
     _sigmoid,
-    [lambda x, z, g: g * (z * (1 - z))],
-    dtype_rule=_float_result,
+    [_sigmoid_grad],
+    dtype_rule=float_result_rule,
     doc="``sigmoid(x)``: ``1 / (1 + exp(-x))`` elementwise, without overflow for any ``x``.",
 )
 softplus = Elemwise(
     "softplus",
     _softplus,
-    [lambda x, z, g: g * sigmoid(x)],
-    dtype_rule=_float_result,
+    [_softplus_grad],
+    dtype_rule=float_result_rule,
     doc="``softplus(x)``: ``log(1 + exp(x))`` elementwise, without overflow for any ``x``.",
 )
-# relu'(0) = 0, as PyTorch; the rule reads the output, so the input's array can be reused.
 relu = Elemwise(
     "relu",
     _relu,
-    [lambda x, z, g: g * gt(z, 0)],
+    [_relu_grad],
     dtype_rule=same_dtype_rule,
     doc="``relu(x)``: ``maximum(x, 0)`` elementwise, in ``x``'s dtype; its gradient at 0 is 0.",
 )
@@ -72,16 +82,11 @@ class Softmax(Op):
     def output_types(self, x: TensorType) -> list[TensorType]:
         return [x]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
-        axis = self.axis
-
-        def softmax(x: np.ndarray) -> np.ndarray:
-            e = np.subtract(x, np.max(x, axis=axis, keepdims=True))
-            np.exp(e, out=e)
-            e /= np.sum(e, axis=axis, keepdims=True)
-            return e
-
-        return softmax
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        e = np.subtract(x, np.max(x, axis=self.axis, keepdims=True))
+        np.exp(e, out=e)
+        e /= np.sum(e, axis=self.axis, keepdims=True)
+        return e
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         (g,) = output_grads
@@ -100,15 +105,10 @@ class LogSoftmax(Op):
     def output_types(self, x: TensorType) -> list[TensorType]:
         return [x]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
-        axis = self.axis
-
-        def log_softmax(x: np.ndarray) -> np.ndarray:
-            shifted = np.subtract(x, np.max(x, axis=axis, keepdims=True))
-            shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-            return shifted
-
-        return log_softmax
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        shifted = np.subtract(x, np.max(x, axis=self.axis, keepdims=True))
+        shifted -= np.log(np.sum(np.exp(shifted), axis=self.axis, keepdims=True))
+        return shifted
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         (g,) = output_grads

@@ -18,7 +18,7 @@ keeps the following elementwise ops, pooling and the next convolution on channel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -143,29 +143,25 @@ class Im2Col(Op):
         n, c = x.type.shape[:2]
         return Apply(self, [x, kernel], [TensorType(x.dtype, kernel_size + (c, n) + counts)])
 
-    def impl(self, node: Apply) -> Callable:
+    def perform(self, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         stride, padding = self.stride, self.padding
-
-        def im2col(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-            kh, kw = int(kernel[0]), int(kernel[1])
-            (top, bottom), (left, right) = resolve_padding(padding, (kh, kw))
-            n, c, h, w = x.shape
-            ho = window_count(h, kh, stride[0], (top, bottom))
-            wo = window_count(w, kw, stride[1], (left, right))
-            _check_fits("conv2d", x.shape, (kh, kw), (ho, wo), padding)
-            source = x.transpose(1, 0, 2, 3)  # channel-major: each offset's copy is one block
-            if top or bottom or left or right:
-                padded = np.zeros((c, n, h + top + bottom, w + left + right), dtype=x.dtype)
-                padded[:, :, top : top + h, left : left + w] = source
-                source = padded
-            columns = np.empty((kh, kw, c, n, ho, wo), dtype=x.dtype)
-            for i in range(kh):
-                rows = window_slice(i, ho, stride[0])
-                for j in range(kw):
-                    columns[i, j] = source[:, :, rows, window_slice(j, wo, stride[1])]
-            return columns
-
-        return im2col
+        kh, kw = int(kernel[0]), int(kernel[1])
+        (top, bottom), (left, right) = resolve_padding(padding, (kh, kw))
+        n, c, h, w = x.shape
+        ho = window_count(h, kh, stride[0], (top, bottom))
+        wo = window_count(w, kw, stride[1], (left, right))
+        _check_fits("conv2d", x.shape, (kh, kw), (ho, wo), padding)
+        source = x.transpose(1, 0, 2, 3)  # channel-major: each offset's copy is one block
+        if top or bottom or left or right:
+            padded = np.zeros((c, n, h + top + bottom, w + left + right), dtype=x.dtype)
+            padded[:, :, top : top + h, left : left + w] = source
+            source = padded
+        columns = np.empty((kh, kw, c, n, ho, wo), dtype=x.dtype)
+        for i in range(kh):
+            rows = window_slice(i, ho, stride[0])
+            for j in range(kw):
+                columns[i, j] = source[:, :, rows, window_slice(j, wo, stride[1])]
+        return columns
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         x, _ = node.inputs
@@ -192,21 +188,17 @@ class Col2Im(Op):
             raise ShapeError("col2im takes (kh, kw, C, N, Ho, Wo) columns and a 4-long image shape")
         return Apply(self, [columns, image_shape], [TensorType(columns.dtype, tuple(static))])
 
-    def impl(self, node: Apply) -> Callable:
-        stride, padding = self.stride, self.padding
-
-        def col2im(columns: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
-            n, c, h, w = (int(length) for length in image_shape)
-            kh, kw, _, _, ho, wo = columns.shape
-            (top, bottom), (left, right) = resolve_padding(padding, (kh, kw))
-            padded = np.zeros((c, n, h + top + bottom, w + left + right), dtype=columns.dtype)
-            for i in range(kh):
-                rows = window_slice(i, ho, stride[0])
-                for j in range(kw):
-                    padded[:, :, rows, window_slice(j, wo, stride[1])] += columns[i, j]
-            return padded[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
-
-        return col2im
+    def perform(self, columns: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
+        stride = self.stride
+        n, c, h, w = (int(length) for length in image_shape)
+        kh, kw, _, _, ho, wo = columns.shape
+        (top, bottom), (left, right) = resolve_padding(self.padding, (kh, kw))
+        padded = np.zeros((c, n, h + top + bottom, w + left + right), dtype=columns.dtype)
+        for i in range(kh):
+            rows = window_slice(i, ho, stride[0])
+            for j in range(kw):
+                padded[:, :, rows, window_slice(j, wo, stride[1])] += columns[i, j]
+        return padded[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         columns, _ = node.inputs
@@ -271,8 +263,8 @@ class ConvContraction(Op):
             shape = (b.shape[1], a.shape[2], a.shape[0], a.shape[1])
         return [TensorType(a.dtype, shape)]
 
-    def impl(self, node: Apply) -> Callable:
-        return {"output": _conv_output, "columns": _conv_columns, "filters": _conv_filters}[self.result]
+    def perform(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _CONTRACTIONS[self.result](a, b)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         a, b = node.inputs
@@ -312,6 +304,9 @@ def _conv_filters(columns: np.ndarray, grad: np.ndarray) -> np.ndarray:
         raise ValueError(f"an output gradient of shape {grad.shape} does not fit columns of shape {columns.shape}")
     product = _channel_major(grad) @ columns.reshape(kh * kw * c, n * ho * wo).T
     return product.reshape(grad.shape[1], kh, kw, c).transpose(0, 3, 1, 2)
+
+
+_CONTRACTIONS = {"output": _conv_output, "columns": _conv_columns, "filters": _conv_filters}
 
 
 # --- the public function ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ time, in both phases, when it leaves [0, 1].
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -95,22 +95,17 @@ class BernoulliMask(Op):
     def state_updates(self, node: Apply) -> list:
         return [(node.inputs[0], node.outputs[0])]
 
-    def impl(self, node: Apply) -> Callable:
+    def perform(self, generator: np.random.Generator, size: np.ndarray, keep: Any) -> tuple:
         dtype = np.dtype(self.dtype)
-        inverted = self.scale == "inverted"
-
-        def bernoulli_mask(generator: np.random.Generator, size: np.ndarray, keep: Any) -> tuple:
-            keep = float(keep)
-            _check_keep(keep, "keep_prob")
-            shape = tuple(size.tolist())
-            if keep == 0.0:  # no 1/keep: zeros, never NaN
-                return generator, np.zeros(shape, dtype=dtype)
-            mask = bernoulli(generator.bit_generator, shape, keep).astype(dtype)
-            if inverted and keep != 1.0:
-                np.multiply(mask, dtype.type(1.0 / keep), out=mask)
-            return generator, mask
-
-        return bernoulli_mask
+        keep = float(keep)
+        _check_keep(keep, "keep_prob")
+        shape = tuple(size.tolist())
+        if keep == 0.0:  # no 1/keep: zeros, never NaN
+            return generator, np.zeros(shape, dtype=dtype)
+        mask = bernoulli(generator.bit_generator, shape, keep).astype(dtype)
+        if self.scale == "inverted" and keep != 1.0:
+            np.multiply(mask, dtype.type(1.0 / keep), out=mask)
+        return generator, mask
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [None, None, None]

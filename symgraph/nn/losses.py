@@ -8,7 +8,7 @@ cross-entropy is ``softmax(z) - onehot``, with no division by a probability.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,15 +34,10 @@ class OneHot(Op):
     def output_types(self, indices: TensorType, depth: TensorType) -> list[TensorType]:
         return [TensorType(self.dtype, (indices.shape[0], None))]
 
-    def impl(self, node: Apply) -> Callable:
-        dtype = np.dtype(self.dtype)
-
-        def one_hot(indices: np.ndarray, depth: Any) -> np.ndarray:
-            rows = np.zeros((indices.shape[0], int(depth)), dtype=dtype)
-            rows[np.arange(indices.shape[0]), indices] = 1
-            return rows
-
-        return one_hot
+    def perform(self, indices: np.ndarray, depth: Any) -> np.ndarray:
+        rows = np.zeros((indices.shape[0], int(depth)), dtype=self.dtype)
+        rows[np.arange(indices.shape[0]), indices] = 1
+        return rows
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [None, None]
@@ -74,23 +69,16 @@ class SoftmaxCrossEntropy(Op):
             )
         return [TensorType(logits.dtype, (logits.shape[0],))]
 
-    def impl(self, node: Apply) -> Callable:
-        indices = self.indices
-
-        def softmax_crossentropy(z: np.ndarray, targets: np.ndarray) -> np.ndarray:
-            top = z.max(axis=1, keepdims=True)
-            log_total = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
-            if indices:
-                if targets.shape != (z.shape[0],):
-                    raise ValueError(f"{z.shape[0]} rows of predictions but targets of shape {targets.shape}")
-                if targets.size and (targets.min() < 0 or targets.max() >= z.shape[1]):
-                    raise IndexError(
-                        f"class indices must be in [0, {z.shape[1]}), got {targets.min()}..{targets.max()}"
-                    )
-                return log_total - z[np.arange(z.shape[0]), targets]
-            return log_total * targets.sum(axis=1) - (targets * z).sum(axis=1)
-
-        return softmax_crossentropy
+    def perform(self, z: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        top = z.max(axis=1, keepdims=True)
+        log_total = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
+        if self.indices:
+            if targets.shape != (z.shape[0],):
+                raise ValueError(f"{z.shape[0]} rows of predictions but targets of shape {targets.shape}")
+            if targets.size and (targets.min() < 0 or targets.max() >= z.shape[1]):
+                raise IndexError(f"class indices must be in [0, {z.shape[1]}), got {targets.min()}..{targets.max()}")
+            return log_total - z[np.arange(z.shape[0]), targets]
+        return log_total * targets.sum(axis=1) - (targets * z).sum(axis=1)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         z, targets = node.inputs

@@ -13,7 +13,7 @@ routes the gradient to the first maximum of each window (as PyTorch), and its ad
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -146,11 +146,8 @@ class MaxPool2d(_Pooling):
     def output_types(self, x: TensorType) -> list[TensorType]:
         return [self.pooled_type(x)]
 
-    def impl(self, node: Apply) -> Callable:
-        def max_pool2d(x: np.ndarray) -> np.ndarray:
-            return self.separable(np.maximum, self.pad(x, -np.inf), self.output_counts(x.shape))
-
-        return max_pool2d
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        return self.separable(np.maximum, self.pad(x, -np.inf), self.output_counts(x.shape))
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         (x,), (out,) = node.inputs, node.outputs
@@ -164,21 +161,18 @@ class MaxPool2dGrad(_Pooling):
     def output_types(self, x: TensorType, pooled: TensorType, g: TensorType) -> list[TensorType]:
         return [x]
 
-    def impl(self, node: Apply) -> Callable:
-        def max_pool2d_grad(x: np.ndarray, pooled: np.ndarray, g: np.ndarray) -> np.ndarray:
-            counts = self.output_counts(x.shape)
-            tiled = self.tiles(*x.shape[2:])
-            padded = self.pad(x, -np.inf)
-            result = _zeros_unless(tiled, x, padded.shape)
-            targets = self.windows(result, counts)
-            for hit, target in zip(self.first_maxima(padded, pooled, counts), targets):
-                if tiled:
-                    np.multiply(g, hit, out=target)
-                else:
-                    target += g * hit
-            return self.crop(result)
-
-        return max_pool2d_grad
+    def perform(self, x: np.ndarray, pooled: np.ndarray, g: np.ndarray) -> np.ndarray:
+        counts = self.output_counts(x.shape)
+        tiled = self.tiles(*x.shape[2:])
+        padded = self.pad(x, -np.inf)
+        result = _zeros_unless(tiled, x, padded.shape)
+        targets = self.windows(result, counts)
+        for hit, target in zip(self.first_maxima(padded, pooled, counts), targets):
+            if tiled:
+                np.multiply(g, hit, out=target)
+            else:
+                target += g * hit
+        return self.crop(result)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         x, pooled, _ = node.inputs
@@ -198,16 +192,13 @@ class MaxPool2dSelect(_Pooling):
     def output_types(self, x: TensorType, pooled: TensorType, h: TensorType) -> list[TensorType]:
         return [pooled]
 
-    def impl(self, node: Apply) -> Callable:
-        def max_pool2d_select(x: np.ndarray, pooled: np.ndarray, h: np.ndarray) -> np.ndarray:
-            counts = self.output_counts(x.shape)
-            result = np.zeros(pooled.shape, dtype=h.dtype)
-            hits = self.first_maxima(self.pad(x, -np.inf), pooled, counts)
-            for hit, values in zip(hits, self.windows(self.pad(h, 0), counts)):
-                result += values * hit
-            return result
-
-        return max_pool2d_select
+    def perform(self, x: np.ndarray, pooled: np.ndarray, h: np.ndarray) -> np.ndarray:
+        counts = self.output_counts(x.shape)
+        result = np.zeros(pooled.shape, dtype=h.dtype)
+        hits = self.first_maxima(self.pad(x, -np.inf), pooled, counts)
+        for hit, values in zip(hits, self.windows(self.pad(h, 0), counts)):
+            result += values * hit
+        return result
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         x, pooled, _ = node.inputs
@@ -226,15 +217,10 @@ class AvgPool2d(_Pooling):
     def output_types(self, x: TensorType) -> list[TensorType]:
         return [self.pooled_type(x)]
 
-    def impl(self, node: Apply) -> Callable:
-        scale = 1.0 / (self.pool_size[0] * self.pool_size[1])
-
-        def avg_pool2d(x: np.ndarray) -> np.ndarray:
-            result = self.separable(np.add, self.pad(x, 0), self.output_counts(x.shape))
-            result *= x.dtype.type(scale)
-            return result
-
-        return avg_pool2d
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        result = self.separable(np.add, self.pad(x, 0), self.output_counts(x.shape))
+        result *= x.dtype.type(1.0 / (self.pool_size[0] * self.pool_size[1]))
+        return result
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         (x,) = node.inputs
@@ -249,26 +235,21 @@ class AvgPool2dGrad(_Pooling):
         static = static_shape_value(image_shape) or (None,) * 4
         return Apply(self, [g, image_shape], [TensorType(g.dtype, tuple(static))])
 
-    def impl(self, node: Apply) -> Callable:
-        scale = 1.0 / (self.pool_size[0] * self.pool_size[1])
-
-        def avg_pool2d_grad(g: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
-            n, c, h, w = (int(length) for length in image_shape)
-            counts = self.output_counts((n, c, h, w))
-            if counts != g.shape[2:]:
-                raise ValueError(f"a gradient of shape {g.shape} does not fit pooling an input of shape {(n, c, h, w)}")
-            tiled = self.tiles(h, w)
-            ph, pw = self.padding
-            result = _zeros_unless(tiled, g, (n, c, h + 2 * ph, w + 2 * pw))
-            share = np.multiply(g, g.dtype.type(scale))
-            for target in self.windows(result, counts):
-                if tiled:
-                    target[...] = share
-                else:
-                    target += share
-            return self.crop(result)
-
-        return avg_pool2d_grad
+    def perform(self, g: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
+        n, c, h, w = (int(length) for length in image_shape)
+        counts = self.output_counts((n, c, h, w))
+        if counts != g.shape[2:]:
+            raise ValueError(f"a gradient of shape {g.shape} does not fit pooling an input of shape {(n, c, h, w)}")
+        tiled = self.tiles(h, w)
+        ph, pw = self.padding
+        result = _zeros_unless(tiled, g, (n, c, h + 2 * ph, w + 2 * pw))
+        share = np.multiply(g, g.dtype.type(1.0 / (self.pool_size[0] * self.pool_size[1])))
+        for target in self.windows(result, counts):
+            if tiled:
+                target[...] = share
+            else:
+                target += share
+        return self.crop(result)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [AvgPool2d(self.pool_size, self.stride, self.padding)(output_grads[0]), None]

@@ -142,9 +142,8 @@ class Cast(Op):
     def output_types(self, x: TensorType) -> list[TensorType]:
         return [TensorType(self.dtype, x.shape)]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
-        dtype = np.dtype(self.dtype)
-        return lambda x: x.astype(dtype)
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x).astype(self.dtype)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         (x,) = node.inputs

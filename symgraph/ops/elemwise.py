@@ -32,6 +32,12 @@ def ufunc_rule(ufunc: np.ufunc) -> Callable[[list], Sequence[np.dtype]]:
     return lambda dtypes: ufunc.resolve_dtypes(tuple(dtypes) + extra)
 
 
+def float_result_rule(dtypes: list) -> Sequence[np.dtype]:
+    """A one-operand op computed in floats as ``numpy.exp`` is (integers and booleans give the
+    float numpy's ``exp`` gives them: float16 for 8 bits, float64 for 32 and 64)."""
+    return np.exp.resolve_dtypes(tuple(dtypes) + (None,))
+
+
 def common_dtype_rule(dtypes: list) -> list[np.dtype]:
     """Every operand and the output in ``numpy.result_type`` of them (weak Python scalars too)."""
     common = np.result_type(*[_WEAK_EXAMPLE.get(dtype, dtype) for dtype in dtypes])
@@ -39,10 +45,17 @@ def common_dtype_rule(dtypes: list) -> list[np.dtype]:
 
 
 class Elemwise(Op):
-    """An elementwise operation on operands broadcast together, as numpy does."""
+    """An elementwise operation on operands broadcast together, as numpy does.
 
-    __props__ = ("name",)
-    name = None  # each instance names itself
+    ``function`` computes it (a numpy ufunc, or a function taking ``out=`` when ``accepts_out``);
+    ``grads`` holds one rule per input, ``rule(*inputs, output, output_grad)``, giving that input's
+    gradient at the broadcast shape (``ZERO`` for a piecewise-constant input, ``None`` for none);
+    ``dtype_rule`` maps the operands' dtypes to the loop's (inputs, then output), the ufunc's own
+    resolution when ``None``. Rules are module-level functions, so that the op pickles. Two
+    elementwise ops are equal only when they compute the same thing: same function, same rules.
+    """
+
+    __props__ = ("name", "function", "grads", "dtype_rule", "true_division")
 
     def __init__(
         self,
@@ -55,7 +68,9 @@ class Elemwise(Op):
         true_division: bool = False,
         doc: str | None = None,
     ):
-        self.name = name
+        if dtype_rule is None and not isinstance(function, np.ufunc):
+            raise TypeError(f"elementwise op {name}: a function that is not a numpy ufunc needs a dtype_rule")
+        self._name = name
         self.function = function
         # Each operation is an instance, so each gets its own docstring (IPython's ``sg.exp?``).
         count = function.nin if isinstance(function, np.ufunc) else len(grads or ())
@@ -64,11 +79,18 @@ class Elemwise(Op):
             f"``{name}({operands})``: numpy's ``{getattr(function, '__name__', name)}``, elementwise, "
             "with numpy's broadcasting and dtype rules (Python numbers take the tensor's dtype)."
         )
-        self.nin = function.nin if isinstance(function, np.ufunc) else len(grads or ())
+        self.nin = count
         self.grads = tuple(grads) if grads is not None else (None,) * self.nin
-        self.dtype_rule = dtype_rule or ufunc_rule(function)
-        self.accepts_out = accepts_out
+        self.dtype_rule = dtype_rule
+        self.accepts_out = accepts_out  #: ``function`` takes ``out=`` (the numpy backend writes in place)
         self.true_division = true_division
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __str__(self) -> str:
+        return self._name
 
     def __call__(self, *operands: Any) -> Variable:
         if len(operands) != self.nin:
@@ -76,12 +98,18 @@ class Elemwise(Op):
         inputs = promote_operands(self.name, operands, self._input_dtypes, true_division=self.true_division)
         return self.make_node(*inputs).outputs[0]
 
+    def loop_dtypes(self, dtypes: list) -> Sequence[np.dtype]:
+        """The dtypes the operands are computed in, then the output's."""
+        if self.dtype_rule is not None:
+            return self.dtype_rule(dtypes)
+        return self.function.resolve_dtypes(tuple(dtypes) + (None,) * self.function.nout)
+
     def _input_dtypes(self, dtypes: list) -> Sequence[np.dtype]:
-        return self.dtype_rule(dtypes)[: self.nin]
+        return self.loop_dtypes(dtypes)[: self.nin]
 
     def output_types(self, *input_types: TensorType) -> list[TensorType]:
         try:
-            dtype = self.dtype_rule([t.numpy_dtype for t in input_types])[-1]
+            dtype = self.loop_dtypes([t.numpy_dtype for t in input_types])[-1]
         except (TypeError, np.exceptions.DTypePromotionError) as error:
             dtypes = ", ".join(t.dtype for t in input_types)
             raise DTypeError(f"{self.name} cannot take dtypes ({dtypes}): {error}") from None
@@ -91,8 +119,8 @@ class Elemwise(Op):
             raise ShapeError(f"{self.name}: {error}") from None
         return [TensorType(dtype, shape)]
 
-    def impl(self, node: Apply) -> Callable[..., Any]:
-        return self.function
+    def perform(self, *inputs: np.ndarray) -> np.ndarray:
+        return self.function(*inputs)
 
     def grad(self, node: Apply, output_grads: Sequence[Variable | None], needed: Sequence[bool]) -> list:
         (output_grad,) = output_grads
@@ -133,69 +161,145 @@ def _where_rule(dtypes: list) -> list[np.dtype]:
 
 
 def _half_on_ties(x: Variable, y: Variable, g: Variable) -> Variable:
-    """``g`` where ``x`` wins, half of it on a tie (PyTorch's rule for maximum and minimum)."""
+    """``g`` where ``x`` wins over ``y``, half of it on a tie (PyTorch's rule for maximum and
+    minimum; for minimum, "wins" means "is smaller", so the operands come swapped)."""
     return where(eq(x, y), g * 0.5, g * gt(x, y))
 
 
+# --- gradient rules -----------------------------------------------------------------------------
+# Each takes (inputs..., output, output_grad) and gives one input's gradient at the broadcast
+# shape. Named module-level functions, so that the ops holding them pickle.
+def _output_grad(*arguments: Variable) -> Variable:
+    return arguments[-1]
+
+
+def _negated_output_grad(*arguments: Variable) -> Variable:
+    return -arguments[-1]
+
+
+def _mul_x(x, y, z, g):
+    return g * y
+
+
+def _mul_y(x, y, z, g):
+    return g * x
+
+
+def _div_x(x, y, z, g):
+    return g / y
+
+
+def _div_y(x, y, z, g):
+    return -(g * z) / y
+
+
+def _mod_y(x, y, z, g):
+    return -g * floor_div(x, y)
+
+
+def _pow_x(x, y, z, g):
+    return g * y * x ** (y - 1)
+
+
+def _pow_y(x, y, z, g):
+    return where(eq(x, 0), 0.0, g * z * log(where(eq(x, 0), 1.0, x)))
+
+
+def _abs_x(x, z, g):
+    return g * sign(x)
+
+
+def _exp_x(x, z, g):
+    return g * z
+
+
+def _log_x(x, z, g):
+    return g / x
+
+
+def _log1p_x(x, z, g):
+    return g / (x + 1)
+
+
+def _expm1_x(x, z, g):
+    return g * (z + 1)
+
+
+def _sqrt_x(x, z, g):
+    return g / (z * 2)
+
+
+def _square_x(x, z, g):
+    return g * (x * 2)
+
+
+def _sin_x(x, z, g):
+    return g * cos(x)
+
+
+def _cos_x(x, z, g):
+    return -(g * sin(x))
+
+
+def _tanh_x(x, z, g):
+    return g * (1 - square(z))
+
+
+def _first_wins(x, y, z, g):
+    return _half_on_ties(x, y, g)
+
+
+def _second_wins(x, y, z, g):
+    return _half_on_ties(y, x, g)
+
+
+def _clip_x(x, low, high, z, g):
+    return g * and_(ge(x, low), le(x, high))
+
+
+def _clip_low(x, low, high, z, g):
+    return g * lt(x, low)
+
+
+def _clip_high(x, low, high, z, g):
+    return g * gt(x, high)
+
+
+def _where_a(condition, a, b, z, g):
+    return where(condition, g, 0.0)
+
+
+def _where_b(condition, a, b, z, g):
+    return where(condition, 0.0, g)
+
+
 # --- the operations ---------------------------------------------------------------------------
-# Gradient rules: (inputs..., output, output_grad) -> gradient at the broadcast shape.
-add = Elemwise("add", np.add, [lambda x, y, z, g: g, lambda x, y, z, g: g])
-sub = Elemwise("sub", np.subtract, [lambda x, y, z, g: g, lambda x, y, z, g: -g])
-mul = Elemwise("mul", np.multiply, [lambda x, y, z, g: g * y, lambda x, y, z, g: g * x])
-true_div = Elemwise(
-    "true_div",
-    np.true_divide,
-    [lambda x, y, z, g: g / y, lambda x, y, z, g: -(g * z) / y],
-    true_division=True,
-)
+add = Elemwise("add", np.add, [_output_grad, _output_grad])
+sub = Elemwise("sub", np.subtract, [_output_grad, _negated_output_grad])
+mul = Elemwise("mul", np.multiply, [_mul_x, _mul_y])
+true_div = Elemwise("true_div", np.true_divide, [_div_x, _div_y], true_division=True)
 floor_div = Elemwise("floor_div", np.floor_divide, [ZERO, ZERO])
-mod = Elemwise("mod", np.remainder, [lambda x, y, z, g: g, lambda x, y, z, g: -g * floor_div(x, y)])
-pow = Elemwise(
-    "pow",
-    np.power,
-    [
-        lambda x, y, z, g: g * y * x ** (y - 1),
-        lambda x, y, z, g: where(eq(x, 0), 0.0, g * z * log(where(eq(x, 0), 1.0, x))),
-    ],
-)
-neg = Elemwise("neg", np.negative, [lambda x, z, g: -g])
-abs = Elemwise("abs", np.absolute, [lambda x, z, g: g * sign(x)])
+mod = Elemwise("mod", np.remainder, [_output_grad, _mod_y])
+pow = Elemwise("pow", np.power, [_pow_x, _pow_y])
+neg = Elemwise("neg", np.negative, [_negated_output_grad])
+abs = Elemwise("abs", np.absolute, [_abs_x])
 sign = Elemwise("sign", np.sign, [ZERO])
-exp = Elemwise("exp", np.exp, [lambda x, z, g: g * z])
-log = Elemwise("log", np.log, [lambda x, z, g: g / x])
-log1p = Elemwise("log1p", np.log1p, [lambda x, z, g: g / (x + 1)])
-expm1 = Elemwise("expm1", np.expm1, [lambda x, z, g: g * (z + 1)])
-sqrt = Elemwise("sqrt", np.sqrt, [lambda x, z, g: g / (z * 2)])
-square = Elemwise("square", np.square, [lambda x, z, g: g * (x * 2)])
-sin = Elemwise("sin", np.sin, [lambda x, z, g: g * cos(x)])
-cos = Elemwise("cos", np.cos, [lambda x, z, g: -(g * sin(x))])
-tanh = Elemwise("tanh", np.tanh, [lambda x, z, g: g * (1 - square(z))])
+exp = Elemwise("exp", np.exp, [_exp_x])
+log = Elemwise("log", np.log, [_log_x])
+log1p = Elemwise("log1p", np.log1p, [_log1p_x])
+expm1 = Elemwise("expm1", np.expm1, [_expm1_x])
+sqrt = Elemwise("sqrt", np.sqrt, [_sqrt_x])
+square = Elemwise("square", np.square, [_square_x])
+sin = Elemwise("sin", np.sin, [_sin_x])
+cos = Elemwise("cos", np.cos, [_cos_x])
+tanh = Elemwise("tanh", np.tanh, [_tanh_x])
 floor = Elemwise("floor", np.floor, [ZERO])
 ceil = Elemwise("ceil", np.ceil, [ZERO])
 round = Elemwise("round", np.rint, [ZERO])
-maximum = Elemwise(
-    "maximum", np.maximum, [lambda x, y, z, g: _half_on_ties(x, y, g), lambda x, y, z, g: _half_on_ties(y, x, g)]
-)
-minimum = Elemwise(
-    "minimum", np.minimum, [lambda x, y, z, g: _half_on_ties(y, x, g), lambda x, y, z, g: _half_on_ties(x, y, g)]
-)
-clip = Elemwise(
-    "clip",
-    np.clip,
-    [
-        lambda x, lo, hi, z, g: g * and_(ge(x, lo), le(x, hi)),
-        lambda x, lo, hi, z, g: g * lt(x, lo),
-        lambda x, lo, hi, z, g: g * gt(x, hi),
-    ],
-    dtype_rule=common_dtype_rule,
-)
-_where_op = Elemwise(
-    "where",
-    _where_function,
-    [None, lambda c, a, b, z, g: where(c, g, 0.0), lambda c, a, b, z, g: where(c, 0.0, g)],
-    dtype_rule=_where_rule,
-    accepts_out=False,
-)
+maximum = Elemwise("maximum", np.maximum, [_first_wins, _second_wins])
+minimum = Elemwise("minimum", np.minimum, [_second_wins, _first_wins])
+clip = Elemwise("clip", np.clip, [_clip_x, _clip_low, _clip_high], dtype_rule=common_dtype_rule)
+_where_op = Elemwise("where", _where_function, [None, _where_a, _where_b], dtype_rule=_where_rule, accepts_out=False)
 
 
 def where(condition: Any, a: Any, b: Any) -> Variable:

@@ -10,7 +10,7 @@ not change state (``.eval()``): its state is a snapshot taken at the start of ev
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -179,14 +179,10 @@ class RandomOp(Op):
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [None] * len(node.inputs)
 
-    def impl(self, node: Apply) -> Callable:
-        dtype = np.dtype(self.dtype)
-        sample = self.sample
-
-        def draw(generator: np.random.Generator, size: np.ndarray, *parameters: Any) -> tuple:
-            return generator, sample(generator, tuple(size.tolist()), dtype, *parameters)
-
-        return draw
+    def perform(self, generator: np.random.Generator, size: np.ndarray, *parameters: Any) -> tuple:
+        """Draws in place from ``generator`` (the compiled function restores its state if the call
+        fails or must change nothing) and gives it back with the sample."""
+        return generator, self.sample(generator, tuple(size.tolist()), np.dtype(self.dtype), *parameters)
 
     def sample(self, generator: np.random.Generator, size: tuple, dtype: np.dtype, *parameters: Any) -> np.ndarray:
         raise NotImplementedError

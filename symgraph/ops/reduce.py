@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -62,13 +62,11 @@ class Reduce(Op):
         dtype = _reduced_dtype(self.kind, x.dtype)
         return [TensorType(dtype, _reduced_shape(x.shape, self.axes, self.keepdims))]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
+    def perform(self, x: np.ndarray) -> np.ndarray:
         reduce = self._UFUNCS[self.kind].reduce
-        axes, keepdims = self.axes, self.keepdims
-        dtype = node.outputs[0].type.numpy_dtype
         if self.kind in ("sum", "prod"):
-            return lambda x: reduce(x, axis=axes, keepdims=keepdims, dtype=dtype)
-        return lambda x: reduce(x, axis=axes, keepdims=keepdims)
+            return reduce(x, axis=self.axes, keepdims=self.keepdims, dtype=_reduced_dtype(self.kind, x.dtype.name))
+        return reduce(x, axis=self.axes, keepdims=self.keepdims)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         (x,) = node.inputs
@@ -98,25 +96,20 @@ class ProductOfOthers(Op):
     def output_types(self, x: TensorType) -> list[TensorType]:
         return [x]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
-        axes = self.axes
-        ndim = node.inputs[0].ndim
-        kept = [axis for axis in range(ndim) if axis not in axes]
-
-        def product_of_others(x: np.ndarray) -> np.ndarray:
-            moved = np.transpose(x, kept + list(axes))
-            # The group length is given, not -1: numpy cannot infer it for an empty array.
-            group = math.prod(moved.shape[len(kept) :])
-            if group == 0:
-                return np.ones_like(x)  # empty groups: nothing to multiply
-            groups = moved.reshape(moved.shape[: len(kept)] + (group,))
-            ones = np.ones(groups.shape[:-1] + (1,), dtype=x.dtype)
-            before = np.cumprod(np.concatenate([ones, groups[..., :-1]], axis=-1), axis=-1)
-            after = np.cumprod(np.concatenate([ones, groups[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-            others = (before * after).reshape(moved.shape)
-            return np.transpose(others, np.argsort(kept + list(axes)))
-
-        return product_of_others
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        axes = list(self.axes)
+        kept = [axis for axis in range(x.ndim) if axis not in axes]
+        moved = np.transpose(x, kept + axes)
+        # The group length is given, not -1: numpy cannot infer it for an empty array.
+        group = math.prod(moved.shape[len(kept) :])
+        if group == 0:
+            return np.ones_like(x)  # empty groups: nothing to multiply
+        groups = moved.reshape(moved.shape[: len(kept)] + (group,))
+        ones = np.ones(groups.shape[:-1] + (1,), dtype=x.dtype)
+        before = np.cumprod(np.concatenate([ones, groups[..., :-1]], axis=-1), axis=-1)
+        after = np.cumprod(np.concatenate([ones, groups[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+        others = (before * after).reshape(moved.shape)
+        return np.transpose(others, np.argsort(kept + axes))
 
 
 class ArgReduce(Op):
@@ -137,10 +130,9 @@ class ArgReduce(Op):
         axes = tuple(range(x.ndim)) if self.axis is None else (self.axis,)
         return [TensorType("int64", _reduced_shape(x.shape, axes, self.keepdims))]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
+    def perform(self, x: np.ndarray) -> np.ndarray:
         function = np.argmax if self.kind == "argmax" else np.argmin
-        axis, keepdims = self.axis, self.keepdims
-        return lambda x: function(x, axis=axis, keepdims=keepdims)
+        return function(x, axis=self.axis, keepdims=self.keepdims)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [None]

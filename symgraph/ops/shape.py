@@ -128,9 +128,8 @@ class ShapeAt(Op):
     def output_types(self, x: TensorType) -> list[TensorType]:
         return [TensorType("int64", ())]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
-        axis = self.axis
-        return lambda x: np.int64(x.shape[axis])
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        return np.int64(x.shape[self.axis])
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [None]
@@ -169,11 +168,15 @@ class SumTo(Op):
     def output_types(self, g: TensorType, target: TensorType) -> list[TensorType]:
         return [TensorType(g.dtype, self.static_shape)]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        # What the static shapes settle is settled here, once: the leading axes to sum, and the
-        # axes that cannot be 1 (whose length is known and larger). Only the others are tested
-        # when the function runs. Gradients of bias-adds take this path on every training step.
-        lead = node.inputs[0].ndim - len(self.static_shape)
+    def perform(self, g: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return self.summer(g.ndim)(g, target)
+
+    def summer(self, g_ndim: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """The sum for gradients of ``g_ndim`` dimensions. What the static shapes settle is settled
+        here, once: the leading axes to sum, and the axes that cannot be 1 (whose length is known
+        and larger); only the others are tested when it runs. Gradients of bias-adds take this path
+        on every training step."""
+        lead = g_ndim - len(self.static_shape)
         lead_axes = tuple(range(lead))
         maybe_one = tuple(axis for axis, length in enumerate(self.static_shape) if length in (None, 1))
         reduce = np.add.reduce
@@ -248,9 +251,8 @@ class Alloc(Op):
     def output_types(self, value: TensorType, target: TensorType) -> list[TensorType]:
         return [TensorType(self.dtype, self.static_shape)]
 
-    def impl(self, node: Apply) -> Callable:
-        dtype = np.dtype(self.dtype)
-        return lambda value, target: np.full(tuple(target.tolist()), value, dtype=dtype)
+    def perform(self, value: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.full(tuple(target.tolist()), value, dtype=self.dtype)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         value = node.inputs[0]
@@ -327,15 +329,10 @@ class SpecifyLength(Op):
     def output_types(self, vector: TensorType) -> list[TensorType]:
         return [TensorType(vector.dtype, (self.length,))]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
-        length = self.length
-
-        def specify_length(vector: np.ndarray) -> np.ndarray:
-            if vector.shape != (length,):
-                raise ValueError(f"expected {length} entries, got shape {vector.shape}")
-            return vector
-
-        return specify_length
+    def perform(self, vector: np.ndarray) -> np.ndarray:
+        if vector.shape != (self.length,):
+            raise ValueError(f"expected {self.length} entries, got shape {vector.shape}")
+        return vector
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [output_grads[0]]
@@ -415,6 +412,9 @@ class DimShuffle(Op):
         self.dropped = tuple(axis for axis in range(input_ndim) if axis not in kept)
         self.permutation = tuple(kept)
         self.expansion = tuple(None if axis == "x" else slice(None) for axis in pattern)
+        # The order of operations: drop the length-1 axes, reorder the rest, insert new ones.
+        kept_order = [axis for axis in range(input_ndim) if axis not in self.dropped]
+        self.order = tuple(kept_order.index(axis) for axis in self.permutation)
 
     @property
     def name(self) -> str:
@@ -431,26 +431,12 @@ class DimShuffle(Op):
                 )
         return [TensorType(x.dtype, tuple(1 if axis == "x" else x.shape[axis] for axis in self.pattern))]
 
-    def impl(self, node: Apply) -> Callable[[np.ndarray], np.ndarray]:
-        dropped, permutation, expansion = self.dropped, self.permutation, self.expansion
-        # The order of operations: drop the length-1 axes, reorder the rest, insert new ones.
-        kept_order = [axis for axis in range(self.input_ndim) if axis not in dropped]
-        order = tuple(kept_order.index(axis) for axis in permutation)
-        identity = order == tuple(range(len(order)))
-        inserting = None in expansion
-        if not dropped and not inserting:
-            return lambda x: x.transpose(order)
-        if not dropped and identity:
-            return lambda x: x[expansion]
-
-        def dimshuffle(x: np.ndarray) -> np.ndarray:
-            if dropped:
-                x = np.squeeze(x, axis=dropped)
-            if not identity:
-                x = x.transpose(order)
-            return x[expansion] if inserting else x
-
-        return dimshuffle
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        if self.dropped:
+            x = np.squeeze(x, axis=self.dropped)
+        if self.order != tuple(range(len(self.order))):
+            x = x.transpose(self.order)
+        return x[self.expansion] if None in self.expansion else x
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         (g,) = output_grads
@@ -529,9 +515,8 @@ class Join(Op):
             shape.append(known.pop() if known else None)
         return [TensorType(dtype, tuple(shape))]
 
-    def impl(self, node: Apply) -> Callable:
-        axis = self.axis
-        return lambda *arrays: np.concatenate(arrays, axis=axis)
+    def perform(self, *arrays: np.ndarray) -> np.ndarray:
+        return np.concatenate(arrays, axis=self.axis)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         sizes = stack([shape_at(x, self.axis) for x in node.inputs])
@@ -555,15 +540,10 @@ class Split(Op):
         shape[self.axis] = None
         return [TensorType(x.dtype, tuple(shape))] * self.count
 
-    def impl(self, node: Apply) -> Callable:
-        axis = self.axis
-
-        def split(x: np.ndarray, sizes: np.ndarray) -> tuple:
-            if int(sizes.sum()) != x.shape[axis]:
-                raise ValueError(f"split lengths {sizes.tolist()} do not add up to {x.shape[axis]}")
-            return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
-
-        return split
+    def perform(self, x: np.ndarray, sizes: np.ndarray) -> tuple:
+        if int(sizes.sum()) != x.shape[self.axis]:
+            raise ValueError(f"split lengths {sizes.tolist()} do not add up to {x.shape[self.axis]}")
+        return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=self.axis))
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         _x, _sizes = node.inputs
@@ -607,12 +587,10 @@ class Stack(Op):
         shape.insert(self.axis, len(types))
         return [TensorType(dtype, tuple(shape))]
 
-    def impl(self, node: Apply) -> Callable:
-        axis = self.axis
-        if node.inputs[0].ndim == 0:
-            dtype = node.outputs[0].type.numpy_dtype
-            return lambda *scalars: np.array(scalars, dtype=dtype)
-        return lambda *arrays: np.stack(arrays, axis=axis)
+    def perform(self, *arrays: np.ndarray) -> np.ndarray:
+        if np.ndim(arrays[0]) == 0:
+            return np.array(arrays, dtype=np.result_type(*arrays))
+        return np.stack(arrays, axis=self.axis)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         from .subtensor import take_along

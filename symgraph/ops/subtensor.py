@@ -92,7 +92,7 @@ def _bool_ndim(item: Any) -> int:
     return item.ndim
 
 
-def _indexer(spec: Spec) -> Callable[[Sequence[Any]], tuple]:
+def indexer(spec: Spec) -> Callable[[Sequence[Any]], tuple]:
     """A function from the index inputs' values to the numpy index tuple."""
 
     def resolve(value: Any) -> Callable[[Sequence[Any]], Any]:
@@ -201,12 +201,8 @@ class Subtensor(Op):
     def output_types(self, x: TensorType, *index_types: TensorType) -> list[TensorType]:
         return [TensorType(x.dtype, _static_shape(x, self.spec, index_types))]
 
-    def impl(self, node: Apply) -> Callable:
-        indexer = _indexer(self.spec)
-        if not node.inputs[1:]:
-            index = indexer(())
-            return lambda x: x[index]
-        return lambda x, *values: x[indexer(values)]
+    def perform(self, x: np.ndarray, *values: Any) -> np.ndarray:
+        return x[indexer(self.spec)(values)]
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         x, *index_inputs = node.inputs
@@ -225,7 +221,6 @@ class IncSubtensor(Op):
     """
 
     __props__ = ("spec", "mode")
-    destroyable_inputs = (0,)
 
     def __init__(self, spec: Spec, mode: str):
         self.spec = spec
@@ -255,14 +250,18 @@ class IncSubtensor(Op):
             )
         return [x]
 
-    def impl(self, node: Apply, inplace: bool = False) -> Callable:
-        indexer = _indexer(self.spec)
+    def perform(self, x: np.ndarray, y: np.ndarray, *values: Any) -> np.ndarray:
+        return self.writer(inplace=False)(x, y, *values)
+
+    def writer(self, inplace: bool) -> Callable[..., np.ndarray]:
+        """The computation, writing into ``x`` itself when ``inplace``."""
+        index_of = indexer(self.spec)
         mode = self.mode
         accumulate = _is_advanced(self.spec)
 
         def write(x: np.ndarray, y: np.ndarray, *values: Any) -> np.ndarray:
             out = x if inplace else x.copy()
-            index = indexer(values)
+            index = index_of(values)
             if mode == "set":
                 out[index] = y
             elif accumulate:

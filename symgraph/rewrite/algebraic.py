@@ -6,20 +6,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..graph.basic import Apply, Constant, Variable
-from ..ops.elemwise import Elemwise
+from ..ops.elemwise import add, mul, neg, sub, true_div
 from ..ops.shape import DimShuffle, dimshuffle
 from ..ops.subtensor import Subtensor, selects_everything
 
-# op name -> (positions the identity element may take, the identity element)
-_IDENTITIES = {"add": ((0, 1), 0), "sub": ((1,), 0), "mul": ((0, 1), 1), "true_div": ((1,), 1)}
+# op -> (positions the identity element may take, the identity element)
+_IDENTITIES = {add: ((0, 1), 0), sub: ((1,), 0), mul: ((0, 1), 1), true_div: ((1,), 1)}
 
 
 def remove_identity_elements(node: Apply) -> Sequence[Variable] | None:
     """``x + 0``, ``x - 0``, ``x * 1``, ``x / 1`` -> ``x``, when that changes neither dtype nor shape."""
-    op = node.op
-    if not isinstance(op, Elemwise) or op.name not in _IDENTITIES:
+    rule = _IDENTITIES.get(node.op)
+    if rule is None:
         return None
-    positions, identity = _IDENTITIES[op.name]
+    positions, identity = rule
     output = node.outputs[0]
     for position in positions:
         element = node.inputs[position]
@@ -37,10 +37,9 @@ def remove_identity_elements(node: Apply) -> Sequence[Variable] | None:
 
 def remove_double_negation(node: Apply) -> Sequence[Variable] | None:
     """``-(-x)`` -> ``x``."""
-    op = node.op
-    if isinstance(op, Elemwise) and op.name == "neg":
+    if node.op == neg:
         inner = node.inputs[0].owner
-        if inner is not None and isinstance(inner.op, Elemwise) and inner.op.name == "neg":
+        if inner is not None and inner.op == neg:
             return [inner.inputs[0]]
     return None
 

@@ -27,7 +27,7 @@ def fold_constants(node: Apply) -> Sequence[Variable] | None:
             return None
     try:
         with np.errstate(all="ignore"):
-            values = node.op.impl(node)(*[variable.data for variable in node.inputs])
+            values = node.op.perform(*[variable.data for variable in node.inputs])
     except Exception:
         return None
     values = values if len(node.outputs) > 1 else (values,)

@@ -1,5 +1,9 @@
 """``specialize_phase``: phase-dependent nodes become what they compute in ``'train'`` or
-``'predict'``. Part of a graph's meaning, so it runs in every mode (and in ``.eval()``)."""
+``'predict'``. Part of a graph's meaning, so it runs in every mode (and in ``.eval()``).
+
+Also the updates that advance random state (``state_updates``): each stochastic node asks for
+its generator's new value, with no update written by the user.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Sequence
 
 from ..errors import PhaseError
 from ..graph.basic import Apply, SharedVariable, Variable
+from ..graph.fgraph import FunctionGraph
 from ..graph.source import building, describe
 from ..graph.traversal import postorder, rebuild
 
@@ -15,8 +20,14 @@ PHASES = ("train", "predict")
 AutomaticUpdate = tuple  # (shared variable, new value, the node that asked for it)
 
 
+def check_phase(phase: str | None) -> None:
+    if phase is not None and phase not in PHASES:
+        raise ValueError(f"phase must be 'train', 'predict' or None, not {phase!r}")
+
+
 def phase_dependent_nodes(outputs: Sequence[Variable]) -> list[Apply]:
-    """The phase-dependent nodes (dropout, batch norm) the outputs depend on."""
+    """The phase-dependent nodes (dropout, batch norm, subgraphs holding them) the outputs
+    depend on."""
     return [node for node in postorder(outputs) if node.op.phase_dependent]
 
 
@@ -34,16 +45,14 @@ def missing_phase_message(nodes: Sequence[Apply], where: str) -> str:
 
 
 def specialize_phase(
-    outputs: Sequence[Variable], phase: str | None, where: str = "sg.function"
-) -> tuple[list[Variable], list[AutomaticUpdate]]:
-    """The outputs with every phase-dependent node specialized to ``phase``, and the automatic
-    updates that phase asks for."""
-    if phase is not None and phase not in PHASES:
-        raise ValueError(f"phase must be 'train', 'predict' or None, not {phase!r}")
-    nodes = postorder(outputs)
-    dependent = [node for node in nodes if node.op.phase_dependent]
+    fgraph: FunctionGraph, phase: str | None, where: str = "sg.function"
+) -> tuple[FunctionGraph, list[AutomaticUpdate]]:
+    """``fgraph`` with every phase-dependent node specialized to ``phase``, and the automatic
+    updates that phase asks for (not yet among ``fgraph``'s updates)."""
+    check_phase(phase)
+    dependent = [node for node in fgraph.nodes if node.op.phase_dependent]
     if not dependent:
-        return list(outputs), []
+        return fgraph, []
     if phase is None:
         raise PhaseError(missing_phase_message(dependent, where))
     updates: list[AutomaticUpdate] = []
@@ -51,16 +60,27 @@ def specialize_phase(
     def specialize(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
         if not node.op.phase_dependent:
             return None
-        with building(source=node.source, gradient=node.gradient):
+        with building(source=node.source, gradient=node.gradient, scope=node.scope):
             current = node
             if any(new is not old for new, old in zip(inputs, node.inputs)):
                 current = node.op.make_node(*inputs)
             replacements, node_updates = node.op.specialize(current, phase)
+        # What a specialization builds may hold phase-dependent nodes again (a subgraph's
+        # gradient, say): specialize those too.
+        replacements, nested = _specialize_all(list(replacements), phase)
         updates.extend((shared, value, node) for shared, value in node_updates)
+        updates.extend(nested)
         return replacements
 
-    new_outputs, _ = rebuild(outputs, rewrite=specialize, nodes=nodes)
-    return new_outputs, updates
+    computed, _ = rebuild(fgraph.computed, rewrite=specialize, nodes=fgraph.nodes)
+    return fgraph.with_computed(computed), updates
+
+
+def _specialize_all(variables: list[Variable], phase: str) -> tuple[list[Variable], list[AutomaticUpdate]]:
+    if not phase_dependent_nodes(variables):
+        return variables, []
+    specialized, updates = specialize_phase(FunctionGraph([], variables), phase)
+    return specialized.outputs, updates
 
 
 def state_updates(nodes: Sequence[Apply]) -> list[AutomaticUpdate]:

@@ -25,7 +25,7 @@ def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGra
         changed = any(new is not old for new, old in zip(inputs, node.inputs))
         if not changed and _first_match(node, rules) is None:
             return None  # the common case: nothing to do, and nothing built
-        with building(source=node.source, gradient=node.gradient):
+        with building(source=node.source, gradient=node.gradient, scope=node.scope):
             current = node.op.make_node(*inputs) if changed else node
             outputs: Sequence[Variable] = current.outputs
             for _ in range(_MAX_CHAINED):

@@ -3,6 +3,9 @@ it can drop them. Decided once, at compile time, from the schedule.
 
 - *Aliasing.* An op's ``view_map`` says which outputs may share memory with an input; following
   it gives each variable its *root*, the variable whose memory it may be part of.
+Which node can write where is the kernel's business (``Kernel.writes_out``: an elementwise
+computation taking ``out=``; ``Kernel.destroys``: inputs a variant overwrites).
+
 - *In place.* An elementwise node may write its result into an input array (or a writable view
   of one) that this call made, when nothing uses that array or any view of it later, and it has
   the result's dtype and shape. Where static shapes cannot prove the shape, a cheap run-time test of
@@ -19,8 +22,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..graph.basic import Apply, SharedVariable, Variable
-from ..graph.type import TensorType, fits_into
+from ...graph.basic import Apply, SharedVariable, Variable
+from ...graph.type import TensorType, fits_into
+from .kernels import Kernel
 
 _FOREVER = math.inf
 
@@ -46,6 +50,10 @@ class MemoryPlan:
     copied_outputs: set[int]  #: user outputs to copy before returning
     copied_updates: set[int]  #: update values to copy before committing
 
+    def commits(self) -> list[tuple[int, InPlace]]:
+        """The positions and in-place choices of the nodes computing updates into shared arrays."""
+        return [(position, self.inplace[position]) for position in range(self.commit_start, len(self.order))]
+
 
 def alias_roots(nodes: Sequence[Apply]) -> tuple[dict[Variable, Variable], set[int]]:
     """Each variable's root, and the ids of the variables that may be read-only views."""
@@ -68,15 +76,17 @@ def plan_memory(
     nodes: Sequence[Apply],
     outputs: Sequence[Variable],
     updates: Sequence[tuple[SharedVariable, Variable]],
+    kernels: dict[Apply, Kernel],
     inplace: bool,
 ) -> MemoryPlan:
-    """The memory plan of ``nodes`` (in execution order) computing ``outputs`` and ``updates``;
-    ``inplace=False`` (modes without in-place computation) plans no overwrite at all."""
+    """The memory plan of ``nodes`` (in execution order, each run by ``kernels[node]``) computing
+    ``outputs`` and ``updates``; ``inplace=False`` (modes without in-place computation) plans no
+    overwrite at all."""
     roots, read_only = alias_roots(nodes)
     root = lambda variable: roots.get(variable, variable)  # noqa: E731
     kept = {id(variable) for variable in outputs} | {id(value) for _, value in updates}
 
-    commits = _shared_commits(nodes, outputs, updates, root) if inplace else {}
+    commits = _shared_commits(nodes, outputs, updates, root, kernels) if inplace else {}
     order = [node for node in nodes if id(node) not in commits] + [node for node in nodes if id(node) in commits]
     commit_start = len(order) - len(commits)
 
@@ -97,7 +107,7 @@ def plan_memory(
             if id(node) in commits:
                 plan[position] = commits[id(node)]
                 continue
-            choice = _choose_inplace(node, position, root, group_end, read_only)
+            choice = _choose_inplace(node, kernels[node], position, root, group_end, read_only)
             if choice is not None:
                 plan[position] = choice
 
@@ -150,9 +160,10 @@ def _shape_guards(node: Apply, position: int) -> list[tuple[int, int]] | None:
     return guards
 
 
-def _choose_inplace(node: Apply, position: int, root, group_end: dict, read_only: set[int]) -> InPlace | None:
-    op = node.op
-    candidates = range(len(node.inputs)) if op.accepts_out else op.destroyable_inputs
+def _choose_inplace(
+    node: Apply, kernel: Kernel, position: int, root, group_end: dict, read_only: set[int]
+) -> InPlace | None:
+    candidates = range(len(node.inputs)) if kernel.writes_out else kernel.destroys
     if not candidates or len(node.outputs) != 1:
         return None
     result = node.outputs[0]
@@ -166,7 +177,7 @@ def _choose_inplace(node: Apply, position: int, root, group_end: dict, read_only
             or not _writable_tensor(variable, result)
         ):
             continue
-        if not op.accepts_out:
+        if not kernel.writes_out:
             return InPlace(candidate)
         guards = _shape_guards(node, candidate)
         if guards is not None:
@@ -174,7 +185,7 @@ def _choose_inplace(node: Apply, position: int, root, group_end: dict, read_only
     return None
 
 
-def _shared_commits(nodes, outputs, updates, root) -> dict[int, InPlace]:
+def _shared_commits(nodes, outputs, updates, root, kernels: dict[Apply, Kernel]) -> dict[int, InPlace]:
     """Update nodes that can write straight into their shared variable's array, by node id."""
     used = {id(variable) for node in nodes for variable in node.inputs}
     used |= {id(variable) for variable in outputs}
@@ -188,7 +199,7 @@ def _shared_commits(nodes, outputs, updates, root) -> dict[int, InPlace]:
         node = value.owner
         if (
             node is None
-            or not node.op.accepts_out
+            or not kernels[node].writes_out
             or len(node.outputs) != 1
             or id(value) in used
             or id(shared) in read_by_updates
