@@ -17,7 +17,7 @@ import numpy as np
 from .errors import DisconnectedInputError, GradientError, ShapeError
 from .graph.basic import Apply, SharedVariable, Variable
 from .graph.op import Op
-from .graph.source import building, describe, user_source, warn_user
+from .graph.source import Scope, build_context, building, describe, user_source, warn_user
 from .graph.traversal import postorder, roots
 from .graph.type import TensorType
 from .ops.basic import as_tensor, cast, constant
@@ -106,6 +106,7 @@ def _backward(
             relevant.append(node)
             depends.update(id(output) for output in node.outputs if id(output) not in blocked)
     contributions: dict[Variable, list[Variable]] = {v: [g] for v, g in starts.items()}
+    gradient_scope = _GradientScopes()
     for node in reversed(relevant):
         output_grads = [_total(contributions.get(output)) for output in node.outputs]
         if all(g is None for g in output_grads):
@@ -119,13 +120,32 @@ def _backward(
         ]
         if not any(needed):
             continue
-        input_grads = node.op.grad(node, output_grads, needed)
+        with building(scope=gradient_scope(node.scope)):
+            input_grads = node.op.grad(node, output_grads, needed)
         for variable, gradient, wanted in zip(node.inputs, input_grads, needed):
             if gradient is None or not wanted:
                 continue
             _check_gradient(node, variable, gradient)
             contributions.setdefault(variable, []).append(gradient)
     return {variable: _total(contributions.get(variable)) for variable in wrt if contributions.get(variable)}
+
+
+class _GradientScopes:
+    """The scope of the gradient nodes of each forward scope (``batch_norm`` -> ``batch_norm
+    (gradient)``), one per scope for one call of ``grad``, nested as the forward scopes are."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, Scope] = {}
+        self._outer = build_context.scope  # the scope grad was called in
+
+    def __call__(self, scope: Scope | None) -> Scope | None:
+        if scope is None:
+            return self._outer
+        made = self._made.get(id(scope))
+        if made is None:
+            parent = self(scope.parent)
+            made = self._made[id(scope)] = Scope(f"{scope.name} (gradient)", parent, scope.source)
+        return made
 
 
 def _differentiable(variable: Variable) -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .grad import grad
 from .graph.basic import SharedVariable, Variable
+from .graph.source import in_scope
 from .ops.basic import as_tensor, cast, constant
 from .ops.elemwise import sqrt
 
@@ -62,7 +63,11 @@ def sgd(cost: Variable, params: Sequence[SharedVariable], lr: Any) -> Updates:
     """
     params = _parameters(params)
     gradients = grad(cost, params)
-    return [(p, p - _scalar(lr, p.dtype, "lr") * g) for p, g in zip(params, gradients)]
+    updates: Updates = []
+    for p, g in zip(params, gradients):
+        with in_scope(f"sgd {p.label()}"):
+            updates.append((p, p - _scalar(lr, p.dtype, "lr") * g))
+    return updates
 
 
 def momentum(
@@ -75,11 +80,12 @@ def momentum(
     gradients = grad(cost, params)
     updates: Updates = []
     for p, g in zip(params, gradients):
-        rate, decay = _scalar(lr, p.dtype, "lr"), _scalar(beta, p.dtype, "beta")
-        velocity = _state_like(p, "velocity")
-        new_velocity = decay * velocity + g
-        step = g + decay * new_velocity if nesterov else new_velocity
-        updates += [(velocity, new_velocity), (p, p - rate * step)]
+        with in_scope(f"momentum {p.label()}"):
+            rate, decay = _scalar(lr, p.dtype, "lr"), _scalar(beta, p.dtype, "beta")
+            velocity = _state_like(p, "velocity")
+            new_velocity = decay * velocity + g
+            step = g + decay * new_velocity if nesterov else new_velocity
+            updates += [(velocity, new_velocity), (p, p - rate * step)]
     return updates
 
 
@@ -98,20 +104,22 @@ def adam(
 
     params = _parameters(params)
     gradients = grad(cost, params)
-    step = shared(np.int64(0), name="adam_step")
-    new_step = step + 1
-    # The bias corrections are scalars: computed in float64, then cast to each parameter's dtype.
-    t = cast(new_step, "float64")
-    correction1 = 1.0 - constant(np.float64(beta1)) ** t
-    root_correction2 = sqrt(1.0 - constant(np.float64(beta2)) ** t)
-    rate = cast(as_tensor(lr), "float64") if isinstance(lr, Variable) else float(lr)
-    step_size = rate / correction1
+    with in_scope("adam step"):
+        step = shared(np.int64(0), name="adam_step")
+        new_step = step + 1
+        # The bias corrections are scalars: computed in float64, then cast to each parameter's dtype.
+        t = cast(new_step, "float64")
+        correction1 = 1.0 - constant(np.float64(beta1)) ** t
+        root_correction2 = sqrt(1.0 - constant(np.float64(beta2)) ** t)
+        rate = cast(as_tensor(lr), "float64") if isinstance(lr, Variable) else float(lr)
+        step_size = rate / correction1
     updates: Updates = [(step, new_step)]
     for p, g in zip(params, gradients):
-        first, second = _state_like(p, "adam_m"), _state_like(p, "adam_v")
-        new_first = beta1 * first + (1.0 - beta1) * g
-        new_second = beta2 * second + (1.0 - beta2) * (g * g)
-        denominator = sqrt(new_second) / cast(root_correction2, p.dtype) + eps
-        new_p = p - cast(step_size, p.dtype) * new_first / denominator
-        updates += [(first, new_first), (second, new_second), (p, new_p)]
+        with in_scope(f"adam {p.label()}"):
+            first, second = _state_like(p, "adam_m"), _state_like(p, "adam_v")
+            new_first = beta1 * first + (1.0 - beta1) * g
+            new_second = beta2 * second + (1.0 - beta2) * (g * g)
+            denominator = sqrt(new_second) / cast(root_correction2, p.dtype) + eps
+            new_p = p - cast(step_size, p.dtype) * new_first / denominator
+            updates += [(first, new_first), (second, new_second), (p, new_p)]
     return updates

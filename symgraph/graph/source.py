@@ -138,14 +138,22 @@ def building(*, source: "Source | None" = None, gradient: bool | None = None, sc
         build_context.source, build_context.gradient, build_context.scope = saved
 
 
-@contextlib.contextmanager
-def scope(name: str) -> Iterator[Scope]:
+class in_scope:  # noqa: N801 (used as a function: ``with in_scope("batch_norm"):``)
     """Nodes built inside belong to a new scope ``name`` (inside the current one), whose source
-    is the user's line calling the library function that opened it."""
-    opened = Scope(name, build_context.scope, user_source())
-    saved = build_context.scope
-    build_context.scope = opened
-    try:
-        yield opened
-    finally:
-        build_context.scope = saved
+    is the user's line calling the library function that opened it.
+
+    (A class, not ``contextlib.contextmanager``: the frames of its methods lie inside symgraph,
+    so the user's line is still the first frame outside it.)"""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._saved: Scope | None = None
+
+    def __enter__(self) -> Scope:
+        opened = Scope(self.name, build_context.scope, user_source())
+        self._saved = build_context.scope
+        build_context.scope = opened
+        return opened
+
+    def __exit__(self, *exception: Any) -> None:
+        build_context.scope = self._saved

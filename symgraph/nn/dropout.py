@@ -19,6 +19,7 @@ import numpy as np
 
 from ..graph.basic import Apply, Constant, Variable
 from ..graph.op import Op
+from ..graph.source import in_scope
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor, cast, constant
 from ..ops.elemwise import as_float, gt
@@ -161,11 +162,12 @@ def dropout(
         raise ValueError(f"dropout's scale must be 'inverted' or 'classic', not {scale!r}")
     if rng is not None and not isinstance(rng, RandomStreams):
         raise TypeError(f"dropout's rng is a sg.RandomStreams, not {type(rng).__name__}")
-    keep = _keep_probability(rate, keep_prob)
-    x = as_float(as_tensor(x))
-    size = _mask_size(x, noise_shape)
-    mask = DropoutMask(scale, x.dtype)((rng or default_stream()).new_state(), size, keep)
-    return x * mask
+    with in_scope("dropout"):
+        keep = _keep_probability(rate, keep_prob)
+        x = as_float(as_tensor(x))
+        size = _mask_size(x, noise_shape)
+        mask = DropoutMask(scale, x.dtype)((rng or default_stream()).new_state(), size, keep)
+        return x * mask
 
 
 def _keep_probability(rate: Any, keep_prob: Any) -> Variable:

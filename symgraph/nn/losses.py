@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph.basic import Apply, Variable
 from ..graph.op import Op
+from ..graph.source import in_scope
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor, cast
 from ..ops.elemwise import as_float, eq, log, log1p, maximum, where
@@ -98,6 +99,11 @@ def categorical_crossentropy(predictions: Any, targets: Any) -> Variable:
 
     When ``predictions`` is a ``softmax``, the stable form from its logits is used.
     """
+    with in_scope("categorical_crossentropy"):
+        return _categorical_crossentropy(predictions, targets)
+
+
+def _categorical_crossentropy(predictions: Any, targets: Any) -> Variable:
     predictions = as_float(as_tensor(predictions))
     targets = as_tensor(targets)
     if predictions.ndim != 2:
@@ -129,6 +135,11 @@ def binary_crossentropy(predictions: Any, targets: Any) -> Variable:
     """Elementwise ``-(t log p + (1 - t) log(1 - p))``. When ``predictions`` is a ``sigmoid``, the
     stable form from its logits, ``softplus(z) - t z``; otherwise each log is clamped at -100, as
     PyTorch does, so that ``p`` of exactly 0 or 1 gives a finite loss."""
+    with in_scope("binary_crossentropy"):
+        return _binary_crossentropy(predictions, targets)
+
+
+def _binary_crossentropy(predictions: Any, targets: Any) -> Variable:
     predictions = as_float(as_tensor(predictions))
     targets = as_tensor(targets)
     owner = predictions.owner
