@@ -14,6 +14,8 @@ from . import errors
 from .config import config
 from .errors import SymgraphError
 from .graph.basic import Apply, Constant, SharedVariable, Variable
+from .graph.fgraph import FunctionGraph
+from .graph.op import Op
 from .graph.type import TensorType
 from .ops import methods as _methods
 from .ops.basic import as_tensor, cast, constant
@@ -64,6 +66,7 @@ from .ops.shape import (
     zeros,
     zeros_like,
 )
+from .ops.subgraph import OpFromGraph
 from .ops.subtensor import inc_subtensor, set_subtensor
 from .variables import (
     imatrix,
@@ -101,7 +104,9 @@ __all__ = [
     "iscalar", "ivector", "imatrix", "lscalar", "lvector", "lmatrix",
     "shared", "constant", "as_tensor", "config",
     # graph objects
-    "Variable", "SharedVariable", "Constant", "Apply", "TensorType", "Function",
+    "Variable", "SharedVariable", "Constant", "Apply", "TensorType", "Function", "FunctionGraph",
+    # defining ops and subgraphs
+    "Op", "OpFromGraph",
     # elementwise
     "abs", "exp", "log", "log1p", "expm1", "sqrt", "square", "sign", "sin", "cos", "tanh",
     "floor", "ceil", "maximum", "minimum", "clip", "where", "switch",
