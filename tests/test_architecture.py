@@ -32,6 +32,7 @@ def test_the_recipes_op_computes_merges_and_differentiates():
     value = np.array([-2.0, 0.25, 3.0])
     first, second, third = f(value)
     np.testing.assert_array_equal(first, np.clip(value, -1, 1))
+    np.testing.assert_array_equal(second, first)
     np.testing.assert_array_equal(third, np.clip(value, 0, 0.5))
     assert Clamp(0.0, 1.0) == Clamp(0.0, 1.0) != Clamp(0.0, 2.0)
     sg.verify_grad(lambda v: clamp(v * 0.5).sum(), [np.array([-1.3, 0.2, 0.7])])
