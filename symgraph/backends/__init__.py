@@ -10,6 +10,8 @@ backend can run numpy code.
   generated per graph, with in-place computation planned at compile time.
 - ``'python'`` (:mod:`symgraph.backends.python`), the reference: every node's ``perform``, in
   order, nothing in place, every result checked in mode ``'debug'``.
+- ``'dask'`` (:mod:`symgraph.backends.dask`, the ``dask`` extra): the graph on ``dask.array``,
+  computed in one ``dask.compute`` (on a cluster, if one is active) or returned lazily.
 
 A new backend is one folder with a subclass of :class:`~symgraph.backends.base.Backend` and an
 entry in ``BACKENDS``; nothing else in the compiler changes.
@@ -22,7 +24,11 @@ import importlib
 from .base import Backend
 
 #: Backend name -> the module whose ``BACKEND`` is its instance (imported when first used).
-BACKENDS = {"numpy": "symgraph.backends.numpy", "python": "symgraph.backends.python"}
+BACKENDS = {
+    "numpy": "symgraph.backends.numpy",
+    "python": "symgraph.backends.python",
+    "dask": "symgraph.backends.dask",
+}
 
 
 def get_backend(backend: "str | Backend") -> Backend:
