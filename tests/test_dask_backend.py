@@ -396,6 +396,44 @@ def test_a_small_cnn_with_batch_norm_trains_as_on_the_numpy_backend():
         np.testing.assert_allclose(dask_param.get_value(), param.get_value(), rtol=1e-9, atol=1e-12)
 
 
+def _agree(inputs, outputs, values, chunked):
+    expected = sg.function(inputs, outputs)(*values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RechunkWarning)
+        got = realize_all(sg.function(inputs, outputs, backend="dask")(*chunked))
+    for value, reference in zip(got, expected):
+        assert value.shape == reference.shape and value.dtype == reference.dtype
+        np.testing.assert_allclose(value, reference, rtol=1e-9, atol=1e-12)
+
+
+def test_convolution_and_pooling_to_second_order_on_chunked_images():
+    x = sg.tensor4("x")
+    filters = sg.shared(np.random.default_rng(1).normal(size=(3, 2, 2, 3)), name="filters")
+    convolved = sg.nn.conv2d(x, filters, stride=(2, 1), padding=1)
+    outputs = [
+        convolved,
+        *sg.grad((convolved**2).sum(), [x, filters]),
+        sg.nn.max_pool2d(x, 3, stride=2, padding=1),
+        sg.grad(sg.nn.avg_pool2d(x, (2, 3), stride=1, padding=(1, 1)).sum(), x),
+        sg.grad(sg.grad(sg.nn.max_pool2d(x, 2).sum() ** 2, x).sum(), x),
+    ]
+    images = np.random.default_rng(2).normal(size=(5, 2, 7, 6))
+    for chunks in [(2, 1, 7, 6), (3, 2, 3, 3)]:  # per sample and channel; across the pixels too
+        _agree([x], outputs, [images], [da.from_array(images, chunks=chunks)])
+
+
+def test_reductions_edge_cases_and_an_empty_batch():
+    m, n = sg.matrix("m"), sg.lvector("n")
+    values = np.random.default_rng(0).normal(size=(6, 4))
+    outputs = [sg.sum(m, axis=()), m.sum(keepdims=True), m.prod(axis=1), m.argmax(axis=1, keepdims=True)]
+    outputs += [m.argmin(axis=None, keepdims=True), m.var(axis=0), m.std(axis=1, keepdims=True)]
+    _agree([m], outputs, [values], [da.from_array(values, chunks=(2, 3))])
+    integers = [n.sum(), n.prod(), (n > 1).sum(), n.mean()]
+    _agree([n], integers, [np.arange(5)], [da.arange(5, chunks=2)])
+    empty = [m.sum(axis=0), sg.nn.softmax(m), m @ np.ones((4, 2))]
+    _agree([m], empty, [np.zeros((0, 4))], [da.zeros((0, 4), chunks=(1, 4))])
+
+
 def test_the_references_dask_examples_run_as_written():
     import os
     import re

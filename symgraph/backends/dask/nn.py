@@ -154,19 +154,19 @@ def _pool(op: Any, node: Apply) -> KernelFunction:
     return run
 
 
-def _pool_routing(result: str):
-    """``(x, pooled, g)``: the images and two arrays of the pooled shape, aligned per sample and
-    channel; the result has the images' shape (``'ncyx'``) or the pooled one (``'nchw'``)."""
+def _pool_routing(result: str, last: str):
+    """``(x, pooled, g)``: the images, the pooled images, and an array of the shape ``last``
+    (``'nchw'``: pooled, ``'ncyx'``: the images'), aligned per sample and channel; the result has
+    the images' shape (``'ncyx'``) or the pooled one (``'nchw'``)."""
 
     def make(op: Any, node: Apply) -> KernelFunction:
         whole, perform = WholeAxes(node), guard(node, op.perform)
         dtype = node.outputs[0].type.numpy_dtype
 
         def run(call: Call, x: Any, pooled: Any, g: Any) -> Any:
-            x, pooled, g = call.lift_all([x, pooled, g])
             # The spatial axes are whole in every argument, so each block is whole images.
-            x, pooled, g = (whole(value, [2, 3]) for value in (x, pooled, g))
-            return blockwise(whole, perform, result, x, "ncyx", pooled, "nchw", g, "nchw", dtype=dtype)
+            x, pooled, g = (whole(value, [2, 3]) for value in call.lift_all([x, pooled, g]))
+            return blockwise(whole, perform, result, x, "ncyx", pooled, "nchw", g, last, dtype=dtype)
 
         return run
 
@@ -175,8 +175,8 @@ def _pool_routing(result: str):
 
 translation(MaxPool2d)(_pool)
 translation(AvgPool2d)(_pool)
-translation(MaxPool2dGrad)(_pool_routing("ncyx"))
-translation(MaxPool2dSelect)(_pool_routing("nchw"))
+translation(MaxPool2dGrad)(_pool_routing("ncyx", "nchw"))  # (x, pooled, g) -> dx
+translation(MaxPool2dSelect)(_pool_routing("nchw", "ncyx"))  # (x, pooled, h) -> h at the maxima
 
 
 @translation(AvgPool2dGrad)
