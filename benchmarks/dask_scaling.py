@@ -93,9 +93,18 @@ def check_same_weights(client_batches, X: np.ndarray, Y: np.ndarray) -> float:
     )
 
 
-def training(steps: int) -> None:
+def on_workers(client, array: np.ndarray, parts: int):
+    """``array`` as a dask array of ``parts`` chunks along its first axis, each sent to a worker
+    (round robin) and kept there."""
     import dask.array as da
 
+    pieces = np.array_split(array, parts)
+    futures = client.scatter(pieces)
+    chunks = [da.from_delayed(future, piece.shape, piece.dtype) for future, piece in zip(futures, pieces)]
+    return client.persist(da.concatenate(chunks))
+
+
+def training(client, steps: int) -> None:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((BATCH, TRAIN_SIZES[0])).astype("float32")
     Y = rng.integers(0, TRAIN_SIZES[-1], BATCH).astype("int32")
@@ -103,8 +112,7 @@ def training(steps: int) -> None:
     numpy_train, _, _ = mlp(params, DROP, "numpy")
     dask_train, _, _ = mlp(params, DROP, "dask")
     # Each worker holds its half of the batch, as in data-parallel training on shards.
-    Xd = da.from_array(X, chunks=(BATCH // 2, -1)).persist()
-    Yd = da.from_array(Y, chunks=BATCH // 2).persist()
+    Xd, Yd = on_workers(client, X, 2), on_workers(client, Y, 2)
     difference = check_same_weights((Xd, Yd), X, Y)
     for _ in range(2):  # warm up both
         numpy_train(X, Y)
@@ -126,17 +134,15 @@ def training(steps: int) -> None:
 
 
 # --- 2. prediction -------------------------------------------------------------------------------------
-def prediction(rows: int, folder: str) -> None:
-    import dask
+def prediction(client, rows: int, folder: str) -> None:
     import dask.array as da
-    from distributed import wait
 
     params = parameters(PREDICT_SIZES, seed=1)
     _, numpy_predict, _ = mlp(params, None, "numpy")
     _, dask_predict, _ = mlp(params, None, "dask")
     source, target = os.path.join(folder, "rows.zarr"), os.path.join(folder, "predictions.zarr")
     data = da.random.default_rng(2).standard_normal((rows, PREDICT_SIZES[0]), chunks=(CHUNK_ROWS, -1), dtype="float32")
-    wait(dask.persist(data.to_zarr(source, compute=False)))  # written by the workers, not timed
+    data.to_zarr(source)  # written by the workers, not timed
 
     in_memory = np.random.default_rng(3).standard_normal((IN_MEMORY_ROWS, PREDICT_SIZES[0])).astype("float32")
     numpy_predict(in_memory[:1000])
@@ -176,10 +182,10 @@ def main() -> None:
     try:
         with (
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-            Client(cluster),
+            Client(cluster) as client,
         ):
-            training(options.steps)
-            prediction(options.rows, folder)
+            training(client, options.steps)
+            prediction(client, options.rows, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -227,16 +227,77 @@ def blockwise(whole: WholeAxes, function: Callable[..., Any], out_index: str, *p
     return da.blockwise(Unwrapped(function), out_index, *arguments, **keywords)
 
 
-def elementwise(function: Callable[..., Any], arguments: Sequence[Any], dtype: Any, label: str) -> da.Array:
-    """``function`` on the blocks of arguments broadcast together, as numpy broadcasts (the dask
-    arrays among them; host scalars go to every block as they are)."""
+#: Host arrays up to this size go into the tasks that read them rather than into tasks of their own.
+LITERAL_BYTES = 1 << 16
+
+
+def elementwise(
+    function: Callable[..., Any], arguments: Sequence[Any], dtype: Any, label: str, lift: Callable[[Any], Any]
+) -> da.Array:
+    """``function`` on the blocks of the arguments broadcast together, as numpy broadcasts.
+
+    The arguments chunked along the result's axes are aligned block by block. One that the
+    result is not chunked along (a bias, a weight matrix, a scalar) goes whole to every task:
+    a small host array inside the task itself, a dask array of one chunk by that chunk's key;
+    neither makes a task of its own, nor stops Dask from fusing the chunked arguments' tasks
+    with this one. Other host arrays are lifted by ``lift``."""
     ndim = max(np.ndim(argument) for argument in arguments)
+    aligned = [argument for argument in arguments if is_lazy(argument) and argument.npartitions > 1]
+    if not aligned:  # no argument in several chunks: the first dask array sets the blocks
+        aligned = [next(argument for argument in arguments if is_lazy(argument) and argument.ndim == ndim)]
     pairs: list[Any] = []
     for argument in arguments:
-        pairs += [argument, tuple(range(ndim - argument.ndim, ndim)) if is_lazy(argument) else None]
+        if np.ndim(argument) == 0 and not is_lazy(argument):
+            pairs += [argument, None]
+        elif any(argument is other for other in aligned) or not _whole_fits(argument, aligned, ndim):
+            argument = lift(argument)
+            pairs += [argument, tuple(range(ndim - argument.ndim, ndim))]
+        elif is_lazy(argument) and not is_root(argument):
+            pairs += [argument, tuple(range(ndim - argument.ndim, ndim))]
+        elif is_lazy(argument):
+            pairs += [whole_chunk(argument), None]
+        elif argument.nbytes <= LITERAL_BYTES:
+            pairs += [argument, None]
+        else:
+            pairs += [whole_chunk(lift(argument)), None]
     return da.blockwise(
         function, tuple(range(ndim)), *pairs, dtype=dtype, name=fresh_name(label), meta=empty(ndim, dtype)
     )
+
+
+def is_root(array: da.Array) -> bool:
+    """Whether ``array`` is data rather than computed: a host array lifted or sent to the workers
+    (its graph is one layer, not a ``Blockwise`` one, whose one-chunk keys can be referred to
+    without stopping Dask's fusion of the tasks around them)."""
+    layers = array.dask.layers
+    return array.npartitions == 1 and len(layers) == 1 and type(next(iter(layers.values()))).__name__ != "Blockwise"
+
+
+def whole_chunk(array: da.Array) -> Any:
+    """The one chunk of a root array, as an argument every task of a ``blockwise`` receives whole."""
+    return array.to_delayed(optimize_graph=False).flat[0]
+
+
+def _whole_fits(argument: Any, aligned: Sequence[da.Array], ndim: int) -> bool:
+    """Whether ``argument`` can go whole to each block: along each of its axes longer than 1,
+    some aligned array has that length, and none is chunked."""
+    if is_lazy(argument) and argument.npartitions > 1:
+        return False
+    offset = ndim - np.ndim(argument)
+    for axis, length in enumerate(np.shape(argument)):
+        if length == 1:
+            continue
+        matched = False
+        for array in aligned:
+            position = offset + axis - (ndim - array.ndim)
+            if position < 0:
+                continue
+            if array.shape[position] != 1 and len(array.chunks[position]) > 1:
+                return False
+            matched = matched or array.shape[position] == length
+        if not matched:
+            return False
+    return True
 
 
 def empty(ndim: int, dtype: Any) -> np.ndarray:
@@ -273,6 +334,8 @@ class Guarded:
     def __call__(self, *blocks: Any, **keywords: Any) -> Any:
         try:
             return self.function(*blocks, **keywords)
+        except NodeError as error:  # from a program the numpy backend compiled: it names its node
+            raise portable(error) from error.__cause__
         except SymgraphError:
             raise
         except Exception as error:

@@ -178,7 +178,7 @@ def _per_block(function: Callable, label: str, node: Apply) -> KernelFunction:
     def run(call: Call, *values: Any) -> Any:
         if not any_lazy(values):
             return function(*values)
-        return elementwise(guarded, call.lift_all(values), dtype, label)
+        return elementwise(guarded, values, dtype, label, call.lift)
 
     return run
 

@@ -33,13 +33,22 @@ from .. import runtime
 from ..base import LinkOptions, Program
 from .blocks import Call, active_client, host_array, is_lazy, probes
 from .kernels import Kernel, dask_kernel
+from .regions import Region, find_region
 
 Step = tuple[Apply, Kernel, tuple]  #: a node, its kernel, and the chunk hints it is given
+
+
+#: Whether functions run the part of their graph that works sample by sample as one program per
+#: chunk of the batch (``regions.py``); tests turn it off to check the op-by-op translation.
+REGIONS = True
 
 
 def link(fgraph: FunctionGraph, options: LinkOptions) -> Program:
     """The callable computing ``fgraph`` on dask arrays (see the module's docstring)."""
     steps = plan(fgraph)
+    nodes = [node for node, _, _ in steps]
+    if REGIONS and not options.debug:  # debug mode checks every node: op by op
+        _, steps = find_region(fgraph, steps)
     interpret = interpreter(fgraph, steps, options.debug)
     inputs, outputs, updates = fgraph.inputs, fgraph.outputs, fgraph.updates
     wrong_count = runtime.count_checker(inputs, options.name)
@@ -47,7 +56,7 @@ def link(fgraph: FunctionGraph, options: LinkOptions) -> Program:
         argument_converter(variable, position, options.name, options.allow_downcast)
         for position, variable in enumerate(inputs)
     ]
-    shared = _shared_roots(fgraph, steps)
+    shared = _shared_roots(fgraph, nodes)
     # Updates of tensors make a call compute; a generator's new state is known at the call.
     computes = options.apply_updates and any(isinstance(target.type, TensorType) for target, _ in updates)
 
@@ -72,8 +81,7 @@ def link(fgraph: FunctionGraph, options: LinkOptions) -> Program:
             returned = [values[variable] for variable in outputs]
             new_values = [values[value] for _, value in updates] if options.apply_updates else []
             if computes:
-                returned, new_values = _compute(returned, new_values, updates)
-                returned = [np.array(value, copy=True) for value in returned]
+                returned, new_values = _compute(returned, new_values, updates, [*state.values(), *args])
             else:
                 returned = [
                     value if is_lazy(value) else host_array(np.array(value, copy=True), client=client)
@@ -85,7 +93,7 @@ def link(fgraph: FunctionGraph, options: LinkOptions) -> Program:
             return returned[0]
         return None if options.single_output is None else returned
 
-    return Program(run, [node for node, _, _ in steps])
+    return Program(run, nodes)
 
 
 def inner(fgraph: FunctionGraph) -> Callable[..., Sequence[Any]]:
@@ -93,7 +101,7 @@ def inner(fgraph: FunctionGraph) -> Callable[..., Sequence[Any]]:
     values, host values or dask arrays, as they come."""
     steps = plan(fgraph)
     interpret = interpreter(fgraph, steps, debug=False)
-    shared = _shared_roots(fgraph, steps)
+    shared = _shared_roots(fgraph, [node for node, _, _ in steps])
 
     def run(*values: Any) -> list[Any]:
         if not shared:
@@ -156,9 +164,9 @@ def _hints(node: Apply, kernel: Kernel, scheduled: list[Apply]) -> tuple:
     return tuple(hints)
 
 
-def _shared_roots(fgraph: FunctionGraph, steps: list[Step]) -> list[SharedVariable]:
+def _shared_roots(fgraph: FunctionGraph, nodes: list[Apply]) -> list[SharedVariable]:
     found: dict[int, SharedVariable] = {}
-    candidates = [variable for node, _, _ in steps for variable in node.inputs] + fgraph.computed
+    candidates = [variable for node in nodes for variable in node.inputs] + fgraph.computed
     for variable in candidates + [target for target, _ in fgraph.updates]:
         if isinstance(variable, SharedVariable):
             found.setdefault(id(variable), variable)
@@ -166,9 +174,11 @@ def _shared_roots(fgraph: FunctionGraph, steps: list[Step]) -> list[SharedVariab
 
 
 # --- interpreting ----------------------------------------------------------------------------------------
-def interpreter(fgraph: FunctionGraph, steps: list[Step], debug: bool) -> Callable[[Call, list, dict], dict]:
-    """A function of the arguments and the shared values giving every variable's value."""
-    read = [variable for node, _, _ in steps for variable in node.inputs] + fgraph.computed
+def interpreter(fgraph: FunctionGraph, steps: list, debug: bool) -> Callable[[Call, list, dict], dict]:
+    """A function of the arguments and the shared values giving every variable's value. A step is
+    a node with its kernel and hints, or a region (``regions.py``)."""
+    nodes = [node for step in steps for node in ([s[0] for s in step.steps] if isinstance(step, Region) else [step[0]])]
+    read = [variable for node in nodes for variable in node.inputs] + fgraph.computed
     constants = {variable: variable.data for variable in read if isinstance(variable, Constant)}
     inputs = fgraph.inputs
 
@@ -178,7 +188,9 @@ def interpreter(fgraph: FunctionGraph, steps: list[Step], debug: bool) -> Callab
         values.update(state)
         call.values = values
         call.send(list(state.values()))
-        for node, kernel, hints in steps:
+
+        def execute(step: Step) -> None:
+            node, kernel, hints = step
             arguments = [values[variable] for variable in node.inputs]
             call.hints = [(axis, values.get(variable), variable_axis) for axis, variable, variable_axis in hints]
             try:
@@ -191,6 +203,12 @@ def interpreter(fgraph: FunctionGraph, steps: list[Step], debug: bool) -> Callab
             except Exception as error:
                 raise runtime.node_error(node, probes(arguments), error) from error
             values.update(zip(node.outputs, results))
+
+        for step in steps:
+            if isinstance(step, Region):
+                step.run(call, values, execute)
+            else:
+                execute(step)
         return values
 
     return interpret
@@ -218,21 +236,29 @@ def _debug_check(node: Apply, results: Sequence[Any]) -> None:
 
 
 # --- computing and committing --------------------------------------------------------------------------
-def _compute(returned: list, new_values: list, updates: Sequence) -> tuple[list, list]:
+def _compute(returned: list, new_values: list, updates: Sequence, host: Sequence[Any]) -> tuple[list, list]:
     """The outputs and the updates' new values as numpy arrays, every dask array among them
-    computed in one ``dask.compute``; the new values in their targets' dtypes, arrays of their own."""
+    computed in one ``dask.compute``: each an array of its own (the new values in their targets'
+    dtypes), copied only if it may share memory with a ``host`` array (the shared values, the
+    arguments) or with another result, as a block that a task returned as it was would."""
     wanted = returned + new_values
     lazy = [position for position, value in enumerate(wanted) if is_lazy(value)]
     if lazy:
-        computed = dask.compute(*[wanted[position] for position in lazy])
-        for position, value in zip(lazy, computed):
+        for position, value in zip(lazy, dask.compute(*[wanted[position] for position in lazy])):
             wanted[position] = value
-    returned, new_values = wanted[: len(returned)], wanted[len(returned) :]
-    prepared = [
-        np.array(value, dtype=target.type.numpy_dtype, copy=True) if isinstance(target.type, TensorType) else value
-        for (target, _), value in zip(updates, new_values)
+    dtypes = [None] * len(returned) + [
+        target.type.numpy_dtype if isinstance(target.type, TensorType) else None for target, _ in updates
     ]
-    return returned, prepared
+    arrays = [array for array in host if isinstance(array, np.ndarray)]
+    owned: list[Any] = []
+    for position, (value, dtype) in enumerate(zip(wanted, dtypes)):
+        if position >= len(returned) and dtype is None:  # a random generator's new state
+            owned.append(value)
+            continue
+        value = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
+        shared = not value.flags.owndata or any(np.may_share_memory(value, other) for other in arrays + owned)
+        owned.append(np.array(value, copy=True) if shared else value)
+    return owned[: len(returned)], owned[len(returned) :]
 
 
 # --- arguments -------------------------------------------------------------------------------------------
