@@ -34,6 +34,7 @@ import symgraph as sg
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "reference")
 TRAIN_SIZES, BATCH, DROP, LEARNING_RATE = (784, 1024, 1024, 10), 4096, 0.5, 0.01
 PREDICT_SIZES, IN_MEMORY_ROWS, CHUNK_ROWS = (64, 256, 256, 10), 200_000, 100_000
+ROUND = 3  #: steps of one backend before switching to the other
 
 
 def parameters(sizes: tuple, seed: int = 0) -> list[np.ndarray]:
@@ -117,20 +118,43 @@ def training(client, steps: int) -> None:
     for _ in range(2):  # warm up both
         numpy_train(X, Y)
         dask_train(Xd, Yd)
-    numpy_times, dask_times = [], []
-    for _ in range(steps):
-        start = time.perf_counter()
-        numpy_train(X, Y)
-        numpy_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        dask_train(Xd, Yd)
-        dask_times.append(time.perf_counter() - start)
+    # Rounds of a few steps of each, alternating, so that a change in the machine's load hits
+    # both alike; the median step of each is compared. CPU seconds per step (this process for
+    # numpy; this process, scheduler included, and the workers for dask) say how much work each
+    # does, whatever the load.
+    numpy_times, dask_times, numpy_cpu, dask_cpu = [], [], [], []
+    for _ in range(max(1, steps // ROUND)):
+        cpu = time.process_time()
+        for _ in range(ROUND):
+            start = time.perf_counter()
+            numpy_train(X, Y)
+            numpy_times.append(time.perf_counter() - start)
+        numpy_cpu.append((time.process_time() - cpu) / ROUND)
+        cpu, workers = time.process_time(), workers_cpu(client)
+        for _ in range(ROUND):
+            start = time.perf_counter()
+            dask_train(Xd, Yd)
+            dask_times.append(time.perf_counter() - start)
+        dask_cpu.append((time.process_time() - cpu + workers_cpu(client) - workers) / ROUND)
     numpy_step, dask_step = statistics.median(numpy_times), statistics.median(dask_times)
     print(f"\n1. train step, MLP {'-'.join(map(str, TRAIN_SIZES))}, batch {BATCH}, float32, dropout {DROP}, SGD")
     print(f"   same weights after a step without dropout: largest relative difference {difference:.1e}")
-    print(f"   numpy backend, 2 BLAS threads:        {format_time(numpy_step):>10s}  {BATCH / numpy_step:9.0f} rows/s")
-    print(f"   dask backend, 2 workers x 1 thread:   {format_time(dask_step):>10s}  {BATCH / dask_step:9.0f} rows/s")
+    print(
+        f"   numpy backend, 2 BLAS threads:        {format_time(numpy_step):>10s}  {BATCH / numpy_step:9.0f} rows/s"
+        f"   (CPU {format_time(statistics.median(numpy_cpu))} per step)"
+    )
+    print(
+        f"   dask backend, 2 workers x 1 thread:   {format_time(dask_step):>10s}  {BATCH / dask_step:9.0f} rows/s"
+        f"   (CPU {format_time(statistics.median(dask_cpu))} per step, client and workers)"
+    )
     print(f"   throughput dask / numpy: {numpy_step / dask_step:.2f}x (target >= 0.7x); {load()}")
+
+
+def workers_cpu(client) -> float:
+    """The CPU seconds the cluster's worker processes have used so far."""
+    import psutil
+
+    return sum(client.run(lambda: sum(psutil.Process().cpu_times()[:2])).values())
 
 
 # --- 2. prediction -------------------------------------------------------------------------------------
@@ -169,7 +193,7 @@ def prediction(client, rows: int, folder: str) -> None:
 
 def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    arguments.add_argument("--steps", type=int, default=10, help="timed train steps of each backend (default 10)")
+    arguments.add_argument("--steps", type=int, default=24, help="timed train steps of each backend (default 24)")
     arguments.add_argument("--rows", type=int, default=2_000_000, help="rows to predict from zarr (default 2,000,000)")
     options = arguments.parse_args()
     try:

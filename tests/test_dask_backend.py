@@ -216,17 +216,24 @@ def test_random_draws_are_the_same_in_a_program_per_chunk_and_op_by_op(monkeypat
         np.testing.assert_array_equal(with_regions, op_by_op)
 
 
-def test_gradients_over_the_batch_are_tree_reductions_over_its_chunks():
+@pytest.mark.parametrize("regions", [True, False], ids=["program per chunk", "op by op"])
+def test_gradients_over_the_batch_are_tree_reductions_over_its_chunks(regions, monkeypatch):
+    monkeypatch.setattr(program, "REGIONS", regions)
     X, Y = _data(rows=64)
     x, y = sg.matrix("x"), sg.ivector("y")
     W = sg.shared(np.ones((8, 3)), name="W")
     loss = sg.nn.categorical_crossentropy(sg.nn.softmax(x @ W), y).mean()
     f = sg.function([x, y], sg.grad(loss, W), backend="dask")
     gradient = f(da.from_array(X, chunks=(8, 8)), da.from_array(Y, chunks=8))
-    # One product per chunk of the batch, combined in a tree of sums rather than in one task.
-    layers = list(gradient.dask.layers)
-    assert any(name.startswith("dot-") for name in layers)
-    assert sum(name.startswith("sum-partial") for name in layers) >= 1
+    # 8 partial products, one per chunk of the batch, combined 4 at a time: 2 tasks, then 1.
+    graph = dict(gradient.__dask_graph__())
+    names = [str(key[0] if isinstance(key, tuple) else key) for key in graph]
+    if regions:
+        assert sum(name.startswith("region-") for name in names) == 8
+        assert sum(name.startswith("combine-") for name in names) == 3
+    else:
+        assert sum(name.startswith("dot-") for name in names) == 16  # x @ W, then x.T @ g: 8 each
+        assert sum(name.startswith("sum-") for name in names) >= 2
     expected = sg.function([x, y], sg.grad(loss, W))(X, Y)
     np.testing.assert_allclose(gradient.compute(), expected, rtol=1e-9)
 
@@ -362,6 +369,21 @@ def test_an_error_inside_a_task_names_the_node_and_the_users_line():
     message = str(raised.value)
     assert "doubled, built at" in message and "test_dask_backend.py" in message
     assert "sg.exp(Doubled()(x))" in message and "x: float64 (2,)" in message  # the block's shape
+
+
+def test_an_error_inside_a_program_per_chunk_names_the_node():
+    X, Y = _data()
+    train, _, params = _mlp("dask")
+    before = [param.get_value() for param in params]
+    batch = da.from_array(X, chunks=(40, 8))
+    wrong = da.from_array(np.where(np.arange(120) == 100, 7, Y).astype("int32"), chunks=40)  # class 7 of 3
+    with pytest.raises(IndexError, match=r"class indices must be in \[0, 3\)") as raised:
+        train(batch, wrong)
+    assert isinstance(raised.value, sg.errors.NodeError)
+    assert "softmax_crossentropy, built at" in str(raised.value) and "test_dask_backend.py" in str(raised.value)
+    assert "y: int32 (40,)" in str(raised.value)  # the chunk it failed on
+    for param, value in zip(params, before):
+        np.testing.assert_array_equal(param.get_value(), value)
 
 
 def test_an_error_while_building_names_the_node():

@@ -45,7 +45,52 @@ def test_data_parallel_training_on_two_workers_gives_the_numpy_backends_weights(
             np.testing.assert_allclose(dask_train(*batches), train(X, Y), rtol=1e-6)
     for param, dask_param in zip(params, dask_params):
         np.testing.assert_allclose(dask_param.get_value(), param.get_value(), rtol=1e-6, atol=1e-12)
-    assert len({task["worker"] for task in stream.data}) == 2  # both workers computed
+    # Both workers computed, each running the step's program on its chunk.
+    regions = [task for task in stream.data if str(task["key"]).startswith("('region-")]
+    assert len({task["worker"] for task in regions}) == 2
+
+
+def test_weights_kept_on_the_workers_are_sent_again_when_the_shared_values_change(client, monkeypatch):
+    from symgraph.backends.dask import blocks, resident
+
+    monkeypatch.setattr(blocks, "SCATTER_BYTES", 0)  # these small weights go to the workers too
+    used = []  # per call: the weights the workers held already
+    lookup = resident.lookup
+
+    def recorded(variable, value, client):
+        held = lookup(variable, value, client)
+        if variable.name in names and held is not None:
+            used[-1].add(variable.name)
+        return held
+
+    monkeypatch.setattr(resident, "lookup", recorded)
+    X, Y = _data(rows=200)
+    train, _, params = _mlp("numpy")
+    dask_train, _, dask_params = _mlp("dask")
+    batches = client.persist([da.from_array(X, chunks=(100, 8)), da.from_array(Y, chunks=100)])
+
+    names = {param.name for param in dask_params}
+
+    def step():
+        used.append(set())
+        np.testing.assert_allclose(dask_train(*batches), train(X, Y), rtol=1e-6)
+
+    step()
+    step()  # the new weights were kept on the workers, and used
+    assert used == [set(), names]
+    for param, dask_param in zip(params, dask_params):  # set_value: a new value
+        value = param.get_value() * 0.5
+        param.set_value(value)
+        dask_param.set_value(value)
+    step()
+    assert used[2] == set()
+    for param, dask_param in zip(params, dask_params):  # a write into the borrowed array
+        param.get_value(borrow=True)[...] += 0.25
+        dask_param.get_value(borrow=True)[...] += 0.25
+    step()
+    assert used[3] == set()
+    for param, dask_param in zip(params, dask_params):
+        np.testing.assert_allclose(dask_param.get_value(), param.get_value(), rtol=1e-6, atol=1e-12)
 
 
 def test_random_draws_on_the_cluster_are_those_of_the_threaded_scheduler(client):
@@ -57,6 +102,16 @@ def test_random_draws_on_the_cluster_are_those_of_the_threaded_scheduler(client)
     threaded = f(X)[0].compute(scheduler="threads")
     assert np.array_equal(on_cluster, threaded)
     assert 0.5 < (on_cluster != on_cluster.min()).mean() < 0.7
+
+
+def test_an_error_in_a_workers_program_names_the_node(client):
+    X, Y = _data()
+    train, _, _ = _mlp("dask")
+    wrong = np.where(np.arange(120) == 100, 7, Y).astype("int32")  # class 7 of 3
+    with pytest.raises(IndexError, match="class indices") as raised:
+        train(da.from_array(X, chunks=(40, 8)), da.from_array(wrong, chunks=40))
+    assert isinstance(raised.value, sg.errors.NodeError)
+    assert "softmax_crossentropy, built at" in str(raised.value) and "test_dask_backend.py" in str(raised.value)
 
 
 def test_an_error_in_a_worker_names_the_node_and_the_users_line(client):

@@ -3,8 +3,9 @@
 ``sg.function(..., backend='dask')`` takes numpy or dask arrays, chunked along any axis. Its table,
 ``dask_kernel`` (``kernels.py``, ``nn.py``, ``random.py``), maps elementwise ops and reductions to
 dask's own, products to its ``tensordot``, and per-sample ops (softmax, convolution, pooling) to
-``map_blocks``/``blockwise`` over their own ``perform``; ``program.py`` interprets the graph and
-computes or returns the result:
+``map_blocks``/``blockwise`` over their own ``perform``. On a batch chunked by rows, what works
+sample by sample runs as one numpy-compiled program per chunk (``membership.py``, ``regions.py``).
+``program.py`` interprets the graph and computes or returns the result:
 
 - with updates, one ``dask.compute`` of the outputs and the new values, on the active
   ``Client`` if there is one, then the updates committed all or none. A reduction over the batch

@@ -125,17 +125,27 @@ class Call:
     def lift_all(self, values: Sequence[Any]) -> list[Any]:
         return [self.lift(value) for value in values]
 
-    def send(self, values: Sequence[Any]) -> None:
-        """Sends the large ones among ``values`` (the shared arrays a call reads: the weights) to
-        every worker of the cluster, at once, before any task needs them: each worker would
-        otherwise fetch them from another before starting."""
+    def send(self, state: dict) -> None:
+        """Sends the large values among the shared variables' ``state`` (the weights) to every
+        worker of the cluster, at once, before any task needs them (each worker would otherwise
+        fetch them from another before starting), unless the workers hold them already from the
+        call that computed them (``resident.py``)."""
         if self.client is None:
             return
-        large = [value for value in values if isinstance(value, np.ndarray) and value.nbytes >= SCATTER_BYTES]
-        if not large:
-            return
-        for value, array in zip(large, scattered(self.client, large, "shared", broadcast=True)):
-            self._lifted[id(value)] = (value, array)
+        from . import resident
+
+        large = []
+        for variable, value in state.items():
+            if not isinstance(value, np.ndarray) or value.nbytes < SCATTER_BYTES:
+                continue
+            held = resident.lookup(variable, value, self.client)
+            if held is not None:
+                self._lifted[id(value)] = (value, held)
+            else:
+                large.append(value)
+        if large:
+            for value, array in zip(large, scattered(self.client, large, "shared", broadcast=True)):
+                self._lifted[id(value)] = (value, array)
 
     def hinted_chunks(self, shape: Sequence[int]) -> tuple | None:
         """Chunks for a new array of ``shape`` that follow the dask arrays it is made for (the

@@ -203,16 +203,24 @@ def _chunk_local_shape(shape: Variable, kinds: dict) -> bool:
 
 def rebuilt_inputs(node: Apply, kinds: dict) -> dict[int, str]:
     """The positions of a member's inputs rebuilt inside the region, and how (``CHUNK``,
-    ``WHOLE``): its shape argument, and host values computed from batched variables' shapes."""
+    ``WHOLE``): its shape argument, host values computed from batched variables' shapes, and
+    views of host arrays (a weight's transpose: a view inside costs nothing, where sending it
+    to the workers besides the weight itself would cost its size again)."""
     found: dict[int, str] = {}
     position = _shape_position(node.op)
     for index, variable in enumerate(node.inputs):
-        if variable.owner is None:
+        owner = variable.owner
+        if owner is None:
             continue
         if index == position and _chunk_local_shape(variable, kinds):
             found[index] = CHUNK
-        elif kinds.get(variable) == HOST and any(kinds.get(s) == BATCHED for s, _ in _shape_sources(variable)):
-            found[index] = WHOLE
+        else:
+            from_shapes = kinds.get(variable) == HOST and any(
+                kinds.get(source) == BATCHED for source, _ in _shape_sources(variable)
+            )
+            view_of_host = isinstance(owner.op, DimShuffle) and owner.inputs[0].owner is None
+            if from_shapes or view_of_host:
+                found[index] = WHOLE
     return found
 
 

@@ -31,6 +31,7 @@ from ...graph.type import TensorType, format_shape
 from ...ops.elemwise import Elemwise
 from .. import runtime
 from ..base import LinkOptions, Program
+from . import resident
 from .blocks import Call, active_client, host_array, is_lazy, probes
 from .kernels import Kernel, dask_kernel
 from .regions import Region, find_region
@@ -81,7 +82,7 @@ def link(fgraph: FunctionGraph, options: LinkOptions) -> Program:
             returned = [values[variable] for variable in outputs]
             new_values = [values[value] for _, value in updates] if options.apply_updates else []
             if computes:
-                returned, new_values = _compute(returned, new_values, updates, [*state.values(), *args])
+                returned, new_values, kept = _compute(returned, new_values, updates, [*state.values(), *args], client)
             else:
                 returned = [
                     value if is_lazy(value) else host_array(np.array(value, copy=True), client=client)
@@ -89,6 +90,8 @@ def link(fgraph: FunctionGraph, options: LinkOptions) -> Program:
                 ]
             for (target, _), value in zip(updates, new_values):
                 runtime.commit(target, value)
+            if computes and client is not None:
+                _keep_on_workers(updates, new_values, kept, client)
         if options.single_output:
             return returned[0]
         return None if options.single_output is None else returned
@@ -187,7 +190,7 @@ def interpreter(fgraph: FunctionGraph, steps: list, debug: bool) -> Callable[[Ca
         values.update(constants)
         values.update(state)
         call.values = values
-        call.send(list(state.values()))
+        call.send(state)
 
         def execute(step: Step) -> None:
             node, kernel, hints = step
@@ -236,16 +239,22 @@ def _debug_check(node: Apply, results: Sequence[Any]) -> None:
 
 
 # --- computing and committing --------------------------------------------------------------------------
-def _compute(returned: list, new_values: list, updates: Sequence, host: Sequence[Any]) -> tuple[list, list]:
+def _compute(returned: list, new_values: list, updates: Sequence, host: Sequence[Any], client: Any) -> tuple:
     """The outputs and the updates' new values as numpy arrays, every dask array among them
-    computed in one ``dask.compute``: each an array of its own (the new values in their targets'
-    dtypes), copied only if it may share memory with a ``host`` array (the shared values, the
-    arguments) or with another result, as a block that a task returned as it was would."""
+    computed at once (one ``dask.compute``; on a cluster, one submission whose results of one
+    chunk stay on the workers: their futures are returned too). Each is an array of its own (the
+    new values in their targets' dtypes), copied only if it may share memory with a ``host``
+    array (the shared values, the arguments) or with another result, as a block that a task
+    returned as it was would."""
     wanted = returned + new_values
+    futures: list[Any] = [None] * len(wanted)
     lazy = [position for position, value in enumerate(wanted) if is_lazy(value)]
     if lazy:
-        for position, value in zip(lazy, dask.compute(*[wanted[position] for position in lazy])):
-            wanted[position] = value
+        arrays = [wanted[position] for position in lazy]
+        on_cluster = resident.compute(client, arrays) if client is not None else None
+        computed, kept = on_cluster if on_cluster is not None else (dask.compute(*arrays), [None] * len(lazy))
+        for position, value, future in zip(lazy, computed, kept):
+            wanted[position], futures[position] = value, future
     dtypes = [None] * len(returned) + [
         target.type.numpy_dtype if isinstance(target.type, TensorType) else None for target, _ in updates
     ]
@@ -255,10 +264,20 @@ def _compute(returned: list, new_values: list, updates: Sequence, host: Sequence
         if position >= len(returned) and dtype is None:  # a random generator's new state
             owned.append(value)
             continue
-        value = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
+        value = np.asarray(value)
+        if dtype is not None and value.dtype != dtype:
+            value, futures[position] = value.astype(dtype), None  # the workers' copy is not this
         shared = not value.flags.owndata or any(np.may_share_memory(value, other) for other in arrays + owned)
         owned.append(np.array(value, copy=True) if shared else value)
-    return owned[: len(returned)], owned[len(returned) :]
+    return owned[: len(returned)], owned[len(returned) :], futures[len(returned) :]
+
+
+def _keep_on_workers(updates: Sequence, new_values: list, futures: list, client: Any) -> None:
+    """Remembers the workers' copies of the values just committed (``resident.py``)."""
+    for (target, _), value, future in zip(updates, new_values, futures):
+        if future is not None and isinstance(target.type, TensorType):
+            # The value kept for comparison must be ours: a copy if it became the shared array.
+            resident.keep(target, client, future, value.copy() if target._value is value else value)
 
 
 # --- arguments -------------------------------------------------------------------------------------------

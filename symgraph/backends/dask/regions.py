@@ -18,6 +18,7 @@ nodes run op by op.
 
 from __future__ import annotations
 
+import operator
 import threading
 import uuid
 import warnings
@@ -27,6 +28,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.highlevelgraph import HighLevelGraph
 
 from ...graph.basic import Apply, Constant, Variable
 from ...graph.fgraph import FunctionGraph
@@ -133,6 +135,62 @@ class ShapeOnly:
         self.ndim = len(shape)
 
 
+#: How many partial results one task of the tree combines (as Dask's reductions, ``split_every``).
+SPLIT_EVERY = 4
+
+
+class _Combine:
+    """The partial results of several chunks, combined: each summed (or max, min, prod) over
+    them. A chunk's results are the ``count`` after ``offset`` in its tuple."""
+
+    _UFUNCS = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multiply}
+
+    def __init__(self, kinds: list[str], offset: int):
+        self.kinds, self.offset = kinds, offset
+
+    @property
+    def __name__(self) -> str:
+        return "combine"
+
+    def __call__(self, *parts: tuple) -> tuple:
+        count = len(self.kinds)
+        parts = [part[self.offset : self.offset + count] if len(part) != count else part for part in parts]
+        combined = [np.array(value, copy=True) for value in parts[0]]
+        for part in parts[1:]:
+            for total, value, kind in zip(combined, part, self.kinds):
+                self._UFUNCS[kind](total, value, out=total)
+        return tuple(combined)
+
+
+def _combine_tree(pieces: da.Array, kinds: list[str], offset: int) -> str:
+    """The key of the combination of every chunk's partial results: a tree of ``SPLIT_EVERY``
+    at a time, its tasks in one layer of ``pieces``'s graph (returned as a one-block array's key)."""
+    name = fresh_name("combine")
+    keys = [(pieces.name, index) for index in range(pieces.numblocks[0])]
+    tasks: dict = {}
+    level = 0
+    while len(keys) > 1 or level == 0:
+        level += 1
+        grouped = [keys[start : start + SPLIT_EVERY] for start in range(0, len(keys), SPLIT_EVERY)]
+        keys = [(f"{name}-{level}", index) for index in range(len(grouped))]
+        for key, group in zip(keys, grouped):
+            tasks[key] = (_Combine(kinds, offset if level == 1 else 0), *group)
+    tasks[(name, 0)] = tasks.pop(keys[0])
+    graph = HighLevelGraph.from_collections(name, tasks, dependencies=[pieces])
+    return da.Array(graph, name, chunks=((1,),), dtype=object, meta=np.empty((0,), dtype=object))
+
+
+def _take_whole(combined: da.Array, position: int, shape: tuple, variable: Variable) -> da.Array:
+    """Result ``position`` of the combination, as a dask array of one chunk."""
+    name = fresh_name(variable.owner.op.name)
+    key = (name,) + (0,) * len(shape)
+    graph = HighLevelGraph.from_collections(
+        name, {key: (operator.getitem, (combined.name, 0), position)}, dependencies=[combined]
+    )
+    dtype = variable.type.numpy_dtype
+    return da.Array(graph, name, chunks=tuple((n,) for n in shape), dtype=dtype, meta=empty(len(shape), dtype))
+
+
 class _Take:
     """Output ``position`` of a region chunk's tuple (with a new leading axis: a partial sum)."""
 
@@ -216,21 +274,10 @@ class Region:
                 name=fresh_name(variable.owner.op.name),
             )
         offset = len(self.batched_outputs)
-        for position, (variable, reduction) in enumerate(self.reduced_outputs, start=offset):
-            shape = shapes[position]
-            dtype = variable.type.numpy_dtype
-            partials = pieces.map_blocks(
-                _Take(position, True),
-                chunks=((1,) * len(chunks),) + tuple((n,) for n in shape),
-                new_axis=list(range(1, 1 + len(shape))),
-                dtype=dtype,
-                meta=empty(len(shape) + 1, dtype),
-                name=fresh_name(variable.owner.op.name),
-            )
-            combine = getattr(da, reduction)
-            values[variable] = (
-                combine(partials, axis=0, dtype=dtype) if reduction in ("sum", "prod") else combine(partials, axis=0)
-            )
+        if self.reduced_outputs:
+            combined = _combine_tree(pieces, [kind for _, kind in self.reduced_outputs], offset)
+            for position, (variable, _) in enumerate(self.reduced_outputs):
+                values[variable] = _take_whole(combined, position, shapes[offset + position], variable)
         for position, variable in enumerate(self.shape_only, start=offset + len(self.reduced_outputs)):
             values[variable] = ShapeOnly((length,) + tuple(shapes[position][1:]))
 
