@@ -179,8 +179,10 @@ def test_a_train_step_on_a_batch_chunked_by_rows_is_one_program_per_chunk(monkey
     for param, dask_param in zip(params, dask_params):
         np.testing.assert_allclose(dask_param.get_value(), param.get_value(), rtol=1e-9, atol=1e-12)
     layers = _layers(computed[-1])
-    # The forward and backward passes: one program per chunk; no layer per op on the batch.
-    assert "region" in layers and not layers & {"relu", "softmax_crossentropy", "one_hot"}
+    # The forward and backward passes: one program per chunk; no layer per op on the batch. The
+    # optimizer's update from the batch's sums: one program too.
+    assert {"region", "combine", "tail"} <= layers
+    assert not layers & {"relu", "softmax_crossentropy", "one_hot", "dot", "sqrt"}
 
 
 def test_regions_fall_back_to_op_by_op_where_the_values_do_not_fit():

@@ -35,6 +35,7 @@ from . import resident
 from .blocks import Call, active_client, host_array, is_lazy, probes
 from .kernels import Kernel, dask_kernel
 from .regions import Region, find_region
+from .tail import Tail, find_tail
 
 Step = tuple[Apply, Kernel, tuple]  #: a node, its kernel, and the chunk hints it is given
 
@@ -49,7 +50,8 @@ def link(fgraph: FunctionGraph, options: LinkOptions) -> Program:
     steps = plan(fgraph)
     nodes = [node for node, _, _ in steps]
     if REGIONS and not options.debug:  # debug mode checks every node: op by op
-        _, steps = find_region(fgraph, steps)
+        _, steps, kinds = find_region(fgraph, steps)
+        steps = find_tail(fgraph, steps, kinds)
     interpret = interpreter(fgraph, steps, options.debug)
     inputs, outputs, updates = fgraph.inputs, fgraph.outputs, fgraph.updates
     wrong_count = runtime.count_checker(inputs, options.name)
@@ -180,7 +182,11 @@ def _shared_roots(fgraph: FunctionGraph, nodes: list[Apply]) -> list[SharedVaria
 def interpreter(fgraph: FunctionGraph, steps: list, debug: bool) -> Callable[[Call, list, dict], dict]:
     """A function of the arguments and the shared values giving every variable's value. A step is
     a node with its kernel and hints, or a region (``regions.py``)."""
-    nodes = [node for step in steps for node in ([s[0] for s in step.steps] if isinstance(step, Region) else [step[0]])]
+    nodes = [
+        node
+        for step in steps
+        for node in ([s[0] for s in step.steps] if isinstance(step, (Region, Tail)) else [step[0]])
+    ]
     read = [variable for node in nodes for variable in node.inputs] + fgraph.computed
     constants = {variable: variable.data for variable in read if isinstance(variable, Constant)}
     inputs = fgraph.inputs
@@ -208,7 +214,7 @@ def interpreter(fgraph: FunctionGraph, steps: list, debug: bool) -> Callable[[Ca
             values.update(zip(node.outputs, results))
 
         for step in steps:
-            if isinstance(step, Region):
+            if isinstance(step, (Region, Tail)):
                 step.run(call, values, execute)
             else:
                 execute(step)

@@ -188,7 +188,9 @@ def _take_whole(combined: da.Array, position: int, shape: tuple, variable: Varia
         name, {key: (operator.getitem, (combined.name, 0), position)}, dependencies=[combined]
     )
     dtype = variable.type.numpy_dtype
-    return da.Array(graph, name, chunks=tuple((n,) for n in shape), dtype=dtype, meta=empty(len(shape), dtype))
+    array = da.Array(graph, name, chunks=tuple((n,) for n in shape), dtype=dtype, meta=empty(len(shape), dtype))
+    array.tuple_part = (combined, position)  # taken from a task's tuple: others may read it there
+    return array
 
 
 class _Take:
@@ -329,15 +331,15 @@ class Region:
         return self.shapes[signature]
 
 
-def find_region(fgraph: FunctionGraph, steps: list) -> tuple[Region | None, list]:
+def find_region(fgraph: FunctionGraph, steps: list) -> tuple[Region | None, list, dict]:
     """The region of ``fgraph`` and the steps with the region among them (the members' steps
     replaced by the region, placed after everything it reads and before everything reading it),
-    or ``None`` and the steps as they were."""
+    or ``None`` and the steps as they were; and the kinds of the variables (``membership.py``)."""
     order = [node for node, _, _ in steps]
     kinds, roles = classify(order, fgraph.inputs)
     members = convex(order, roles, kinds)
     if not any(roles[node].reduction or isinstance(node.op, Dot) for node in members):
-        return None, steps  # nothing worth a program per chunk
+        return None, steps, kinds  # nothing worth a program per chunk
     nodes = [node for node in order if node in members]
     rebuilt = {node: rebuilt_inputs(node, kinds) for node in nodes}
     computed = {output for node in nodes for output in node.outputs}
@@ -364,7 +366,7 @@ def find_region(fgraph: FunctionGraph, steps: list) -> tuple[Region | None, list
     batched_outputs = [v for v in external if kinds[v] == BATCHED]
     reduced_outputs = [(v, roles[v.owner].reduction) for v in external if roles[v.owner].reduction]
     if len(batched_outputs) + len(reduced_outputs) != len(external) or len(shape_only) != len(shaped):
-        return None, steps  # a transposed batch, or a sum's partial, would leave the region
+        return None, steps, kinds  # a transposed batch, or a sum's partial, would leave the region
     read_batched, read_host = _region_inputs(nodes, rebuilt, computed, kinds, {node.inputs[0] for node in draws})
     program_outputs = batched_outputs + [v for v, _ in reduced_outputs]
     graph = _region_graph(nodes, rebuilt, read_batched, read_host, draws, program_outputs + shape_only, kinds)
@@ -392,7 +394,7 @@ def find_region(fgraph: FunctionGraph, steps: list) -> tuple[Region | None, list
             after.add(node)
             later.update(node.outputs)
     before = [step for step in steps if step[0] in needed and step[0] not in after]
-    return region, before + [region] + [step for step in steps if step[0] in after]
+    return region, before + [region] + [step for step in steps if step[0] in after], kinds
 
 
 def _region_inputs(nodes: list[Apply], rebuilt: dict, computed: set, kinds: dict, generators: set) -> tuple:

@@ -12,6 +12,7 @@ value again.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 import weakref
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
 from ...graph.basic import SharedVariable
+from .blocks import fresh_name
 
 _entries: dict[int, tuple[weakref.ref, Any, Any, np.ndarray]] = {}
 _lock = threading.Lock()
@@ -33,18 +35,24 @@ def lookup(variable: SharedVariable, value: np.ndarray, client: Any) -> da.Array
         entry = _entries.get(id(variable))
     if entry is None:
         return None
-    reference, owner, future, committed = entry
+    reference, owner, (future, position), committed = entry
     if reference() is not variable or owner is not client or future.status != "finished":
         return None
     if committed.dtype != value.dtype or committed.shape != value.shape or not np.array_equal(committed, value):
         return None
-    name = future.key[0]
-    graph = HighLevelGraph.from_collections(name, {future.key: future}, dependencies=[])
+    if position is None:
+        name = future.key[0]
+        graph = HighLevelGraph.from_collections(name, {future.key: future}, dependencies=[])
+    else:  # one of a task's tuple of results
+        name = fresh_name(variable.name or "shared")
+        task = (operator.getitem, future, position)
+        graph = HighLevelGraph.from_collections(name, {(name,) + (0,) * value.ndim: task}, dependencies=[])
     return da.Array(graph, name, chunks=tuple((length,) for length in value.shape), dtype=value.dtype)
 
 
-def keep(variable: SharedVariable, client: Any, future: Any, committed: np.ndarray) -> None:
-    """Remembers that the workers hold ``committed``, ``variable``'s value, as ``future``."""
+def keep(variable: SharedVariable, client: Any, future: tuple, committed: np.ndarray) -> None:
+    """Remembers that the workers hold ``committed``, ``variable``'s value, as ``future``: a
+    future and ``None``, or a future of a tuple and the position in it."""
     key = id(variable)
     with _lock:
         _entries[key] = (weakref.ref(variable, lambda _, key=key: _forget(key)), client, future, committed)
@@ -57,27 +65,48 @@ def _forget(key: int) -> None:
 
 def compute(client: Any, arrays: Sequence[da.Array]) -> tuple[list[Any], list[Any]] | None:
     """The arrays computed on ``client``'s cluster in one submission, optimized together, and
-    the futures of those of one chunk (which stay on the workers); ``None`` for arrays of unknown
-    chunk lengths (computed otherwise)."""
+    where the workers keep each one's value: ``(future, None)`` for an array of one chunk,
+    ``(future, position)`` for one taken from a task's tuple of results (the tuple is what is
+    computed and brought back, rather than a task per array taking it out), ``None`` otherwise.
+    ``None`` for arrays of unknown chunk lengths (computed otherwise)."""
     if any(math.isnan(length) for array in arrays for length in array.shape):
         return None
-    persisted = client.persist(list(arrays))
+    sources: list[da.Array] = []  # what is computed: the arrays, or the tuples they come from
+    where: list[tuple[int, int | None]] = []
+    for array in arrays:
+        part = getattr(array, "tuple_part", None)
+        source = part[0] if part is not None else array
+        index = next((k for k, known in enumerate(sources) if known.name == source.name), None)
+        if index is None:
+            index = len(sources)
+            sources.append(source)
+        where.append((index, part[1] if part is not None else None))
+    persisted = client.persist(sources)
     chunk_futures = []
-    for array in persisted:
-        graph = array.__dask_graph__()
-        chunk_futures.append([graph[key] for key in _flat(array.__dask_keys__())])
+    for source in persisted:
+        graph = source.__dask_graph__()
+        chunk_futures.append([graph[key] for key in _flat(source.__dask_keys__())])
     gathered = iter(client.gather([future for futures in chunk_futures for future in futures]))
-    values = []
-    for array, futures in zip(persisted, chunk_futures):
+    computed = []
+    for source, futures in zip(persisted, chunk_futures):
         if len(futures) == 1:
-            values.append(np.asarray(next(gathered)).reshape(array.shape))
+            computed.append(next(gathered))
             continue
-        joined = np.empty(array.shape, dtype=array.dtype)
-        for index in np.ndindex(array.numblocks):
-            place = tuple(slice(sum(chunks[:k]), sum(chunks[: k + 1])) for chunks, k in zip(array.chunks, index))
+        joined = np.empty(source.shape, dtype=source.dtype)
+        for index in np.ndindex(source.numblocks):
+            place = tuple(slice(sum(chunks[:k]), sum(chunks[: k + 1])) for chunks, k in zip(source.chunks, index))
             joined[place] = next(gathered)
-        values.append(joined)
-    return values, [futures[0] if len(futures) == 1 else None for futures in chunk_futures]
+        computed.append(joined)
+    values, kept = [], []
+    for array, (index, position) in zip(arrays, where):
+        value, futures = computed[index], chunk_futures[index]
+        if position is not None:
+            values.append(np.asarray(value[position]))
+            kept.append((futures[0], position))
+        else:
+            values.append(np.asarray(value).reshape(array.shape) if len(futures) == 1 else value)
+            kept.append((futures[0], None) if len(futures) == 1 else None)
+    return values, kept
 
 
 def _flat(keys: Any) -> list:
