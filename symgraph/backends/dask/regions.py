@@ -39,7 +39,7 @@ from ...nn.dropout import BernoulliMask
 from ...ops.linalg import Dot
 from ...ops.random import GeneratorType, RandomOp
 from ...ops.shape import Shape, ShapeAt, Stack
-from .blocks import Call, Guarded, Unwrapped, empty, fresh_name, is_lazy, summary, whole_chunk
+from .blocks import LITERAL_BYTES, Call, Guarded, Unwrapped, empty, fresh_name, is_lazy, summary, whole_chunk
 from .membership import (
     BATCHED,
     CHUNK,
@@ -162,9 +162,9 @@ class _Combine:
         return tuple(combined)
 
 
-def _combine_tree(pieces: da.Array, kinds: list[str], offset: int) -> str:
-    """The key of the combination of every chunk's partial results: a tree of ``SPLIT_EVERY``
-    at a time, its tasks in one layer of ``pieces``'s graph (returned as a one-block array's key)."""
+def _combine_tree(pieces: da.Array, kinds: list[str], offset: int) -> da.Array:
+    """The combination of every chunk's partial results, ``SPLIT_EVERY`` at a time in a tree of
+    tasks, as an array of one block: the tuple of the combined results."""
     name = fresh_name("combine")
     keys = [(pieces.name, index) for index in range(pieces.numblocks[0])]
     tasks: dict = {}
@@ -194,14 +194,13 @@ def _take_whole(combined: da.Array, position: int, shape: tuple, variable: Varia
 
 
 class _Take:
-    """Output ``position`` of a region chunk's tuple (with a new leading axis: a partial sum)."""
+    """Output ``position`` of a region chunk's tuple."""
 
-    def __init__(self, position: int, leading: bool):
-        self.position, self.leading = position, leading
+    def __init__(self, position: int):
+        self.position = position
 
     def __call__(self, results: Any) -> np.ndarray:
-        value = np.asarray(results[self.position])
-        return value[np.newaxis] if self.leading else value
+        return np.asarray(results[self.position])
 
 
 @dataclass
@@ -224,26 +223,21 @@ class Region:
     def run(self, call: Call, values: dict, execute: Callable[[Any], None]) -> None:
         """Computes the members' outputs into ``values``: the region, or its steps op by op."""
         prepared = self._prepare(values)
-        if prepared is None:
+        if prepared is None or any(
+            type(values[node.inputs[0]].bit_generator) is not np.random.PCG64 for node in self.draws
+        ):  # a generator of another kind: op by op
             for step in self.steps:
                 execute(step)
             return
         batched, hosts, chunks = prepared
         keys = []
         for node in self.draws:
-            if type(values[node.inputs[0]].bit_generator) is not np.random.PCG64:
-                prepared = None  # a generator of another kind: drawn op by op
-                break
             advanced, key = call_key(values[node.inputs[0]])
             values[node.outputs[0]] = advanced
             keys.append(np.array(key, dtype=np.uint64))
-        if prepared is None:
-            for step in self.steps:
-                execute(step)
-            return
         shapes = self._shapes(batched, hosts, keys, sum(chunks))
         if shapes is None:
-            for step in self.steps:
+            for step in self.steps:  # the draws again, from the generators' state at the call
                 execute(step)
             return
         pairs: list[Any] = [da.arange(len(chunks), chunks=1), (0,)]
@@ -251,7 +245,7 @@ class Region:
         for value in batched:  # the batch is index 0; every other axis its own (one chunk)
             pairs += [value, (0,) + tuple(next(axes) for _ in range(value.ndim - 1))]
         for value in hosts:
-            lifted = call.lift(value) if isinstance(value, np.ndarray) and value.nbytes > (1 << 16) else None
+            lifted = call.lift(value) if isinstance(value, np.ndarray) and value.nbytes > LITERAL_BYTES else None
             pairs += [whole_chunk(lifted) if lifted is not None else value, None]
         length = sum(chunks)
         chunk = Guarded(RegionChunk(self.program, keys, length), summary(self.nodes[0], self.batched_inputs))
@@ -268,7 +262,7 @@ class Region:
         for position, variable in enumerate(self.batched_outputs):
             rest = shapes[position][1:]
             values[variable] = pieces.map_blocks(
-                _Take(position, False),
+                _Take(position),
                 chunks=(chunks,) + tuple((n,) for n in rest),
                 new_axis=list(range(1, 1 + len(rest))),
                 dtype=variable.type.numpy_dtype,
