@@ -2,12 +2,15 @@
 ``dask.compute`` and the updates committed, or the dask arrays returned as they are.
 
 A call converts its arguments (numpy arrays become dask arrays of one chunk, dask arrays keep
-their chunks, scalars stay on the host), reads the shared values, and runs each node's kernel in
-order: host values are computed at once, dask arrays only described. Then:
+their chunks, scalars stay on the host), reads the shared values, and runs each step in order: a
+node's kernel (host values are computed at once, dask arrays only described), a region (what
+works sample by sample, one program per chunk: ``regions.py``) or a tail (what follows the sums
+over the batch, one program: ``tail.py``). Then:
 
 - a function with updates (of tensors: weights, optimizer state, statistics) computes its outputs
-  and the new values in one ``dask.compute``, on the active ``dask.distributed.Client`` if any,
-  and commits them all, or none if anything fails; it returns numpy arrays;
+  and the new values in one ``dask.compute`` (on the active ``dask.distributed.Client`` if any:
+  one submission, whose new weights stay on the workers for the next call, ``resident.py``), and
+  commits them all, or none if anything fails; it returns numpy arrays;
 - a function without updates returns dask arrays, computed when the caller asks (``.compute()``,
   ``.to_zarr(...)``); it reads the shared values as they are at the call (a copy of each).
 
