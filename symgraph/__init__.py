@@ -66,6 +66,8 @@ from .ops.shape import (
     zeros,
     zeros_like,
 )
+from .ops.ifelse import ifelse
+from .ops.scan_build import scan
 from .ops.subgraph import OpFromGraph
 from .ops.subtensor import inc_subtensor, set_subtensor
 from .variables import (
@@ -105,8 +107,8 @@ __all__ = [
     "shared", "constant", "as_tensor", "config",
     # graph objects
     "Variable", "SharedVariable", "Constant", "Apply", "TensorType", "Function", "FunctionGraph",
-    # defining ops and subgraphs
-    "Op", "OpFromGraph",
+    # defining ops and subgraphs, loops and branches
+    "Op", "OpFromGraph", "scan", "ifelse",
     # elementwise
     "abs", "exp", "log", "log1p", "expm1", "sqrt", "square", "sign", "sin", "cos", "tanh",
     "floor", "ceil", "maximum", "minimum", "clip", "where", "switch",

@@ -129,6 +129,26 @@ def _backward(
     return {variable: _total(contributions.get(variable)) for variable in wrt if contributions.get(variable)}
 
 
+def vector_jacobian_product(
+    outputs: Sequence[Variable], cotangents: Sequence[Variable], wrt: Sequence[Variable]
+) -> list[Variable | None]:
+    """The gradients of ``sum_k <outputs[k], cotangents[k]>`` with respect to ``wrt`` (``None``
+    where nothing flows), for ops that hold a graph (their gradient is this product on the inner
+    graph). Unlike ``known_grads``, a cotangent adds to what flows into its output from the other
+    outputs (an inner graph may give both ``h`` and ``f(h)``); an output given twice gets the sum."""
+    starts: dict[Variable, Variable] = {}
+    for output, cotangent in zip(outputs, cotangents):
+        starts[output] = add(starts[output], cotangent) if output in starts else cotangent
+    if not starts:
+        return [None] * len(wrt)
+    with building(gradient=True):
+        gradients = _backward(starts, list(wrt), (), set())
+    return [
+        gradients.get(variable) if gradients.get(variable) is None else cast(gradients[variable], variable.dtype)
+        for variable in wrt
+    ]
+
+
 class _GradientScopes:
     """The scope of the gradient nodes of each forward scope (``batch_norm`` -> ``batch_norm
     (gradient)``), one per scope for one call of ``grad``, nested as the forward scopes are."""

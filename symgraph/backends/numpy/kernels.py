@@ -17,6 +17,8 @@ from typing import Any
 from ...graph.basic import Apply
 from ...graph.op import Op
 from ...ops.elemwise import Elemwise
+from ...ops.ifelse import IfElse
+from ...ops.scan import Scan
 from ...ops.shape import SumTo
 from ...ops.subgraph import Map
 from ...ops.subtensor import IncSubtensor, Subtensor, indexer
@@ -68,5 +70,19 @@ def _inc_subtensor(op: IncSubtensor, node: Apply) -> Kernel:
 @numpy_kernel.register
 def _map(op: Map, node: Apply) -> Kernel:
     from . import BACKEND  # the inner graph is compiled by this very backend
+
+    return Kernel(op.kernel(BACKEND.compile_inner))
+
+
+@numpy_kernel.register
+def _scan(op: Scan, node: Apply) -> Kernel:
+    from .loop import link_scan  # the loop's body is linked by this very backend
+
+    return Kernel(link_scan(op))
+
+
+@numpy_kernel.register
+def _ifelse(op: IfElse, node: Apply) -> Kernel:
+    from . import BACKEND
 
     return Kernel(op.kernel(BACKEND.compile_inner))
