@@ -275,7 +275,7 @@ def _sequence_views(
             )
             x = check_length(x, steps + span if span else steps, message)
         elif span:
-            message = f"{name}: sequence {j} ({x.label()}) has {{rows}} rows, but its taps {spec.taps} need at least {{needed}}"
+            message = f"{name}: sequence {j} ({x.label()}) has {{rows}} rows, but its taps {spec.taps} need {{needed}}"
             x = check_length(x, span, message)
         rows = x.type.shape[0] if x.type.shape[0] is not None else shape_at(x, 0)
         available.append(rows - span if span else rows)

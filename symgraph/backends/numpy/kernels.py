@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ...graph.basic import Apply
 from ...graph.op import Op
 from ...ops.elemwise import Elemwise
@@ -35,6 +37,9 @@ class Kernel:
     #: Inputs that ``inplace_function`` overwrites to make its result (``set_subtensor``).
     destroys: tuple[int, ...] = ()
     inplace_function: Callable[..., Any] | None = None
+    #: The same computation as a Python expression on numpy scalars (``"{0} + {1}"``): inside
+    #: loops, arithmetic on 0-d values is written so, several times faster than a ufunc call.
+    scalar_expression: str | None = None
 
 
 @functools.singledispatch
@@ -43,9 +48,26 @@ def numpy_kernel(op: Op, node: Apply) -> Kernel:
     return Kernel(op.perform)
 
 
+# numpy scalars follow the ufuncs' dtype rules in these operators (numpy >= 2)
+_SCALAR_EXPRESSIONS = {
+    np.add: "{0} + {1}",
+    np.subtract: "{0} - {1}",
+    np.multiply: "{0} * {1}",
+    np.true_divide: "{0} / {1}",
+    np.negative: "-{0}",
+    np.less: "{0} < {1}",
+    np.less_equal: "{0} <= {1}",
+    np.greater: "{0} > {1}",
+    np.greater_equal: "{0} >= {1}",
+}
+
+
 @numpy_kernel.register
 def _elemwise(op: Elemwise, node: Apply) -> Kernel:
-    return Kernel(op.function, writes_out=op.accepts_out)
+    output = node.outputs[0]
+    scalar = output.ndim == 0 and output.type.numpy_dtype.kind in "fb" and all(v.ndim == 0 for v in node.inputs)
+    expression = _SCALAR_EXPRESSIONS.get(op.function) if scalar else None
+    return Kernel(op.function, writes_out=op.accepts_out, scalar_expression=expression)
 
 
 @numpy_kernel.register

@@ -64,6 +64,7 @@ class _Writer:
         }
         self.statements: list[tuple[str, Apply | None, int]] = []
         self.depth = 0  #: extra indentation of the statements emitted now
+        self.scalar_expressions = False  #: write 0-d arithmetic as Python operators (in loops)
         self._numbers = itertools.count()
         self._bound: dict[int, str] = {}
 
@@ -273,6 +274,8 @@ def _emit_node(
     if len(node.outputs) > 1:
         targets += ","
     call = f"{function}({', '.join(arguments)})"
+    if writer.scalar_expressions and kernel.scalar_expression is not None:
+        call = kernel.scalar_expression.format(*arguments)
     if choice is not None and kernel.writes_out:
         written = arguments[choice.position]
         in_place_call = f"{function}({', '.join(arguments)}, out={written})"

@@ -55,6 +55,7 @@ def link_scan(op: Scan) -> Callable[..., Any]:
     kernels = {node: numpy_kernel(node.op, node) for node in order}
     plan = plan_memory(order, fgraph.outputs, [], kernels, True)
     writer = _Writer()
+    writer.scalar_expressions = True
     writer.namespace.update(
         empty=np.empty,
         check_steps=op.check_steps,
@@ -81,6 +82,8 @@ def link_scan(op: Scan) -> Callable[..., Any]:
         )
     for variable, name in zip(context, context_names):
         writer.identifier[variable] = name
+        if isinstance(variable.type, TensorType) and variable.ndim == 0 and id(variable) in used:
+            prologue.append(f"{name} = {name}[()]")  # a numpy scalar: see _constant_value
     for node in order:
         for variable in node.inputs:
             if isinstance(variable, Constant) and variable not in writer.identifier:
@@ -93,6 +96,7 @@ def link_scan(op: Scan) -> Callable[..., Any]:
     carried: dict[int, str] = {}
     for k, (state_taps, window, length) in enumerate(zip(op.state_taps, window_names, lengths)):
         prologue.append(f"B{k} = new_buffer({window}, {length}, count)")
+        prologue.append(f"Q{k} = B{k}[{length}:]")
         if -1 in state_taps:
             carried[k] = f"p{k}"
             prologue.append(f"p{k} = {window}[{length - 1}]")
@@ -132,7 +136,11 @@ def link_scan(op: Scan) -> Callable[..., Any]:
                 writer.identifier[variable] = carried[k]
             elif id(variable) in used:
                 writer.identifier[variable] = writer.fresh("x")
-                writer.emit(f"{writer.identifier[variable]} = B{k}[{step} + {lengths[k] + tap}]")
+                writer.emit(
+                    f"{writer.identifier[variable]} = B{k}[{step} + {lengths[k] + tap}]"
+                    if lengths[k] + tap
+                    else f"{writer.identifier[variable]} = B{k}[{step}]"
+                )
             else:
                 writer.identifier[variable] = "None"
     for position, node in enumerate(plan.order):
@@ -141,7 +149,7 @@ def link_scan(op: Scan) -> Callable[..., Any]:
         value = writer.identifier[output]
         if not _proven(output, taps[k][0]):
             writer.emit(f"if {value}.shape != R{k}: check_row({value}, R{k}, {step}, 'state {k}')")
-        writer.emit(f"B{k}[{step} + {lengths[k]}] = {value}")
+        writer.emit(f"Q{k}[{step}] = {value}")
         if k in carried:
             writer.emit(f"{carried[k]} = {value}")
     for k, output in enumerate(stacked):
