@@ -61,8 +61,8 @@ class Scan(InnerGraphOp):
     Inner inputs: one per sequence (its row at the step), one per tap of each state (``taps``,
     negative), then the context. Inner outputs: each state's new value, each stacked output's
     value, then the terms of the sums (one for ``'add'``, two, ``a`` and ``b``, for ``'dot'``,
-    which adds up ``a.T @ b``: the gradient of a matrix used at every step, computed as one
-    product of the stacked ``a`` and ``b`` after the loop).
+    which adds up ``a.T @ b``, summed back to the sum's shape: the gradient of a matrix used at
+    every step, computed as one product of the stacked ``a`` and ``b`` after the loop).
 
     Outer inputs: ``n_steps`` (an integer scalar), the sequences (each with at least ``n_steps``
     rows; the op reads the first ``n_steps``), one window per state (its ``L = -min(taps)`` rows
@@ -352,7 +352,12 @@ def finish_sum(form: str, total: Any, factors: Sequence[Any], like: Any, dtype: 
     a, b = factors
     if a is None:
         return np.zeros(np.shape(like), dtype=dtype)
-    return np.tensordot(a, b, axes=([0, 1], [0, 1]))
+    product = np.tensordot(a, b, axes=([0, 1], [0, 1]))
+    shape = np.shape(like)
+    if product.shape != shape:  # the terms were summed back to the shape of a broadcast matrix
+        axes = tuple(axis for axis, length in enumerate(shape) if length == 1 and product.shape[axis] != 1)
+        product = product.sum(axis=axes, keepdims=True)
+    return product
 
 
 # --- small ops of the outer graph ----------------------------------------------------------------------
