@@ -6,7 +6,7 @@ from ..graph.fgraph import FunctionGraph
 from .algebraic import ALGEBRAIC_RULES
 from .constant_folding import fold_constants
 from .merge import merge_rule
-from .scan import prune_scans, push_out_products
+from .scan import hoist_invariants, prune_scans, push_out_products
 from .walk import rewrite_locally, transform_inner_graphs
 
 
@@ -17,4 +17,6 @@ def optimize(fgraph: FunctionGraph) -> FunctionGraph:
     # compute no more than that.
     fgraph = prune_scans(fgraph)
     fgraph = transform_inner_graphs(fgraph, optimize)
-    return rewrite_locally(fgraph, [fold_constants, *ALGEBRAIC_RULES, merge_rule(), push_out_products])
+    return rewrite_locally(
+        fgraph, [fold_constants, *ALGEBRAIC_RULES, merge_rule(), hoist_invariants, push_out_products]
+    )

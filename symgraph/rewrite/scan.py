@@ -3,6 +3,8 @@
 - ``prune_scans``: outputs nobody reads are not computed, and what only they needed goes too: the
   hidden outputs ``sg.scan`` adds for a gradient that was never taken (the residuals, the random
   draws), a state nothing reads, the sequences and context the rest does not read.
+- ``hoist_invariants``: what a step computes from the context and constants alone (zeros of a
+  static shape, the transpose of a weight) is computed once, before the loop.
 - ``push_out_products``: a sum over the steps of ``a.T @ b`` (the gradient of a matrix used at
   every step, ``h[t-1] @ W``) becomes one product of the stacked ``a`` and ``b`` after the loop,
   as a hand-written backward pass computes it: one large matrix product instead of one per step.
@@ -12,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..graph.basic import Apply, Variable
+from ..graph.basic import Apply, Constant, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.source import building
-from ..graph.traversal import postorder
+from ..graph.traversal import postorder, rebuild
 from ..ops.linalg import Dot, Matmul
 from ..ops.scan import Scan
 from ..ops.shape import DimShuffle, SumTo
@@ -140,3 +142,41 @@ def _transposed_product(term: Variable) -> tuple[Variable, Variable] | None:
     ):
         return None
     return transpose.inputs[0], right
+
+
+def hoist_invariants(node: Apply) -> Sequence[Variable] | None:
+    """A ``Scan`` whose step computes something from its context and constants alone computes it
+    once, outside the loop, and reads it as context (random draws stay in: they are per step)."""
+    op = node.op
+    if not isinstance(op, Scan):
+        return None
+    _, _, context = op.inner_parts()
+    _, _, _, outer_context = op.outer_parts(node.inputs)
+    invariant = {id(variable) for variable in context}
+    hoisted = []
+    for inner in op.fgraph.order:
+        if inner.op.stochastic or inner.op.phase_dependent or not inner.inputs:
+            continue
+        if all(isinstance(v, Constant) or id(v) in invariant for v in inner.inputs):
+            hoisted.append(inner)
+            invariant.update(id(output) for output in inner.outputs)
+    if not hoisted:
+        return None
+    hoisted_ids = {id(inner) for inner in hoisted}
+    read = [v for inner in op.fgraph.nodes if id(inner) not in hoisted_ids for v in inner.inputs]
+    read += op.fgraph.outputs
+    needed: dict[int, Variable] = {}
+    for variable in read:
+        if variable.owner is not None and id(variable.owner) in hoisted_ids:
+            needed.setdefault(id(variable), variable)
+    memo: dict[int, Variable] = {id(inner): outer for inner, outer in zip(context, outer_context)}
+    for inner in hoisted:
+        with building(source=inner.source, gradient=inner.gradient, scope=node.scope):
+            made = inner.op.make_node(*[memo.get(id(v), v) for v in inner.inputs])
+        memo.update((id(old), new) for old, new in zip(inner.outputs, made.outputs))
+    values = list(needed.values())
+    placeholders = [Variable(value.type, name=value.name) for value in values]
+    outputs, _ = rebuild(op.fgraph.outputs, dict(zip(values, placeholders)))
+    fgraph = FunctionGraph(op.fgraph.inputs + placeholders, outputs)
+    with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        return op.changed(fgraph=fgraph).make_node(*node.inputs, *[memo[id(v)] for v in values]).outputs
