@@ -21,23 +21,18 @@ __all__ = ["LogSoftmax", "Softmax", "log_softmax", "relu", "sigmoid", "softmax",
 
 
 def _sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    # From e = exp(-|x|) <= 1, which never overflows: sigmoid(-|x|) = e / (1 + e), exact in
-    # relative terms, and 1 - that for x >= 0. (numpy's logaddexp, the obvious stable form, is
-    # dozens of times slower in float32; np.where too, hence the blend by multiplication.)
+    # 1 / (1 + exp(-x)), where exp(-x) may overflow to inf for very negative x: the result is
+    # then 0, as it should be, so the overflow is no error. (numpy's logaddexp, the obvious
+    # stable form, is dozens of times slower in float32.)
     x = np.asarray(x)
-    positive = np.greater_equal(x, 0)  # before ``out``, which may be ``x``, is written
     if out is None:
         out = np.empty(x.shape, np.exp.resolve_dtypes((x.dtype, None))[-1])
-    low = np.abs(x, out=out)
-    np.negative(low, out=low)
-    np.exp(low, out=low)
-    high = np.add(low, 1, out=np.empty_like(low))
-    np.divide(low, high, out=low)
-    np.multiply(low, -2, out=high)
-    high += 1
-    high *= positive
-    low += high
-    return low if low.ndim else low[()]
+    np.negative(x, out=out)
+    with np.errstate(over="ignore", under="ignore"):
+        np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+    return out if out.ndim else out[()]
 
 
 def _relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

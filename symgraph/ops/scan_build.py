@@ -488,6 +488,27 @@ def _residuals(outputs: list[Variable], inputs: list[Variable]) -> list[Variable
     for gradient in gradients:
         if gradient is not None and id(gradient) in forward and id(gradient) not in given:
             wanted.setdefault(id(gradient), gradient)
-    kept = list(wanted.values())
+    # A slice or transpose of a value is taken again from the value (kept instead, once).
+    bases: dict[int, Variable] = {}
+    for variable in wanted.values():
+        base = _view_base(variable)
+        if id(base) in forward and id(base) not in given:
+            bases.setdefault(id(base), base)
+    kept = list(bases.values())
     kept += [Shape()(variable) for key, variable in shapes.items() if key not in wanted]
     return kept
+
+
+def _view_base(variable: Variable) -> Variable:
+    """The value ``variable`` is a fixed slice or transpose of (itself if none)."""
+    from .shape import DimShuffle
+    from .subtensor import Subtensor
+
+    while (
+        variable.owner is not None
+        and isinstance(variable.owner.op, (Subtensor, DimShuffle))
+        and variable.owner.op.view_map
+        and len(variable.owner.inputs) == 1
+    ):
+        variable = variable.owner.inputs[0]
+    return variable

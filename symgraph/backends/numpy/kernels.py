@@ -10,6 +10,7 @@ and ops holding an inner graph, which the backend compiles.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from ...graph.basic import Apply
 from ...graph.op import Op
 from ...ops.elemwise import Elemwise
 from ...ops.ifelse import IfElse
+from ...ops.linalg import Dot, Matmul
 from ...ops.scan import Scan
 from ...ops.shape import SumTo
 from ...ops.subgraph import Map
@@ -71,6 +73,16 @@ def _elemwise(op: Elemwise, node: Apply) -> Kernel:
 
 
 @numpy_kernel.register
+def _dot(op: Dot, node: Apply) -> Kernel:
+    return Kernel(np.dot)
+
+
+@numpy_kernel.register
+def _matmul(op: Matmul, node: Apply) -> Kernel:
+    return Kernel(np.matmul)
+
+
+@numpy_kernel.register
 def _sum_to(op: SumTo, node: Apply) -> Kernel:
     return Kernel(op.summer(node.inputs[0].ndim))
 
@@ -78,9 +90,8 @@ def _sum_to(op: SumTo, node: Apply) -> Kernel:
 @numpy_kernel.register
 def _subtensor(op: Subtensor, node: Apply) -> Kernel:
     index_of = indexer(op.spec)
-    if len(node.inputs) == 1:  # a fixed index: built once
-        index = index_of(())
-        return Kernel(lambda x: x[index])
+    if len(node.inputs) == 1:  # a fixed index: built once (itemgetter: no Python frame per call)
+        return Kernel(operator.itemgetter(index_of(())))
     return Kernel(lambda x, *values: x[index_of(values)])
 
 
