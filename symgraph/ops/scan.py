@@ -69,11 +69,22 @@ class Scan(InnerGraphOp):
     before step 0), the context. Outer outputs: one buffer per state (``L + n_steps`` rows: the
     window, then each step's value), one array per stacked output (``n_steps`` rows), one value per
     sum (shaped like the context input ``sums[k][0]``, which gives its shape when there are no
-    steps). ``reverse=True`` runs the steps from the last row of the sequences to the first (what
+    steps; a stacked output's rows are shaped like those of the context input ``stacked_like[k]``
+    when it is not ``None``). ``reverse=True`` runs the steps from the last row of the sequences to the first (what
     the backward pass does), writing stacked outputs at their row, states in step order.
     """
 
-    __props__ = ("fgraph", "n_sequences", "state_taps", "n_stacked", "sums", "reverse", "truncate_gradient", "_name")
+    __props__ = (
+        "fgraph",
+        "n_sequences",
+        "state_taps",
+        "n_stacked",
+        "sums",
+        "reverse",
+        "truncate_gradient",
+        "_name",
+        "stacked_like",
+    )
 
     def __init__(
         self,
@@ -85,6 +96,7 @@ class Scan(InnerGraphOp):
         reverse: bool = False,
         truncate_gradient: int = -1,
         name: str = "scan",
+        stacked_like: Sequence[int | None] | None = None,
     ):
         self.fgraph = fgraph
         self.n_sequences = n_sequences
@@ -94,6 +106,7 @@ class Scan(InnerGraphOp):
         self.reverse = bool(reverse)
         self.truncate_gradient = int(truncate_gradient)
         self._name = name
+        self.stacked_like = tuple(stacked_like) if stacked_like is not None else (None,) * n_stacked
         taps = sum(len(t) for t in self.state_taps)
         terms = sum(2 if form == "dot" else 1 for _, form in self.sums)
         if len(fgraph.inputs) < n_sequences + taps:
@@ -177,6 +190,7 @@ class Scan(InnerGraphOp):
             "reverse": self.reverse,
             "truncate_gradient": self.truncate_gradient,
             "name": self._name,
+            "stacked_like": self.stacked_like,
         }
         parameters.update(changes)
         return Scan(**parameters)
@@ -202,7 +216,11 @@ class Scan(InnerGraphOp):
             rows = length + static if static is not None else None
             shape = merged_shape(window.type.shape[1:], output.type.shape) or window.type.shape[1:]
             types.append(TensorType(window.dtype, (rows,) + shape))
-        types += [TensorType(output.dtype, (static,) + output.type.shape) for output in stacked]
+        for output, like in zip(stacked, self.stacked_like):
+            shape = output.type.shape
+            if like is not None:
+                shape = merged_shape(shape, context[like].type.shape[1:]) or shape
+            types.append(TensorType(output.dtype, (static,) + shape))
         for (like, form), parts in zip(self.sums, terms):
             dtype = parts[0].dtype if form == "add" else np.result_type(parts[0].dtype, parts[1].dtype).name
             types.append(TensorType(dtype, context[like].type.shape))
@@ -281,7 +299,8 @@ class Scan(InnerGraphOp):
                             factors[k][side][step_number] = value
             results = list(buffers)
             for k, output in enumerate(stacked):
-                results.append(rows[k] if rows[k] is not None else empty_rows(output))
+                like = context[self.stacked_like[k]] if self.stacked_like[k] is not None else None
+                results.append(rows[k] if rows[k] is not None else empty_rows(output, like))
             for k, ((like, form), parts) in enumerate(zip(self.sums, terms)):
                 results.append(
                     finish_sum(form, totals[k], factors[k], context[like], self.outer_sum_dtype(parts, form))
@@ -336,10 +355,14 @@ class Scan(InnerGraphOp):
         return scan_gradient(self, node, output_grads, needed)
 
 
-def empty_rows(output: Variable) -> np.ndarray:
-    """A stacked output of zero steps: its trailing lengths are its static ones (0 where unknown)."""
-    trailing = tuple(length or 0 for length in output.type.shape)
-    return np.zeros((0,) + trailing, dtype=output.type.numpy_dtype)
+def empty_rows(output: Variable, like: Any = None) -> np.ndarray:
+    """A stacked output of zero steps: rows shaped like those of ``like`` (a context value) when
+    given, else of its static shape (0 where unknown)."""
+    if like is not None:
+        trailing = np.shape(like)[1:]
+    else:
+        trailing = tuple(length or 0 for length in output.type.shape)
+    return np.zeros((0,) + tuple(trailing), dtype=output.type.numpy_dtype)
 
 
 def finish_sum(form: str, total: Any, factors: Sequence[Any], like: Any, dtype: np.dtype) -> np.ndarray:

@@ -173,6 +173,9 @@ def scan_gradient(op: Scan, node: Apply, output_grads: Sequence, needed: Sequenc
         if id(argument) in used or k in templates
     ]
     context_pairs += [(direct_sums[k], sum_grads[k]) for k in direct_sums if id(direct_sums[k]) in used]
+    # The forward sequences give the shape of their gradients' rows when there are no steps.
+    sequence_templates = [Variable(sequences[k].type, name=f"like_sequence{k}") for k, _ in sequence_grads]
+    context_pairs += [(template, sequences[k]) for template, (k, _) in zip(sequence_templates, sequence_grads)]
     context_position = {id(argument): position for position, (argument, _) in enumerate(context_pairs)}
     window_list = [argument for k in carried for argument in window_arguments[k]]
     inner_inputs = [pair[0] for pair in sequence_pairs] + window_list + [a for a, _ in context_pairs]
@@ -185,6 +188,7 @@ def scan_gradient(op: Scan, node: Apply, output_grads: Sequence, needed: Sequenc
         sums=[(context_position[id(context_arguments[k])], "add") for k, _ in context_grads],
         reverse=not op.reverse,
         name=f"{op.name}_grad",
+        stacked_like=[context_position[id(template)] for template in sequence_templates],
     )
     count = minimum(as_tensor(np.int64(op.truncate_gradient)), n_steps) if op.truncate_gradient >= 0 else n_steps
     outer_sequences = [

@@ -36,7 +36,7 @@ def phase_dependent_nodes(outputs: Sequence[Variable]) -> list[Apply]:
 def missing_phase_message(nodes: Sequence[Apply], where: str) -> str:
     """The error message for ``where`` (``sg.function``, ``.eval()``) given no phase: the nodes, where
     they were built, and the two phases to choose from."""
-    listed = "\n".join(f"  - {node.op.name}, built at {describe(node.source)}" for node in nodes)
+    listed = "\n".join(f"  - {node.op.name}, built at {describe(node.source)}{_holding(node)}" for node in nodes)
     return (
         f"this graph holds {len(nodes)} phase-dependent node(s), which compute differently when "
         f"training and when predicting:\n{listed}\n"
@@ -44,6 +44,15 @@ def missing_phase_message(nodes: Sequence[Apply], where: str) -> str:
         "of running statistics) or phase='predict' (no dropout, running statistics, no automatic "
         "updates)."
     )
+
+
+def _holding(node: Apply) -> str:
+    """For a loop or branch holding phase-dependent nodes: which, and where the user built them."""
+    if not isinstance(node.op, InnerGraphOp):
+        return ""
+    inner = [n for graph in node.op.inner_graphs for n in graph.nodes if n.op.phase_dependent]
+    held = "; ".join(f"{n.op.name}, built at {describe(n.source)}{_holding(n)}" for n in inner[:3])
+    return f", holding {held}" if held else ""
 
 
 def specialize_phase(

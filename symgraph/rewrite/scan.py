@@ -65,6 +65,7 @@ def _pruned(op: Scan, used: list[bool]) -> tuple[Scan, list[int], list[int | Non
             break
         kept_states |= more
     templates = {like for (like, _), flag in zip(op.sums, sums_used) if flag}
+    templates |= {like for like, flag in zip(op.stacked_like, stacked_used) if flag and like is not None}
     kept_sequences = [k for k, v in enumerate(sequences) if id(v) in read]
     kept_context = [k for k, v in enumerate(context) if id(v) in read or k in templates]
     state_list = sorted(kept_states)
@@ -89,6 +90,9 @@ def _pruned(op: Scan, used: list[bool]) -> tuple[Scan, list[int], list[int | Non
         state_taps=[op.state_taps[k] for k in state_list],
         n_stacked=len(kept_stacked),
         sums=[(kept_context.index(op.sums[k][0]), op.sums[k][1]) for k in kept_sums],
+        stacked_like=[
+            kept_context.index(op.stacked_like[k]) if op.stacked_like[k] is not None else None for k in kept_stacked
+        ],
     )
     n_states = len(states)
     kept_inputs = [0] + [1 + k for k in kept_sequences]

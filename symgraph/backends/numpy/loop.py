@@ -166,10 +166,11 @@ def link_scan(op: Scan) -> Callable[..., Any]:
 
     returned = [f"B{k}" for k in range(len(states))]
     epilogue = []
-    for k, output in enumerate(stacked):
+    for k, (output, like) in enumerate(zip(stacked, op.stacked_like)):
         empty = writer.bind("empty_rows", empty_rows)
         node_output = writer.bind("o", output)
-        epilogue.append(f"if {rows[k]} is None: {rows[k]} = {empty}({node_output})")
+        template = context_names[like] if like is not None else "None"
+        epilogue.append(f"if {rows[k]} is None: {rows[k]} = {empty}({node_output}, {template})")
         returned.append(rows[k])
     finish = writer.bind("finish_sum", finish_sum)
     for k, ((like, form), parts) in enumerate(zip(op.sums, terms)):
