@@ -110,10 +110,11 @@ def torch_worker() -> None:
         lstm.weight_hh_l0.copy_(torch.tensor(gates_to_torch(params["Wh"]).T))
         lstm.bias_ih_l0.copy_(torch.tensor(gates_to_torch(params["b"])))
         lstm.bias_hh_l0.zero_()
+    lstm.bias_hh_l0.requires_grad_(False)  # one bias, as the reference has: torch adds the two
     h0 = torch.tensor(params["h0"][None], requires_grad=True)
     Wout = torch.tensor(params["Wout"], requires_grad=True)
     bout = torch.tensor(params["bout"], requires_grad=True)
-    tensors = [*lstm.parameters(), h0, Wout, bout]
+    tensors = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, h0, Wout, bout]
     xt, yt = torch.tensor(x), torch.tensor(y.astype("int64")).reshape(-1)
 
     def loss_and_backward() -> torch.Tensor:
@@ -143,7 +144,7 @@ def torch_worker() -> None:
                 loss=loss.item(),
                 Wx=untorch(lstm.weight_ih_l0.grad.numpy().T),
                 Wh=untorch(lstm.weight_hh_l0.grad.numpy().T),
-                b=untorch((lstm.bias_ih_l0.grad + lstm.bias_hh_l0.grad).numpy()),
+                b=untorch(lstm.bias_ih_l0.grad.numpy()),
                 h0=h0.grad.numpy()[0],
                 Wout=Wout.grad.numpy(),
                 bout=bout.grad.numpy(),

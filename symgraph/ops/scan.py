@@ -296,7 +296,7 @@ class Scan(InnerGraphOp):
                             value = np.asarray(values.pop(0))
                             if factors[k][side] is None:
                                 factors[k][side] = np.empty((count,) + value.shape, dtype=value.dtype)
-                            factors[k][side][step_number] = value
+                            factors[k][side][t] = value
             results = list(buffers)
             for k, output in enumerate(stacked):
                 like = context[self.stacked_like[k]] if self.stacked_like[k] is not None else None
@@ -373,7 +373,7 @@ def finish_sum(form: str, total: Any, factors: Sequence[Any], like: Any, dtype: 
             return np.zeros(np.shape(like), dtype=dtype)
         return np.asarray(total)
     a, b = factors
-    if a is None:
+    if a is None or b is None or len(a) == 0:  # no steps
         return np.zeros(np.shape(like), dtype=dtype)
     product = np.tensordot(a, b, axes=([0, 1], [0, 1]))
     shape = np.shape(like)

@@ -65,6 +65,9 @@ class _Writer:
         self.statements: list[tuple[str, Apply | None, int]] = []
         self.depth = 0  #: extra indentation of the statements emitted now
         self.scalar_expressions = False  #: write 0-d arithmetic as Python operators (in loops)
+        #: node -> (array expression, shape expression): an elementwise node writes its result
+        #: there when its full-rank inputs have that shape (a loop's output buffer row)
+        self.destinations: dict[Apply, tuple[str, str]] = {}
         self._numbers = itertools.count()
         self._bound: dict[int, str] = {}
 
@@ -276,7 +279,13 @@ def _emit_node(
     call = f"{function}({', '.join(arguments)})"
     if writer.scalar_expressions and kernel.scalar_expression is not None:
         call = kernel.scalar_expression.format(*arguments)
-    if choice is not None and kernel.writes_out:
+    destination = writer.destinations.get(node) if kernel.writes_out else None
+    if destination is not None:
+        target, shape = destination
+        rank = node.outputs[0].ndim
+        tests = [f"{a}.shape == {shape}" for a, v in zip(arguments, node.inputs) if v.ndim == rank]
+        call = f"{function}({', '.join(arguments)}, out={target}) if {' and '.join(tests)} else {call}"
+    elif choice is not None and kernel.writes_out:
         written = arguments[choice.position]
         in_place_call = f"{function}({', '.join(arguments)}, out={written})"
         # Shared updates were tested together, before any was written (see _commit_guard).

@@ -56,6 +56,7 @@ def link_scan(op: Scan) -> Callable[..., Any]:
     plan = plan_memory(order, fgraph.outputs, [], kernels, True)
     writer = _Writer()
     writer.scalar_expressions = True
+    writer.stored_in = {}  # type: ignore[attr-defined]
     writer.namespace.update(
         empty=np.empty,
         check_steps=op.check_steps,
@@ -105,15 +106,33 @@ def link_scan(op: Scan) -> Callable[..., Any]:
     # Stacked outputs and the factors of 'dot' sums: allocated at once when their shape is static.
     rows = [f"P{k}" for k in range(len(stacked))]
     factor_rows = {}
+    viewed_rows: dict[str, tuple[str, Variable]] = {}  # factor -> (stacked rows, stacked output)
     for k, output in enumerate(stacked):
         prologue.append(_allocation(writer, rows[k], output))
     for k, ((_, form), parts) in enumerate(zip(op.sums, terms)):
         if form == "add":
             prologue.append(f"U{k} = None")
         else:
-            factor_rows[k] = (f"A{k}", f"F{k}")
-            for name, part in zip(factor_rows[k], parts):
-                prologue.append(_allocation(writer, name, part))
+            # A factor that is also a stacked output is read from that output's rows (the sum
+            # does not depend on the order of the steps, so both are stored by row).
+            # A factor that is a sequence's row is read from the sequence. A factor that is a
+            # view (SumTo, say) of a stacked output is read from that output's rows at the steps
+            # where it turns out to be that very array.
+            names = []
+            for side, part in zip("AF", parts):
+                same = [rows[j] for j, output in enumerate(stacked) if output is part]
+                read = [f"{sequence_names[j]}[:count]" for j, v in enumerate(sequences) if v is part]
+                if same or read:
+                    names.append((same + read)[0])
+                    continue
+                names.append(f"{side}{k}")
+                prologue.append(_allocation(writer, names[-1], part))
+                base = part.owner.inputs[0] if part.owner is not None and part.owner.op.view_map == {0: 0} else None
+                viewed = [j for j, output in enumerate(stacked) if output is base]
+                if viewed:
+                    viewed_rows[names[-1]] = (rows[viewed[0]], base)
+                    prologue.append(f"M{names[-1]} = []")
+            factor_rows[k] = tuple(names)
 
     step = "t" if not op.reverse else "last - t"
     loop_head = "for t in range(count):" if not op.reverse else "for t in range(count - 1, -1, -1):"
@@ -143,13 +162,21 @@ def link_scan(op: Scan) -> Callable[..., Any]:
                 )
             else:
                 writer.identifier[variable] = "None"
+    # Elementwise nodes computing a state or a stacked output write it straight into its buffer.
+    for k, output in enumerate(states):
+        _choose_destination(
+            writer, kernels, output, f"Q{k}[{step}]", f"R{k}" if not _proven(output, taps[k][0]) else None, f"B{k}"
+        )
+    for k, output in enumerate(stacked):
+        if None not in output.type.shape:
+            _choose_destination(writer, kernels, output, f"{rows[k]}[t]", None, rows[k])
     for position, node in enumerate(plan.order):
         _emit_node(writer, node, kernels[node], plan, position, None)
     for k, output in enumerate(states):
         value = writer.identifier[output]
         if not _proven(output, taps[k][0]):
             writer.emit(f"if {value}.shape != R{k}: check_row({value}, R{k}, {step}, 'state {k}')")
-        writer.emit(f"Q{k}[{step}] = {value}")
+        writer.emit(_store(writer, output, f"Q{k}[{step}]", f"B{k}"))
         if k in carried:
             writer.emit(f"{carried[k]} = {value}")
     for k, output in enumerate(stacked):
@@ -161,7 +188,15 @@ def link_scan(op: Scan) -> Callable[..., Any]:
             writer.emit(f"else: add(U{k}, {value}, out=U{k})")
         else:
             for name, part in zip(factor_rows[k], parts):
-                _store_row(writer, name, part, step, f"a factor of sum {k}", step)
+                if name in viewed_rows:
+                    value, other = writer.identifier[part], writer.identifier[viewed_rows[name][1]]
+                    writer.emit(f"if {value} is {other}: M{name}.append(t)")
+                    writer.emit("else:")
+                    writer.depth += 1
+                    _store_row(writer, name, part, "t", f"a factor of sum {k}", step)
+                    writer.depth -= 1
+                elif name.startswith(("A", "F")):
+                    _store_row(writer, name, part, "t", f"a factor of sum {k}", step)
     writer.depth -= 1
 
     returned = [f"B{k}" for k in range(len(states))]
@@ -178,6 +213,10 @@ def link_scan(op: Scan) -> Callable[..., Any]:
         if form == "add":
             epilogue.append(f"U{k} = {finish}('add', U{k}, None, {context_names[like]}, {dtype})")
         else:
+            for name in factor_rows[k]:
+                if name in viewed_rows:
+                    merge = writer.bind("merge_rows", _merge_rows)
+                    epilogue.append(f"{name} = {merge}({name}, {viewed_rows[name][0]}, M{name})")
             first, second = factor_rows[k]
             epilogue.append(f"U{k} = {finish}('dot', None, ({first}, {second}), {context_names[like]}, {dtype})")
         returned.append(f"U{k}")
@@ -202,6 +241,17 @@ def link_scan(op: Scan) -> Callable[..., Any]:
     weakref.finalize(loop, linecache.cache.pop, filename, None)
     loop.source = source  # type: ignore[attr-defined]
     return loop
+
+
+def _merge_rows(rows: Any, viewed: np.ndarray, same: list) -> np.ndarray:
+    """A factor's rows: those of the stacked output it was a view of at the steps listed in
+    ``same``, its own elsewhere."""
+    if not same:
+        return rows
+    if rows is None:
+        return viewed
+    rows[same] = viewed[same]
+    return rows
 
 
 def _constant_value(constant: Constant) -> Any:
@@ -229,7 +279,37 @@ def _store_row(writer: _Writer, name: str, output: Variable, row: str, what: str
         dtype = writer.bind("d", output.type.numpy_dtype)
         writer.emit(f"if {name} is None: {name} = empty((count,) + {value}.shape, {dtype}); R{name} = {value}.shape")
         writer.emit(f"elif {value}.shape != R{name}: check_row({value}, R{name}, {step}, {what!r})")
-    writer.emit(f"{name}[{row}] = {value}")
+    writer.emit(_store(writer, output, f"{name}[{row}]", name))
+
+
+def _choose_destination(
+    writer: _Writer, kernels: dict, output: Variable, target: str, shape: str | None, base: str
+) -> None:
+    """Let the elementwise node computing ``output`` write it into ``target`` (a buffer row of
+    ``base``), when its full-rank inputs have the row's shape (``shape``; static when ``None``)."""
+    node = output.owner
+    if (
+        node is None
+        or node not in kernels
+        or not kernels[node].writes_out
+        or len(node.outputs) != 1
+        or output.ndim == 0
+        or node in writer.destinations
+        or not any(v.ndim == output.ndim for v in node.inputs)
+    ):
+        return
+    if shape is None:
+        shape = repr(tuple(output.type.shape))
+    writer.destinations[node] = (target, shape)
+    writer.stored_in[id(output)] = base
+
+
+def _store(writer: _Writer, output: Variable, target: str, base: str) -> str:
+    """The statement copying a step's value into its buffer row (none when it was computed there)."""
+    value = writer.identifier[output]
+    if writer.stored_in.get(id(output)) == base:
+        return f"if {value}.base is not {base}: {target} = {value}"
+    return f"{target} = {value}"
 
 
 def _printable(text: str) -> str:
