@@ -64,6 +64,8 @@ def scan_gradient(op: Scan, node: Apply, output_grads: Sequence, needed: Sequenc
 
     # --- the backward step, on the forward step's variables -------------------------------------
     window_arguments = {k: [_row(windows[k], f"pending{k}[t-{j}]") for j in range(lengths[k])] for k in carried}
+    # The cost's gradient of each buffer: rows (each step's), and of the initial window's rows.
+    buffer_rows = {k: _step_rows(buffer_grads[k], lengths[k]) for k in carried if buffer_grads[k] is not None}
     direct_state = {
         k: _row(buffers[k], f"d{k}[t]") for k in carried if buffer_grads[k] is not None and _differentiable(buffers[k])
     }
@@ -163,7 +165,7 @@ def scan_gradient(op: Scan, node: Apply, output_grads: Sequence, needed: Sequenc
     # --- the backward loop -----------------------------------------------------------------------
     used = {id(v) for n in postorder(step_outputs) for v in n.inputs} | {id(v) for v in step_outputs}
     sequence_pairs = [(placeholders[key], *source) for key, (_, *source) in per_step.items()]
-    sequence_pairs += [(direct_state[k], buffer_grads[k], lengths[k], True) for k in carried if k in direct_state]
+    sequence_pairs += [(direct_state[k], *buffer_rows[k][:2], True) for k in carried if k in direct_state]
     sequence_pairs += [(direct_stacked[k], stacked_grads[k], 0, False) for k in direct_stacked]
     sequence_pairs = [pair for pair in sequence_pairs if id(pair[0]) in used]
     templates = {k for k, _ in context_grads}
@@ -215,13 +217,32 @@ def scan_gradient(op: Scan, node: Apply, output_grads: Sequence, needed: Sequenc
         initial = stack(list(reversed(finals)))
         if op.truncate_gradient >= 0:
             initial = where(ge(as_tensor(np.int64(op.truncate_gradient)), n_steps), initial, 0.0)
-        if buffer_grads[k] is not None:
+        if buffer_grads[k] is not None and buffer_rows[k][2]:
             initial = add(initial, buffer_grads[k][: lengths[k]])
         grads[base + k] = cast(initial, windows[k].dtype)
     base += len(windows)
     for (k, _), total in zip(context_grads, context_sums):
         grads[base + k] = total
     return grads
+
+
+def _step_rows(gradient: Variable, length: int) -> tuple[Variable, int, bool]:
+    """Where the rows of a buffer's gradient for the steps are: ``(array, row of step 0, whether
+    the initial window's rows may be non-zero)``. The gradient of ``buffer[length:]`` (what
+    ``sg.scan`` hands out) is zeros with those rows added: its rows are read where they came from."""
+    from ..rewrite.algebraic import _is_zeros
+    from .subtensor import IncSubtensor
+
+    owner = gradient.owner
+    if (
+        owner is not None
+        and isinstance(owner.op, IncSubtensor)
+        and owner.op.mode == "inc"
+        and owner.op.spec == (("slice", length, None, None),)
+        and _is_zeros(owner.inputs[0])
+    ):
+        return owner.inputs[1], 0, False
+    return gradient, length, True
 
 
 def _rows(

@@ -39,6 +39,7 @@ import numpy as np
 from ...errors import NodeError, SymgraphError
 from ...graph.basic import Apply, Constant, Variable
 from ...graph.type import TensorType
+from ...ops.linalg import Dot, Matmul
 from ...ops.scan import Scan, empty_rows, finish_sum
 from .. import runtime
 from .kernels import numpy_kernel
@@ -65,6 +66,7 @@ def link_scan(op: Scan) -> Callable[..., Any]:
         check_row=op.check_row,
         array=np.array,
         add=np.add,
+        ascontiguousarray=np.ascontiguousarray,
     )
     sequences, taps, context = op.inner_parts()
     states, stacked, terms = op.inner_outputs()
@@ -81,10 +83,15 @@ def link_scan(op: Scan) -> Callable[..., Any]:
             f"check_sequences(({''.join(s + ', ' for s in sequence_names)}), "
             f"({''.join(w + ', ' for w in window_names)}), count)"
         )
+    multiplied = {id(v) for node in order if isinstance(node.op, (Dot, Matmul)) for v in node.inputs}
     for variable, name in zip(context, context_names):
         writer.identifier[variable] = name
         if isinstance(variable.type, TensorType) and variable.ndim == 0 and id(variable) in used:
             prologue.append(f"{name} = {name}[()]")  # a numpy scalar: see _constant_value
+        elif id(variable) in multiplied and variable.ndim == 2:
+            # A matrix multiplied at every step (a transposed weight, say) is made contiguous
+            # once: BLAS is markedly slower on transposed operands of some shapes.
+            prologue.append(f"{name} = ascontiguousarray({name})")
     for node in order:
         for variable in node.inputs:
             if isinstance(variable, Constant) and variable not in writer.identifier:
