@@ -549,3 +549,38 @@ def test_modes_and_backends_agree_on_loops():
     for options in (dict(mode="fast_compile"), dict(mode="debug"), dict(backend="python")):
         for got, want in zip(sg.function([x, h0], outputs, **options)(*values), expected):
             np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_batch_norm_in_a_loop_carries_its_running_statistics_from_step_to_step():
+    gamma, beta = sg.shared(np.ones(3), name="gamma"), sg.shared(np.zeros(3), name="beta")
+    mean, var = sg.shared(np.zeros(3), name="mean"), sg.shared(np.ones(3), name="var")
+    x = sg.tensor3("x")
+    ys, updates = sg.scan(lambda x_t: sg.nn.batch_norm(x_t, gamma, beta, mean, var), sequences=x)
+    assert updates == {}
+    train = sg.function([x], ys, phase="train")
+    values = rng.normal(size=(4, 5, 3)) * 2 + 1
+    normalized = train(values)
+    running_mean, running_var = np.zeros(3), np.ones(3)
+    for t, batch in enumerate(values):
+        np.testing.assert_allclose(normalized[t], (batch - batch.mean(0)) / np.sqrt(batch.var(0) + 1e-5), rtol=1e-6)
+        running_mean = 0.9 * running_mean + 0.1 * batch.mean(0)
+        running_var = 0.9 * running_var + 0.1 * batch.var(0, ddof=1)
+    np.testing.assert_allclose(mean.get_value(), running_mean)
+    np.testing.assert_allclose(var.get_value(), running_var)
+    predicted = sg.function([x], ys, phase="predict")(values)
+    np.testing.assert_allclose(predicted, (values - running_mean) / np.sqrt(running_var + 1e-5))
+    np.testing.assert_allclose(mean.get_value(), running_mean)  # predicting updates nothing
+    gradient = sg.function([x], sg.grad((ys**2).sum(), gamma), phase="train")(values)
+    np.testing.assert_allclose(gradient, 2 * (normalized**2).sum(axis=(0, 1)), rtol=1e-6)
+
+
+def test_automatic_updates_a_branch_cannot_carry_are_refused_clearly():
+    gamma, beta = sg.shared(np.ones(3), name="gamma"), sg.shared(np.zeros(3), name="beta")
+    mean, var = sg.shared(np.zeros(3), name="mean"), sg.shared(np.ones(3), name="var")
+    x = sg.matrix("x")
+    chosen = sg.ifelse(x.sum() > 0, sg.nn.batch_norm(x, gamma, beta, mean, var), x)
+    with pytest.raises(sg.errors.PhaseError, match="ifelse.*cannot carry those updates"):
+        sg.function([x], chosen, phase="train")
+    np.testing.assert_allclose(
+        sg.function([x], chosen, phase="predict")(np.ones((2, 3))), np.ones((2, 3)) / np.sqrt(1 + 1e-5)
+    )

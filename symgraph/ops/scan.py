@@ -237,6 +237,54 @@ class Scan(InnerGraphOp):
                 f"{self.name}: {what} is {outer.type.describe()}, but the step takes rows of {inner.type.describe()}"
             )
 
+    def carrying_updates(
+        self, graphs: Sequence[FunctionGraph], updates: Sequence[tuple], inputs: Sequence[Variable]
+    ) -> tuple[list[Variable], list[tuple]] | None:
+        """This loop with ``graphs`` as its step, carrying the shared-variable ``updates`` its step
+        asks for (found when specializing the phase: a batch norm's running statistics) as states:
+        each step reads the value the previous one gave, and the update is the last value. The
+        new node's outputs standing for the old ones, and the ``(shared, new value)`` updates;
+        ``None`` when an updated shared variable is not an input of the loop itself."""
+        (fgraph,) = graphs
+        n_steps, sequences, windows, context = self.outer_parts(inputs)
+        inner_sequences, inner_taps, inner_context = (
+            fgraph.inputs[: self.n_sequences],
+            fgraph.inputs[self.n_sequences : self.n_sequences + self.n_taps],
+            fgraph.inputs[self.n_sequences + self.n_taps :],
+        )
+        positions = []
+        for shared, _, _ in updates:
+            found = [j for j, variable in enumerate(context) if variable is shared]
+            if not found or found[0] in positions:
+                return None
+            positions.append(found[0])
+        kept = [j for j in range(len(context)) if j not in positions]
+        index = {old: new for new, old in enumerate(kept)}
+        states, stacked, terms = (
+            fgraph.outputs[: len(self.state_taps)],
+            fgraph.outputs[len(self.state_taps) : len(self.state_taps) + self.n_stacked],
+            fgraph.outputs[len(self.state_taps) + self.n_stacked :],
+        )
+        values = [cast(value, shared.dtype) for shared, value, _ in updates]
+        op = self.changed(
+            fgraph=FunctionGraph(
+                list(inner_sequences)
+                + list(inner_taps)
+                + [inner_context[j] for j in positions]
+                + [inner_context[j] for j in kept],
+                list(states) + values + list(stacked) + list(terms),
+            ),
+            state_taps=list(self.state_taps) + [(-1,)] * len(updates),
+            sums=[(index[like], form) for like, form in self.sums],
+            stacked_like=[index[like] if like is not None else None for like in self.stacked_like],
+        )
+        new_windows = [shared.dimshuffle("x", *range(shared.ndim)) for shared, _, _ in updates]
+        node = op.make_node(n_steps, *sequences, *windows, *new_windows, *[context[j] for j in kept])
+        buffers, new_stacked, sums = op.output_parts(node.outputs)
+        old = len(self.state_taps)
+        carried = [(shared, buffer[-1]) for (shared, _, _), buffer in zip(updates, buffers[old:])]
+        return buffers[:old] + new_stacked + sums, carried
+
     # --- state ----------------------------------------------------------------------------------------
     def state_updates(self, node: Apply) -> list:
         """The random generators the step draws from in place: they advance with every call (the
