@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DisconnectedInputError, GradientError, ShapeError
+from .errors import DisconnectedInputError, GradientError, PhaseError, ShapeError
 from .graph.basic import Apply, Variable
 from .graph.source import Scope, build_context, building, describe, user_source, warn_user
 from .graph.traversal import postorder
@@ -266,6 +266,12 @@ def verify_grad(
         for position, value in enumerate(point)
     ]
     output = as_tensor(fun(*inputs))
+    if phase is None:
+        from .rewrite.phase import missing_phase_message, phase_dependent_nodes
+
+        dependent = phase_dependent_nodes([output])
+        if dependent:
+            raise PhaseError(missing_phase_message(dependent, "sg.verify_grad"))
     evaluate = function(inputs, output, phase=phase, on_unused_input="ignore", apply_updates=False)
     output_shape = np.shape(evaluate(*point))
     for _ in range(n_tests):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import functools
 import gc
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -351,6 +352,7 @@ def _check_inputs_needed(fgraph: FunctionGraph, on_unused: str, name: str) -> No
 #: a graph alive.
 _EVAL_CACHE: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
 _EVAL_CACHE_SIZE = 32
+_EVAL_CACHE_LOCK = threading.Lock()
 
 
 def evaluate(variable: Variable, inputs_to_values: dict | None, phase: str | None, where: str = ".eval()") -> Any:
@@ -358,16 +360,19 @@ def evaluate(variable: Variable, inputs_to_values: dict | None, phase: str | Non
     inputs_to_values = inputs_to_values or {}
     inputs = list(inputs_to_values)
     key = (id(variable), tuple(id(v) for v in inputs), phase)
-    entry = _EVAL_CACHE.get(key)
+    with _EVAL_CACHE_LOCK:
+        entry = _EVAL_CACHE.get(key)
+        if entry is not None:
+            _EVAL_CACHE.move_to_end(key)
     if entry is None or entry[0]() is not variable or any(a is not b for a, b in zip(entry[1], inputs)):
         if phase is None:
             dependent = phase_dependent_nodes([variable])
             if dependent:
                 raise PhaseError(missing_phase_message(dependent, where))
         compiled = function(inputs, variable, phase=phase, on_unused_input="ignore", apply_updates=False)
-        entry = _EVAL_CACHE[key] = (weakref.ref(variable), inputs, compiled)
-        while len(_EVAL_CACHE) > _EVAL_CACHE_SIZE:
-            _EVAL_CACHE.popitem(last=False)
-    else:
-        _EVAL_CACHE.move_to_end(key)
+        entry = (weakref.ref(variable), inputs, compiled)
+        with _EVAL_CACHE_LOCK:
+            _EVAL_CACHE[key] = entry
+            while len(_EVAL_CACHE) > _EVAL_CACHE_SIZE:
+                _EVAL_CACHE.popitem(last=False)
     return entry[2](*[inputs_to_values[v] for v in inputs])
