@@ -66,6 +66,7 @@ class Elemwise(Op):
         dtype_rule: Callable[[list], Sequence[np.dtype]] | None = None,
         accepts_out: bool = True,
         true_division: bool = False,
+        boolean_result: bool = False,
         doc: str | None = None,
     ):
         if dtype_rule is None and not isinstance(function, np.ufunc):
@@ -84,6 +85,7 @@ class Elemwise(Op):
         self.dtype_rule = dtype_rule
         self.accepts_out = accepts_out  #: ``function`` takes ``out=`` (the numpy backend writes in place)
         self.true_division = true_division
+        self.boolean_result = boolean_result  #: a comparison (or logic on them): see ``Op.boolean_result``
 
     @property
     def name(self) -> str:
@@ -312,16 +314,18 @@ def where(condition: Any, a: Any, b: Any) -> Variable:
 
 
 switch = where
-eq = Elemwise("eq", np.equal, None)
-neq = Elemwise("neq", np.not_equal, None)
-lt = Elemwise("lt", np.less, None)
-le = Elemwise("le", np.less_equal, None)
-gt = Elemwise("gt", np.greater, None)
-ge = Elemwise("ge", np.greater_equal, None)
-and_ = Elemwise("and", np.bitwise_and, None)
-or_ = Elemwise("or", np.bitwise_or, None)
-xor = Elemwise("xor", np.bitwise_xor, None)
-invert = Elemwise("invert", np.invert, None)
+# Comparisons give truth values (``bool(x > 0)`` raises); so do the logical operations when they
+# combine truth values (bool tensors), not when they work bitwise on integers.
+eq = Elemwise("eq", np.equal, None, boolean_result=True)
+neq = Elemwise("neq", np.not_equal, None, boolean_result=True)
+lt = Elemwise("lt", np.less, None, boolean_result=True)
+le = Elemwise("le", np.less_equal, None, boolean_result=True)
+gt = Elemwise("gt", np.greater, None, boolean_result=True)
+ge = Elemwise("ge", np.greater_equal, None, boolean_result=True)
+and_ = Elemwise("and", np.bitwise_and, None, boolean_result=True)
+or_ = Elemwise("or", np.bitwise_or, None, boolean_result=True)
+xor = Elemwise("xor", np.bitwise_xor, None, boolean_result=True)
+invert = Elemwise("invert", np.invert, None, boolean_result=True)
 
 
 def as_float(x: Any) -> Variable:
