@@ -152,6 +152,29 @@ def same_dtype_rule(dtypes: list) -> list[np.dtype]:
     return [dtype, dtype]
 
 
+def _unchanged(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return x.copy()
+    np.copyto(out, x)
+    return out
+
+
+def _round_half_to_even(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    if x.dtype.kind != "f":  # an integer is its own rounding
+        return _unchanged(x, out)
+    return np.rint(x, out=out)
+
+
+def _round_half_away_from_zero(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    if x.dtype.kind != "f":
+        return _unchanged(x, out)
+    # x - trunc(x) is exact, so ties are found exactly (floor(|x| + 0.5) would round
+    # 0.49999999999999994 up).
+    whole = np.trunc(x)
+    step = np.copysign(np.abs(x - whole) >= 0.5, x).astype(x.dtype, copy=False)
+    return np.add(whole, step, out=out)
+
+
 def _where_function(condition: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(condition, a, b)
 
@@ -297,7 +320,32 @@ cos = Elemwise("cos", np.cos, [_cos_x])
 tanh = Elemwise("tanh", np.tanh, [_tanh_x])
 floor = Elemwise("floor", np.floor, [ZERO])
 ceil = Elemwise("ceil", np.ceil, [ZERO])
-round = Elemwise("round", np.rint, [ZERO])
+round_half_to_even = Elemwise(
+    "round_half_to_even",
+    _round_half_to_even,
+    [ZERO],
+    dtype_rule=same_dtype_rule,
+    doc="``round_half_to_even(x)``: ``numpy.rint``, ties to the even neighbour; integers unchanged.",
+)
+round_half_away_from_zero = Elemwise(
+    "round_half_away_from_zero",
+    _round_half_away_from_zero,
+    [ZERO],
+    dtype_rule=same_dtype_rule,
+    doc="``round_half_away_from_zero(x)``: the nearest integer, ties away from zero; integers unchanged.",
+)
+_ROUNDING = {"half_to_even": round_half_to_even, "half_away_from_zero": round_half_away_from_zero}
+
+
+def round(x: Any, mode: str = "half_to_even") -> Variable:
+    """``x`` rounded to the nearest integer, in its dtype: ties go to the even neighbour
+    (``mode='half_to_even'``, numpy's ``round``) or away from zero (``'half_away_from_zero'``,
+    C's ``round``). Integers are returned unchanged; the gradient is zero."""
+    if mode not in _ROUNDING:
+        raise ValueError(f"round: mode must be one of {sorted(_ROUNDING)}, not {mode!r}")
+    return _ROUNDING[mode](x)
+
+
 maximum = Elemwise("maximum", np.maximum, [_first_wins, _second_wins])
 minimum = Elemwise("minimum", np.minimum, [_second_wins, _first_wins])
 clip = Elemwise("clip", np.clip, [_clip_x, _clip_low, _clip_high], dtype_rule=common_dtype_rule)
