@@ -94,9 +94,19 @@ class Elemwise(Op):
     def __str__(self) -> str:
         return self._name
 
+    #: Functions ``rule(*operands) -> Variable | None`` tried when the op is called: a rule
+    #: gives a numerically stable form that stands for the whole expression (``log(sigmoid(x))``
+    #: is ``-softplus(-x)``), chosen while the graph is built so that every mode, ``.eval()`` and
+    #: gradients compute it. Added with :func:`add_build_rule` by the module that knows the form.
+    build_rules: tuple = ()
+
     def __call__(self, *operands: Any) -> Variable:
         if len(operands) != self.nin:
             raise TypeError(f"{self.name} takes {self.nin} operand(s), got {len(operands)}")
+        for rule in self.build_rules:
+            stable = rule(*operands)
+            if stable is not None:
+                return stable
         inputs = promote_operands(self.name, operands, self._input_dtypes, true_division=self.true_division)
         return self.make_node(*inputs).outputs[0]
 
@@ -142,6 +152,11 @@ class Elemwise(Op):
                     gradient = sum_to(gradient, variable)
                 gradients.append(cast(gradient, variable.dtype))
         return gradients
+
+
+def add_build_rule(op: Elemwise, rule: Callable[..., Variable | None]) -> None:
+    """Have ``op`` try ``rule`` on its operands whenever it is called (see ``Elemwise.build_rules``)."""
+    op.build_rules = (*op.build_rules, rule)
 
 
 def same_dtype_rule(dtypes: list) -> list[np.dtype]:
