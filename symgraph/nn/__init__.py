@@ -19,6 +19,7 @@ __all__ = [
     "dropout",
     "log_softmax",
     "max_pool2d",
+    "pool_2d",
     "relu",
     "sigmoid",
     "softmax",

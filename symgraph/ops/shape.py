@@ -355,6 +355,41 @@ class SpecifyLength(Op):
         return [output_grads[0]]
 
 
+class SpecifyShape(Op):
+    """A tensor itself, with the lengths given (``None``: unknown) made static, checked when the
+    function runs."""
+
+    __props__ = ("shape",)
+    view_map = {0: 0}
+
+    def __init__(self, shape: tuple):
+        self.shape = tuple(shape)
+
+    def output_types(self, x: TensorType) -> list[TensorType]:
+        if len(self.shape) != x.ndim:
+            raise ShapeError(f"a shape of {len(self.shape)} entries cannot describe {x.describe()}")
+        for static, given in zip(x.shape, self.shape):
+            if static is not None and given is not None and static != given:
+                raise ShapeError(f"the shape {format_shape(self.shape)} contradicts {x.describe()}")
+        return [TensorType(x.dtype, tuple(g if g is not None else s for s, g in zip(x.shape, self.shape)))]
+
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        if any(given is not None and given != actual for given, actual in zip(self.shape, x.shape)):
+            raise ValueError(f"expected shape {format_shape(self.shape)}, got {x.shape}")
+        return x
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        return [output_grads[0]]
+
+
+def specify_shape(x: Variable, lengths: Sequence[int | None]) -> Variable:
+    """``x`` with the given lengths (ints, or ``None`` for unknown) made static, and checked when
+    the function runs; ``x`` itself when they add nothing."""
+    lengths = tuple(None if length is None else int(length) for length in lengths)
+    node_type = SpecifyShape(lengths).output_types(x.type)[0]
+    return x if node_type == x.type else SpecifyShape(lengths)(x)
+
+
 def reshape(x: Any, new_shape: Any, ndim: int | None = None) -> Variable:
     """``x`` with a new shape of the same size: ints, symbolic scalars or a symbolic vector, with
     at most one ``-1``. ``ndim`` is the number of dimensions, needed (as in Theano) only when the
