@@ -8,8 +8,8 @@ With --study it then measures what dropout does to overfitting: the same network
 dropout, trained on 300 images, over 5 seeds (--study-seeds); the train-test gaps are printed and
 drawn below the training curves.
 
-    python examples/mlp_dropout_digits.py            # about 6 seconds on 2 cores
-    python examples/mlp_dropout_digits.py --study    # about 20 seconds on 2 cores
+    python examples/mlp_dropout_digits.py            # about 6 seconds on an idle 2-core machine
+    python examples/mlp_dropout_digits.py --study    # about 20 seconds
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def main() -> None:
         "--study",
         action="store_true",
         help="then measure what dropout does to overfitting: the network with and without it, trained on 300 images "
-        "(about 12 seconds more on 2 cores)",
+        "(about 12 seconds more on an idle 2-core machine)",
     )
     arguments.add_argument(
         "--study-epochs", type=int, default=150, help="with --study: epochs of each run (default 150)"
