@@ -230,7 +230,9 @@ def step_benchmark(rounds: int, seconds: float) -> None:
         if torch_side is not None:
             torch_side.close()
     times = {name: float(np.median(values)) for name, values in samples.items() if values}
-    print(f"\nLSTM train step, T={T}, batch {N}, input {D}, hidden {H}, {V} classes, float32 ({rounds} rounds, medians):")
+    print(
+        f"\nLSTM train step, T={T}, batch {N}, input {D}, hidden {H}, {V} classes, float32 ({rounds} rounds, medians):"
+    )
     for name, value in times.items():
         ratio = f"{times['symgraph'] / value:.2f}x" if name != "symgraph" else ""
         spread = f"{format_time(min(samples[name]))}-{format_time(max(samples[name]))}"
@@ -251,7 +253,9 @@ def overhead_benchmark(rounds: int, seconds: float) -> None:
         return out
 
     np.testing.assert_allclose(cumulative(values), python_loop(values))
-    times = compare({"sg.scan": lambda: cumulative(values), "python loop": lambda: python_loop(values)}, rounds, seconds)
+    times = compare(
+        {"sg.scan": lambda: cumulative(values), "python loop": lambda: python_loop(values)}, rounds, seconds
+    )
     ratio = times["sg.scan"] / times["python loop"]
     print("\ncumulative sum over 10,000 scalar steps:")
     print(f"  sg.scan      {format_time(times['sg.scan']):>10s}   ({times['sg.scan'] / 1e4 * 1e9:.0f} ns per step)")

@@ -73,8 +73,9 @@ class Captioner:
         W_image, b_image = parameter((64, 128), np.sqrt(2 / 64), "W_image"), parameter((128,), 0, "b_image")
         W_state, b_state = parameter((128, 2 * H), np.sqrt(1 / 128), "W_state"), parameter((2 * H,), 0, "b_state")
         letters = parameter((VOCABULARY, embedding), 1.0, "letters")
-        W_input, W_hidden = parameter((embedding, 4 * H), np.sqrt(1 / embedding), "W_input"), parameter(
-            (H, 4 * H), np.sqrt(1 / H), "W_hidden"
+        W_input, W_hidden = (
+            parameter((embedding, 4 * H), np.sqrt(1 / embedding), "W_input"),
+            parameter((H, 4 * H), np.sqrt(1 / H), "W_hidden"),
         )
         b_gates = parameter((4 * H,), 0, "b_gates")
         W_out, b_out = parameter((H, VOCABULARY), np.sqrt(1 / H), "W_out"), parameter((VOCABULARY,), 0, "b_out")
@@ -138,7 +139,12 @@ def train(model: Captioner, data, epochs: int, seed: int, batch_size: int = 64) 
             model.train(data.X_train[batch], train_captions[batch])
         train_loss, train_greedy = model.evaluate(data.X_train, train_captions)
         test_loss, test_greedy = model.evaluate(data.X_test, test_captions)
-        figures = (float(train_loss), float(test_loss), exact(train_greedy, train_captions), exact(test_greedy, test_captions))
+        figures = (
+            float(train_loss),
+            float(test_loss),
+            exact(train_greedy, train_captions),
+            exact(test_greedy, test_captions),
+        )
         for key, value in zip(history, figures):
             history[key].append(value)
         line = (
@@ -193,7 +199,9 @@ def main() -> None:
     started = time.perf_counter()
     data = load_digits(options.seed, dtype)
     model = Captioner(options.seed, dtype)
-    print(f"digits: {len(data.y_train)} training and {len(data.y_test)} test images, {dtype}, captions of {LENGTH} tokens")
+    print(
+        f"digits: {len(data.y_train)} training and {len(data.y_test)} test images, {dtype}, captions of {LENGTH} tokens"
+    )
     history = train(model, data, options.epochs, options.seed)
     predicted = model.predict(data.X_test)
     for index in range(5):

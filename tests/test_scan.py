@@ -579,7 +579,7 @@ def test_automatic_updates_a_branch_cannot_carry_are_refused_clearly():
     mean, var = sg.shared(np.zeros(3), name="mean"), sg.shared(np.ones(3), name="var")
     x = sg.matrix("x")
     chosen = sg.ifelse(x.sum() > 0, sg.nn.batch_norm(x, gamma, beta, mean, var), x)
-    with pytest.raises(sg.errors.PhaseError, match="ifelse.*cannot carry those updates"):
+    with pytest.raises(sg.errors.PhaseError, match=r"ifelse.*cannot carry those updates"):
         sg.function([x], chosen, phase="train")
     np.testing.assert_allclose(
         sg.function([x], chosen, phase="predict")(np.ones((2, 3))), np.ones((2, 3)) / np.sqrt(1 + 1e-5)
