@@ -20,8 +20,7 @@ from ..graph.source import in_scope
 from ..graph.traversal import postorder, rebuild
 from ..graph.type import TensorType
 from .basic import as_tensor, cast
-from .scan import describe_type, merged_shape
-from .subgraph import InnerGraphOp, _inner_graph, _placeholders
+from .subgraph import InnerGraphOp, _inner_graph, _placeholders, describe_type, merged_shape
 
 __all__ = ["IfElse", "ifelse"]
 

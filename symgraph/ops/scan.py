@@ -34,25 +34,11 @@ from ..errors import ShapeError
 from ..graph.basic import Apply, Constant, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.op import Op
-from ..graph.traversal import postorder, rebuild
-from ..graph.type import TensorType, format_shape
+from ..graph.type import TensorType
 from .basic import as_tensor, cast
-from .subgraph import InnerGraphOp, _placeholders
+from .subgraph import InnerGraphOp, merged_shape
 
 __all__ = ["CheckLength", "PlaceRows", "Scan"]
-
-
-def merged_shape(first: tuple, second: tuple) -> tuple | None:
-    """The static shape both may have (``None`` where either is unknown), or ``None`` when two
-    known lengths differ."""
-    if len(first) != len(second):
-        return None
-    merged = []
-    for a, b in zip(first, second):
-        if a is not None and b is not None and a != b:
-            return None
-        merged.append(a if a is not None else b)
-    return tuple(merged)
 
 
 class Scan(InnerGraphOp):
@@ -70,8 +56,9 @@ class Scan(InnerGraphOp):
     window, then each step's value), one array per stacked output (``n_steps`` rows), one value per
     sum (shaped like the context input ``sums[k][0]``, which gives its shape when there are no
     steps; a stacked output's rows are shaped like those of the context input ``stacked_like[k]``
-    when it is not ``None``). ``reverse=True`` runs the steps from the last row of the sequences to the first (what
-    the backward pass does), writing stacked outputs at their row, states in step order.
+    when it is not ``None``). ``reverse=True`` runs the steps from the last row of the sequences
+    to the first (what the backward pass does), writing stacked outputs at their row, states in
+    step order.
     """
 
     __props__ = (
@@ -505,28 +492,8 @@ def place_rows(values: Variable, like: Variable, start: Variable) -> Variable:
     return PlaceRows()(values, like, cast(as_tensor(start), "int64"))
 
 
-def recompute_closure(variables: Sequence[Variable], stop: Sequence[Variable]) -> list[Apply]:
-    """The nodes computing ``variables`` from ``stop`` (used to recompute a step's values)."""
-    return postorder(list(variables), stop)
-
-
-def rebuilt_on(outputs: Sequence[Variable], replacements: dict[Variable, Variable]) -> list[Variable]:
-    rebuilt, _ = rebuild(list(outputs), replacements)
-    return rebuilt
-
-
-def placeholders_like(variables: Sequence[Variable]) -> list[Variable]:
-    return _placeholders(variables)
-
-
 def row_type(variable: Variable) -> TensorType:
     """The type of one row of ``variable`` (one step of a sequence)."""
     if variable.ndim == 0:
         raise ShapeError(f"a sequence must have at least one dimension, {variable.label()} is a scalar")
     return TensorType(variable.dtype, variable.type.shape[1:])
-
-
-def describe_type(variable: Variable) -> str:
-    if isinstance(variable.type, TensorType):
-        return f"{variable.dtype} with {variable.ndim} dimension(s) {format_shape(variable.type.shape)}"
-    return variable.type.describe()

@@ -22,8 +22,8 @@ from ..graph.source import Scope, in_scope
 from ..graph.traversal import postorder, rebuild
 from ..graph.type import TensorType
 from .basic import as_tensor, cast
-from .scan import Scan, check_length, describe_type, merged_shape, row_type
-from .subgraph import _placeholders
+from .scan import Scan, check_length, row_type
+from .subgraph import _placeholders, describe_type, merged_shape
 
 __all__ = ["scan"]
 

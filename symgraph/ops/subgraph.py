@@ -28,7 +28,7 @@ from ..graph.fgraph import FunctionGraph
 from ..graph.op import Op
 from ..graph.source import Scope, build_context, building
 from ..graph.traversal import postorder, rebuild
-from ..graph.type import TensorType
+from ..graph.type import TensorType, format_shape
 
 __all__ = ["InnerGraphOp", "Map", "OpFromGraph", "PhaseGraph", "instantiate"]
 
@@ -74,6 +74,25 @@ def _compatible(outer: Variable, inner: Variable) -> bool:
     if not isinstance(outer.type, TensorType) or outer.dtype != inner.dtype or outer.ndim != inner.ndim:
         return False
     return all(a is None or b is None or a == b for a, b in zip(outer.type.shape, inner.type.shape))
+
+
+def merged_shape(first: tuple, second: tuple) -> tuple | None:
+    """The static shape both may have (``None`` where either is unknown), or ``None`` when two
+    known lengths differ."""
+    if len(first) != len(second):
+        return None
+    merged = []
+    for a, b in zip(first, second):
+        if a is not None and b is not None and a != b:
+            return None
+        merged.append(a if a is not None else b)
+    return tuple(merged)
+
+
+def describe_type(variable: Variable) -> str:
+    if isinstance(variable.type, TensorType):
+        return f"{variable.dtype} with {variable.ndim} dimension(s) {format_shape(variable.type.shape)}"
+    return variable.type.describe()
 
 
 class InnerGraphOp(Op):
