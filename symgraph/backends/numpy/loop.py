@@ -170,13 +170,12 @@ def link_scan(op: Scan) -> Callable[..., Any]:
             else:
                 writer.identifier[variable] = "None"
     # Elementwise nodes computing a state or a stacked output write it straight into its buffer.
+    chosen = _Destinations(writer, kernels, plan)
     for k, output in enumerate(states):
-        _choose_destination(
-            writer, kernels, output, f"Q{k}[{step}]", f"R{k}" if not _proven(output, taps[k][0]) else None, f"B{k}"
-        )
+        chosen.add(output, f"Q{k}[{step}]", f"R{k}" if not _proven(output, taps[k][0]) else None, f"B{k}")
     for k, output in enumerate(stacked):
         if None not in output.type.shape:
-            _choose_destination(writer, kernels, output, f"{rows[k]}[t]", None, rows[k])
+            chosen.add(output, f"{rows[k]}[t]", None, rows[k])
     for position, node in enumerate(plan.order):
         _emit_node(writer, node, kernels[node], plan, position, None)
     for k, output in enumerate(states):
@@ -289,26 +288,49 @@ def _store_row(writer: _Writer, name: str, output: Variable, row: str, what: str
     writer.emit(_store(writer, output, f"{name}[{row}]", name))
 
 
-def _choose_destination(
-    writer: _Writer, kernels: dict, output: Variable, target: str, shape: str | None, base: str
-) -> None:
-    """Let the elementwise node computing ``output`` write it into ``target`` (a buffer row of
-    ``base``), when its full-rank inputs have the row's shape (``shape``; static when ``None``)."""
-    node = output.owner
-    if (
-        node is None
-        or node not in kernels
-        or not kernels[node].writes_out
-        or len(node.outputs) != 1
-        or output.ndim == 0
-        or node in writer.destinations
-        or not any(v.ndim == output.ndim for v in node.inputs)
-    ):
-        return
-    if shape is None:
-        shape = repr(tuple(output.type.shape))
-    writer.destinations[node] = (target, shape)
-    writer.stored_in[id(output)] = base
+class _Destinations:
+    """Which nodes of the step write their result straight into a buffer row: an elementwise node
+    computing a state or a stacked output (``out=``), or the first of a chain of slices written
+    in place (an LSTM's gate gradients), which then copies its input into the row first."""
+
+    def __init__(self, writer: _Writer, kernels: dict, plan: Any):
+        self.writer, self.kernels = writer, kernels
+        self.position = {id(node): position for position, node in enumerate(plan.order)}
+        self.plan = plan
+
+    def add(self, output: Variable, target: str, shape: str | None, base: str) -> None:
+        node = output.owner
+        if node is None or id(node) not in self.position or len(node.outputs) != 1 or output.ndim == 0:
+            return
+        kernel = self.kernels[node]
+        if kernel.writes_out:
+            if not any(v.ndim == output.ndim for v in node.inputs):
+                return
+        elif kernel.destroys == (0,) and kernel.inplace_function is not None:
+            node = self._chain_start(node)
+        else:
+            return
+        if node is None or node in self.writer.destinations:
+            return
+        self.writer.destinations[node] = (target, shape if shape is not None else repr(tuple(output.type.shape)))
+        self.writer.stored_in[id(output)] = base
+
+    def _chain_start(self, node: Apply) -> Apply | None:
+        """The first node of the chain of in-place writes ending at ``node`` (``None`` when the
+        chain starts with something else)."""
+        while True:
+            choice = self.plan.inplace.get(self.position[id(node)])
+            if choice is None:
+                return node
+            previous = node.inputs[0].owner
+            if (
+                choice.position != 0
+                or previous is None
+                or id(previous) not in self.position
+                or self.kernels[previous].destroys != (0,)
+            ):
+                return None
+            node = previous
 
 
 def _store(writer: _Writer, output: Variable, target: str, base: str) -> str:
