@@ -12,6 +12,11 @@ Then the per-step overhead: a cumulative sum over 10,000 scalar steps with ``sg.
 plain Python loop doing the same with numpy scalars.
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/lstm_step.py [--rounds 7]
+
+On a busy machine, multi-threaded BLAS makes wall-clock times meaningless (threads spin while
+others run); ``OPENBLAS_NUM_THREADS=1 ... --cpu-time`` then compares symgraph with the numpy
+reference by the CPU time of this process, which the load barely changes (PyTorch is left out:
+its thread pool's CPU time is no measure of its speed).
 """
 
 from __future__ import annotations
@@ -201,16 +206,26 @@ def check_agreement(check, reference, params: dict, x: np.ndarray, y: np.ndarray
             raise SystemExit(f"symgraph and {name} disagree ({worst:.1e}): the timings would compare different work")
 
 
-def step_benchmark(rounds: int, seconds: float) -> None:
+def cpu_per_call(function, seconds: float) -> float:
+    """CPU seconds of this process per call of ``function``, over about ``seconds`` of calls."""
+    calls, start = 0, time.process_time()
+    while time.process_time() - start < seconds or calls < 3:
+        function()
+        calls += 1
+    return (time.process_time() - start) / calls
+
+
+def step_benchmark(rounds: int, seconds: float, cpu_time: bool) -> None:
     reference = reference_module()
     if reference is None:
         print(f"reference not found at {REFERENCE_DIR}: no numpy column")
     params, x, y = starting_point()
     train, check = symgraph_functions(params)
+    timer = cpu_per_call if cpu_time else per_call
     try:
         import torch  # noqa: F401
 
-        torch_side = TorchProcess()
+        torch_side = TorchProcess() if not cpu_time else None
     except ImportError:
         torch_side = None
         print("PyTorch not installed (pip install torch==2.13.0 for the CPU wheel): no PyTorch column")
@@ -219,10 +234,10 @@ def step_benchmark(rounds: int, seconds: float) -> None:
         reference_params = {key: value.copy() for key, value in params.items()}
         samples: dict[str, list[float]] = {"symgraph": [], "numpy reference": [], "pytorch eager": []}
         for _ in range(rounds):
-            samples["symgraph"].append(per_call(lambda: train(x, y), seconds))
+            samples["symgraph"].append(timer(lambda: train(x, y), seconds))
             if reference is not None:
                 samples["numpy reference"].append(
-                    per_call(lambda: reference.sgd_step(reference_params, x, y, LEARNING_RATE), seconds)
+                    timer(lambda: reference.sgd_step(reference_params, x, y, LEARNING_RATE), seconds)
                 )
             if torch_side is not None:
                 samples["pytorch eager"].append(float(torch_side.ask(f"time {seconds}")))
@@ -230,9 +245,10 @@ def step_benchmark(rounds: int, seconds: float) -> None:
         if torch_side is not None:
             torch_side.close()
     times = {name: float(np.median(values)) for name, values in samples.items() if values}
-    print(
-        f"\nLSTM train step, T={T}, batch {N}, input {D}, hidden {H}, {V} classes, float32 ({rounds} rounds, medians):"
-    )
+    clock = "CPU time of this process" if cpu_time else "wall clock"
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(f"\nLSTM train step, T={T}, batch {N}, input {D}, hidden {H}, {V} classes, float32")
+    print(f"({rounds} rounds, medians, {clock}, BLAS threads: {threads}):")
     for name, value in times.items():
         ratio = f"{times['symgraph'] / value:.2f}x" if name != "symgraph" else ""
         spread = f"{format_time(min(samples[name]))}-{format_time(max(samples[name]))}"
@@ -266,6 +282,9 @@ def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arguments.add_argument("--rounds", type=int, default=7, help="alternating rounds of timing (default 7)")
     arguments.add_argument("--seconds", type=float, default=0.5, help="about how long each timing lasts (default 0.5)")
+    arguments.add_argument(
+        "--cpu-time", action="store_true", help="time by this process's CPU time (for a busy machine; no PyTorch)"
+    )
     arguments.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     options = arguments.parse_args()
     if options.torch_worker:
@@ -274,7 +293,7 @@ def main() -> None:
     print(machine())
     print(f"load average: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
     started = time.perf_counter()
-    step_benchmark(options.rounds, options.seconds)
+    step_benchmark(options.rounds, options.seconds, options.cpu_time)
     overhead_benchmark(options.rounds, min(options.seconds, 0.2))
     print(f"\n({time.perf_counter() - started:.0f} s; load average then {os.getloadavg()[0]:.2f})")
 
