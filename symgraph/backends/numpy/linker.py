@@ -69,6 +69,7 @@ class _Writer:
         #: there when its full-rank inputs have that shape (a loop's output buffer row); a node
         #: overwriting its first input (``set_subtensor``) copies that input there first.
         self.destinations: dict[Apply, tuple[str, str]] = {}
+        self.stored_in: dict[int, str] = {}  #: id of a variable -> the buffer its node writes into
         self._numbers = itertools.count()
         self._bound: dict[int, str] = {}
 

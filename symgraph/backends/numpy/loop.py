@@ -57,7 +57,6 @@ def link_scan(op: Scan) -> Callable[..., Any]:
     plan = plan_memory(order, fgraph.outputs, [], kernels, True)
     writer = _Writer()
     writer.scalar_expressions = True
-    writer.stored_in = {}  # type: ignore[attr-defined]
     writer.namespace.update(
         empty=np.empty,
         check_steps=op.check_steps,
