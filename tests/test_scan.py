@@ -584,3 +584,11 @@ def test_automatic_updates_a_branch_cannot_carry_are_refused_clearly():
     np.testing.assert_allclose(
         sg.function([x], chosen, phase="predict")(np.ones((2, 3))), np.ones((2, 3)) / np.sqrt(1 + 1e-5)
     )
+
+
+def test_updates_may_be_given_as_a_list_of_pairs():
+    total = sg.shared(np.float64(0.0), name="total")
+    x = sg.vector("x")
+    halves, updates = sg.scan(lambda x_t: (x_t / 2, [(total, total + x_t)]), sequences=x)
+    sg.function([x], halves, updates=updates)([1.0, 2.0])
+    assert total.get_value() == 3.0

@@ -297,7 +297,8 @@ def _sequence_views(
 
 
 def _parse_return(returned: Any, name: str) -> tuple[list[Variable], dict]:
-    """The outputs and the updates ``fn`` returned: outputs, an updates dict, or both as a pair."""
+    """The outputs and the updates ``fn`` returned: outputs, updates (a dict or a list of pairs),
+    or both as a pair ``(outputs, updates)``."""
 
     def outputs_of(value: Any) -> list[Variable] | None:
         if isinstance(value, Variable):
@@ -309,12 +310,23 @@ def _parse_return(returned: Any, name: str) -> tuple[list[Variable], dict]:
                 return None
         return None
 
-    if isinstance(returned, dict):
-        return [], dict(returned)
-    if isinstance(returned, (list, tuple)) and len(returned) == 2 and isinstance(returned[1], dict):
+    def updates_of(value: Any) -> dict | None:
+        # A dict, or (as Theano took them) a list of (shared variable, new value) pairs.
+        if isinstance(value, dict):
+            return dict(value)
+        pairs = isinstance(value, (list, tuple)) and value
+        if pairs and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], SharedVariable) for p in value
+        ):
+            return dict(value)
+        return None
+
+    if updates_of(returned) is not None:
+        return [], updates_of(returned)
+    if isinstance(returned, (list, tuple)) and len(returned) == 2 and updates_of(returned[1]) is not None:
         outputs = outputs_of(returned[0]) if not (isinstance(returned[0], (list, tuple)) and not returned[0]) else []
         if outputs is not None:
-            return outputs, dict(returned[1])
+            return outputs, updates_of(returned[1])
     outputs = outputs_of(returned)
     if outputs is None and returned is not None and not isinstance(returned, (list, tuple, dict)):
         try:
