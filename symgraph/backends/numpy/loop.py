@@ -4,20 +4,21 @@ The step graph is rewritten with the outer graph, then memory-planned and writte
 the body of a ``for`` loop (the same statements the linker writes for a whole function: in-place
 writes, early deletes); the loop around it reads each sequence's row, reads the taps from the
 states' buffers (the last value is carried in a local), writes each step's values into buffers
-allocated once, and adds up the sums in place. No graph is walked and no argument is checked
-inside the loop; shapes are checked only where static shapes cannot prove them. For ``total +=
-x[t]`` the source reads::
+allocated once (elementwise results are computed straight into them), and adds up the sums in
+place. No graph is walked and no argument is checked inside the loop; shapes are checked only
+where static shapes cannot prove them. For ``total += x[t]`` the source reads::
 
     def loop(n, S0, W0):
         count = check_steps(n)
-        check_sequences((S0,), (W0,), count)
+        check_sequences((S0, ), (W0, ), count)
         B0 = new_buffer(W0, 1, count)
+        Q0 = B0[1:]
         p0 = W0[0]
         try:
             for t in range(count):
-                i1 = S0[t]
-                v2 = p0 + i1
-                B0[t + 1] = v2
+                x0 = S0[t]
+                v2 = p0 + x0
+                Q0[t] = v2
                 p0 = v2
         except BaseException as error:
             fail(error, line_table)
@@ -51,150 +52,180 @@ _loop_numbers = itertools.count()
 
 def link_scan(op: Scan) -> Callable[..., Any]:
     """The generated loop computing ``op``'s outputs from its inputs' values."""
-    fgraph = op.fgraph
-    order = fgraph.order
-    kernels = {node: numpy_kernel(node.op, node) for node in order}
-    plan = plan_memory(order, fgraph.outputs, [], kernels, True)
-    writer = _Writer()
-    writer.scalar_expressions = True
-    writer.namespace.update(
-        empty=np.empty,
-        check_steps=op.check_steps,
-        check_sequences=op.check_sequences,
-        new_buffer=op.new_buffer,
-        check_row=op.check_row,
-        array=np.array,
-        add=np.add,
-        ascontiguousarray=np.ascontiguousarray,
-    )
-    sequences, taps, context = op.inner_parts()
-    states, stacked, terms = op.inner_outputs()
-    lengths = op.window_lengths
-    used = {id(v) for node in order for v in node.inputs} | {id(v) for v in fgraph.outputs}
+    return _LoopSource(op).compiled()
 
-    sequence_names = [f"S{k}" for k in range(len(sequences))]
-    window_names = [f"W{k}" for k in range(len(taps))]
-    context_names = [f"C{k}" for k in range(len(context))]
-    head = [f"def loop({', '.join(['n'] + sequence_names + window_names + context_names)}):"]
-    prologue = ["count = check_steps(n)"]
-    if sequences or taps:
-        prologue.append(
-            f"check_sequences(({''.join(s + ', ' for s in sequence_names)}), "
-            f"({''.join(w + ', ' for w in window_names)}), count)"
+
+class _LoopSource:
+    """The source of one loop, written part by part: the inputs, the buffers, the step, what
+    happens after the last step."""
+
+    def __init__(self, op: Scan):
+        self.op = op
+        fgraph = op.fgraph
+        self.kernels = {node: numpy_kernel(node.op, node) for node in fgraph.order}
+        self.plan = plan_memory(fgraph.order, fgraph.outputs, [], self.kernels, True)
+        self.writer = _Writer()
+        self.writer.scalar_expressions = True
+        self.writer.namespace.update(
+            empty=np.empty,
+            check_steps=op.check_steps,
+            check_sequences=op.check_sequences,
+            new_buffer=op.new_buffer,
+            check_row=op.check_row,
+            array=np.array,
+            add=np.add,
+            ascontiguousarray=np.ascontiguousarray,
         )
-    multiplied = {id(v) for node in order if isinstance(node.op, (Dot, Matmul)) for v in node.inputs}
-    for variable, name in zip(context, context_names):
-        writer.identifier[variable] = name
-        if isinstance(variable.type, TensorType) and variable.ndim == 0 and id(variable) in used:
-            prologue.append(f"{name} = {name}[()]")  # a numpy scalar: see _constant_value
-        elif id(variable) in multiplied and variable.ndim == 2:
-            # A matrix multiplied at every step (a transposed weight, say) is made contiguous
-            # once: BLAS is markedly slower on transposed operands of some shapes.
-            prologue.append(f"{name} = ascontiguousarray({name})")
-    for node in order:
-        for variable in node.inputs:
+        self.sequences, self.taps, self.context = op.inner_parts()
+        self.states, self.stacked, self.terms = op.inner_outputs()
+        self.lengths = op.window_lengths
+        self.used = {id(v) for node in fgraph.order for v in node.inputs} | {id(v) for v in fgraph.outputs}
+        self.sequence_names = [f"S{k}" for k in range(len(self.sequences))]
+        self.window_names = [f"W{k}" for k in range(len(self.taps))]
+        self.context_names = [f"C{k}" for k in range(len(self.context))]
+        self.rows = [f"P{k}" for k in range(len(self.stacked))]  # the stacked outputs' buffers
+        self.carried: dict[int, str] = {}  # state -> the local holding its last value
+        self.factors: dict[int, tuple[str, str]] = {}  # 'dot' sum -> its factors' rows
+        self.viewed: dict[str, tuple[str, Variable]] = {}  # factor rows -> (stacked rows, stacked output)
+        self.prologue: list[str] = []
+        self.epilogue: list[str] = []
+        self.returned: list[str] = []
+        self.step = "s" if op.reverse else "t"  # the step's number (t: the sequences' row)
+
+    def compiled(self) -> Callable[..., Any]:
+        self.read_inputs()
+        self.allocate_buffers()
+        self.write_step()
+        self.finish()
+        return self.compile()
+
+    # --- before the loop ---------------------------------------------------------------------------
+    def read_inputs(self) -> None:
+        """Checks of the step count and the sequences' lengths; context values made ready (0-d
+        values as numpy scalars, matrices multiplied at every step contiguous); constants."""
+        writer, fgraph = self.writer, self.op.fgraph
+        self.prologue.append("count = check_steps(n)")
+        if self.sequences or self.taps:
+            sequences = "".join(s + ", " for s in self.sequence_names)
+            windows = "".join(w + ", " for w in self.window_names)
+            self.prologue.append(f"check_sequences(({sequences}), ({windows}), count)")
+        multiplied = {id(v) for node in fgraph.order if isinstance(node.op, (Dot, Matmul)) for v in node.inputs}
+        for variable, name in zip(self.context, self.context_names):
+            writer.identifier[variable] = name
+            if isinstance(variable.type, TensorType) and variable.ndim == 0 and id(variable) in self.used:
+                self.prologue.append(f"{name} = {name}[()]")  # a numpy scalar: see _constant_value
+            elif id(variable) in multiplied and variable.ndim == 2:
+                # BLAS is markedly slower on transposed operands of some shapes: a matrix
+                # multiplied at every step (a transposed weight, say) is made contiguous once.
+                self.prologue.append(f"{name} = ascontiguousarray({name})")
+        for variable in [v for node in fgraph.order for v in node.inputs] + fgraph.outputs:
             if isinstance(variable, Constant) and variable not in writer.identifier:
                 writer.identifier[variable] = writer.bind("c", _constant_value(variable))
-    for variable in fgraph.outputs:
-        if isinstance(variable, Constant) and variable not in writer.identifier:
-            writer.identifier[variable] = writer.bind("c", _constant_value(variable))
 
-    # States: a buffer each; the last value carried in a local, the other taps read from the buffer.
-    carried: dict[int, str] = {}
-    for k, (state_taps, window, length) in enumerate(zip(op.state_taps, window_names, lengths)):
-        prologue.append(f"B{k} = new_buffer({window}, {length}, count)")
-        prologue.append(f"Q{k} = B{k}[{length}:]")
-        if -1 in state_taps:
-            carried[k] = f"p{k}"
-            prologue.append(f"p{k} = {window}[{length - 1}]")
-        if not _proven(states[k], taps[k][0]):
-            prologue.append(f"R{k} = {window}.shape[1:]")
-    # Stacked outputs and the factors of 'dot' sums: allocated at once when their shape is static.
-    rows = [f"P{k}" for k in range(len(stacked))]
-    factor_rows = {}
-    viewed_rows: dict[str, tuple[str, Variable]] = {}  # factor -> (stacked rows, stacked output)
-    for k, output in enumerate(stacked):
-        prologue.append(_allocation(writer, rows[k], output))
-    for k, ((_, form), parts) in enumerate(zip(op.sums, terms)):
-        if form == "add":
-            prologue.append(f"U{k} = None")
-        else:
-            # A factor that is also a stacked output is read from that output's rows (the sum
-            # does not depend on the order of the steps, so both are stored by row).
-            # A factor that is a sequence's row is read from the sequence. A factor that is a
-            # view (SumTo, say) of a stacked output is read from that output's rows at the steps
-            # where it turns out to be that very array.
-            names = []
-            for side, part in zip("AF", parts):
-                same = [rows[j] for j, output in enumerate(stacked) if output is part]
-                read = [f"{sequence_names[j]}[:count]" for j, v in enumerate(sequences) if v is part]
-                if same or read:
-                    names.append((same + read)[0])
-                    continue
-                names.append(f"{side}{k}")
-                prologue.append(_allocation(writer, names[-1], part))
-                base = part.owner.inputs[0] if part.owner is not None and part.owner.op.view_map == {0: 0} else None
-                viewed = [j for j, output in enumerate(stacked) if output is base]
-                if viewed:
-                    viewed_rows[names[-1]] = (rows[viewed[0]], base)
-                    prologue.append(f"M{names[-1]} = []")
-            factor_rows[k] = tuple(names)
+    def allocate_buffers(self) -> None:
+        """One buffer per state (its window, then the steps; the last value carried in a local),
+        per stacked output and per factor of a 'dot' sum (at once when the shape is static)."""
+        for k, (state_taps, window, length) in enumerate(zip(self.op.state_taps, self.window_names, self.lengths)):
+            self.prologue.append(f"B{k} = new_buffer({window}, {length}, count)")
+            self.prologue.append(f"Q{k} = B{k}[{length}:]")
+            if -1 in state_taps:
+                self.carried[k] = f"p{k}"
+                self.prologue.append(f"p{k} = {window}[{length - 1}]")
+            if not _proven(self.states[k], self.taps[k][0]):
+                self.prologue.append(f"R{k} = {window}.shape[1:]")
+        for name, output in zip(self.rows, self.stacked):
+            self.prologue.append(_allocation(self.writer, name, output))
+        for k, ((_, form), parts) in enumerate(zip(self.op.sums, self.terms)):
+            if form == "add":
+                self.prologue.append(f"U{k} = None")
+            else:
+                self.factors[k] = tuple(self.factor_rows(k, side, part) for side, part in zip("AF", parts))
+        if self.op.reverse:
+            self.prologue.append("last = count - 1")
 
-    step = "t" if not op.reverse else "last - t"
-    loop_head = "for t in range(count):" if not op.reverse else "for t in range(count - 1, -1, -1):"
-    if op.reverse:
-        prologue.append("last = count - 1")
-    writer.emit(loop_head)
-    writer.depth += 1
-    if op.reverse:
-        writer.emit(f"s = {step}")
-        step = "s"
-    for variable, name in zip(sequences, sequence_names):
-        if id(variable) in used:
-            writer.identifier[variable] = writer.fresh("x")
-            writer.emit(f"{writer.identifier[variable]} = {name}[t]")
-        else:
-            writer.identifier[variable] = "None"
-    for k, (state_taps, state_inputs) in enumerate(zip(op.state_taps, taps)):
-        for tap, variable in zip(state_taps, state_inputs):
-            if tap == -1:
-                writer.identifier[variable] = carried[k]
-            elif id(variable) in used:
+    def factor_rows(self, k: int, side: str, part: Variable) -> str:
+        """Where the rows of a factor of 'dot' sum ``k`` are. Both factors are stored by the
+        sequences' row (the sum does not depend on the order of the steps), so a factor that is
+        a stacked output, or a sequence's row, is read from there; one that is a view (SumTo, say)
+        of a stacked output is read from that output at the steps where it is that very array."""
+        same = [self.rows[j] for j, output in enumerate(self.stacked) if output is part]
+        same += [f"{self.sequence_names[j]}[:count]" for j, v in enumerate(self.sequences) if v is part]
+        if same:
+            return same[0]
+        name = f"{side}{k}"
+        self.prologue.append(_allocation(self.writer, name, part))
+        base = part.owner.inputs[0] if part.owner is not None and part.owner.op.view_map == {0: 0} else None
+        viewed = [j for j, output in enumerate(self.stacked) if output is base]
+        if viewed:
+            self.viewed[name] = (self.rows[viewed[0]], base)
+            self.prologue.append(f"M{name} = []")
+        return name
+
+    # --- the loop ---------------------------------------------------------------------------------------
+    def write_step(self) -> None:
+        writer = self.writer
+        writer.emit("for t in range(count - 1, -1, -1):" if self.op.reverse else "for t in range(count):")
+        writer.depth += 1
+        if self.op.reverse:
+            writer.emit("s = last - t")
+        self.read_rows()
+        self.choose_destinations()
+        for position, node in enumerate(self.plan.order):
+            _emit_node(writer, node, self.kernels[node], self.plan, position, None)
+        self.store_values()
+        writer.depth -= 1
+
+    def read_rows(self) -> None:
+        """The step's inputs: each sequence's row, each state's taps (the last value carried)."""
+        writer, step = self.writer, self.step
+        for variable, name in zip(self.sequences, self.sequence_names):
+            if id(variable) in self.used:
                 writer.identifier[variable] = writer.fresh("x")
-                writer.emit(
-                    f"{writer.identifier[variable]} = B{k}[{step} + {lengths[k] + tap}]"
-                    if lengths[k] + tap
-                    else f"{writer.identifier[variable]} = B{k}[{step}]"
-                )
+                writer.emit(f"{writer.identifier[variable]} = {name}[t]")
             else:
                 writer.identifier[variable] = "None"
-    # Elementwise nodes computing a state or a stacked output write it straight into its buffer.
-    chosen = _Destinations(writer, kernels, plan)
-    for k, output in enumerate(states):
-        chosen.add(output, f"Q{k}[{step}]", f"R{k}" if not _proven(output, taps[k][0]) else None, f"B{k}")
-    for k, output in enumerate(stacked):
-        if None not in output.type.shape:
-            chosen.add(output, f"{rows[k]}[t]", None, rows[k])
-    for position, node in enumerate(plan.order):
-        _emit_node(writer, node, kernels[node], plan, position, None)
-    for k, output in enumerate(states):
-        value = writer.identifier[output]
-        if not _proven(output, taps[k][0]):
-            writer.emit(f"if {value}.shape != R{k}: check_row({value}, R{k}, {step}, 'state {k}')")
-        writer.emit(_store(writer, output, f"Q{k}[{step}]", f"B{k}"))
-        if k in carried:
-            writer.emit(f"{carried[k]} = {value}")
-    for k, output in enumerate(stacked):
-        _store_row(writer, rows[k], output, "t", f"stacked output {k}", step)
-    for k, ((_, form), parts) in enumerate(zip(op.sums, terms)):
-        if form == "add":
-            value = writer.identifier[parts[0]]
-            writer.emit(f"if U{k} is None: U{k} = array({value})")
-            writer.emit(f"else: add(U{k}, {value}, out=U{k})")
-        else:
-            for name, part in zip(factor_rows[k], parts):
-                if name in viewed_rows:
-                    value, other = writer.identifier[part], writer.identifier[viewed_rows[name][1]]
+        for k, (state_taps, state_inputs) in enumerate(zip(self.op.state_taps, self.taps)):
+            for tap, variable in zip(state_taps, state_inputs):
+                if tap == -1:
+                    writer.identifier[variable] = self.carried[k]
+                elif id(variable) in self.used:
+                    writer.identifier[variable] = writer.fresh("x")
+                    row = f"{step} + {self.lengths[k] + tap}" if self.lengths[k] + tap else step
+                    writer.emit(f"{writer.identifier[variable]} = B{k}[{row}]")
+                else:
+                    writer.identifier[variable] = "None"
+
+    def choose_destinations(self) -> None:
+        """Nodes computing a state or a stacked output write it straight into its buffer row."""
+        chosen = _Destinations(self.writer, self.kernels, self.plan)
+        for k, output in enumerate(self.states):
+            shape = f"R{k}" if not _proven(output, self.taps[k][0]) else None
+            chosen.add(output, f"Q{k}[{self.step}]", shape, f"B{k}")
+        for name, output in zip(self.rows, self.stacked):
+            if None not in output.type.shape:
+                chosen.add(output, f"{name}[t]", None, name)
+
+    def store_values(self) -> None:
+        """Each state's value into its buffer (and its local), each stacked value, each sum."""
+        writer, step = self.writer, self.step
+        for k, output in enumerate(self.states):
+            value = writer.identifier[output]
+            if not _proven(output, self.taps[k][0]):
+                writer.emit(f"if {value}.shape != R{k}: check_row({value}, R{k}, {step}, 'state {k}')")
+            writer.emit(_store(writer, output, f"Q{k}[{step}]", f"B{k}"))
+            if k in self.carried:
+                writer.emit(f"{self.carried[k]} = {value}")
+        for k, (name, output) in enumerate(zip(self.rows, self.stacked)):
+            _store_row(writer, name, output, "t", f"stacked output {k}", step)
+        for k, ((_, form), parts) in enumerate(zip(self.op.sums, self.terms)):
+            if form == "add":
+                value = writer.identifier[parts[0]]
+                writer.emit(f"if U{k} is None: U{k} = array({value})")
+                writer.emit(f"else: add(U{k}, {value}, out=U{k})")
+                continue
+            for name, part in zip(self.factors[k], parts):
+                if name in self.viewed:
+                    value, other = writer.identifier[part], writer.identifier[self.viewed[name][1]]
                     writer.emit(f"if {value} is {other}: M{name}.append(t)")
                     writer.emit("else:")
                     writer.depth += 1
@@ -202,50 +233,56 @@ def link_scan(op: Scan) -> Callable[..., Any]:
                     writer.depth -= 1
                 elif name.startswith(("A", "F")):
                     _store_row(writer, name, part, "t", f"a factor of sum {k}", step)
-    writer.depth -= 1
 
-    returned = [f"B{k}" for k in range(len(states))]
-    epilogue = []
-    for k, (output, like) in enumerate(zip(stacked, op.stacked_like)):
+    # --- after the loop -----------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Stacked outputs of zero steps, the sums, and what is returned."""
+        writer = self.writer
+        self.returned = [f"B{k}" for k in range(len(self.states))]
         empty = writer.bind("empty_rows", empty_rows)
-        node_output = writer.bind("o", output)
-        template = context_names[like] if like is not None else "None"
-        epilogue.append(f"if {rows[k]} is None: {rows[k]} = {empty}({node_output}, {template})")
-        returned.append(rows[k])
-    finish = writer.bind("finish_sum", finish_sum)
-    for k, ((like, form), parts) in enumerate(zip(op.sums, terms)):
-        dtype = writer.bind("d", op.outer_sum_dtype(parts, form))
-        if form == "add":
-            epilogue.append(f"U{k} = {finish}('add', U{k}, None, {context_names[like]}, {dtype})")
-        else:
-            for name in factor_rows[k]:
-                if name in viewed_rows:
-                    merge = writer.bind("merge_rows", _merge_rows)
-                    epilogue.append(f"{name} = {merge}({name}, {viewed_rows[name][0]}, M{name})")
-            first, second = factor_rows[k]
-            epilogue.append(f"U{k} = {finish}('dot', None, ({first}, {second}), {context_names[like]}, {dtype})")
-        returned.append(f"U{k}")
+        for name, output, like in zip(self.rows, self.stacked, self.op.stacked_like):
+            template = self.context_names[like] if like is not None else "None"
+            self.epilogue.append(f"if {name} is None: {name} = {empty}({writer.bind('o', output)}, {template})")
+            self.returned.append(name)
+        finish = writer.bind("finish_sum", finish_sum)
+        for k, ((like, form), parts) in enumerate(zip(self.op.sums, self.terms)):
+            dtype = writer.bind("d", self.op.outer_sum_dtype(parts, form))
+            template = self.context_names[like]
+            if form == "add":
+                self.epilogue.append(f"U{k} = {finish}('add', U{k}, None, {template}, {dtype})")
+            else:
+                for name in self.factors[k]:
+                    if name in self.viewed:
+                        merge = writer.bind("merge_rows", _merge_rows)
+                        self.epilogue.append(f"{name} = {merge}({name}, {self.viewed[name][0]}, M{name})")
+                first, second = self.factors[k]
+                self.epilogue.append(f"U{k} = {finish}('dot', None, ({first}, {second}), {template}, {dtype})")
+            self.returned.append(f"U{k}")
 
-    filename = f"<symgraph loop {_printable(op.name)} #{next(_loop_numbers)}>"
-    lines = head + ["    " + line for line in prologue] + ["    try:"]
-    line_table: dict[int, Apply] = {}
-    for statement, node, depth in writer.statements:
-        lines.append("    " * (depth + 2) + statement)
-        if node is not None:
-            line_table[len(lines)] = node
-    lines.append("    except BaseException as error:")
-    lines.append("        fail(error, line_table)")
-    lines += ["    " + line for line in epilogue]
-    lines.append(f"    return {returned[0]}" if len(returned) == 1 else f"    return ({', '.join(returned)},)")
-    source = "\n".join(lines) + "\n"
-    writer.namespace["line_table"] = line_table
-    writer.namespace["fail"] = _failure_reporter(filename, writer.identifier, op.name)
-    exec(compile(source, filename, "exec"), writer.namespace)
-    loop = writer.namespace["loop"]
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    weakref.finalize(loop, linecache.cache.pop, filename, None)
-    loop.source = source  # type: ignore[attr-defined]
-    return loop
+    def compile(self) -> Callable[..., Any]:
+        writer, op = self.writer, self.op
+        arguments = ", ".join(["n", *self.sequence_names, *self.window_names, *self.context_names])
+        filename = f"<symgraph loop {_printable(op.name)} #{next(_loop_numbers)}>"
+        lines = [f"def loop({arguments}):"] + ["    " + line for line in self.prologue] + ["    try:"]
+        line_table: dict[int, Apply] = {}
+        for statement, node, depth in writer.statements:
+            lines.append("    " * (depth + 2) + statement)
+            if node is not None:
+                line_table[len(lines)] = node
+        lines.append("    except BaseException as error:")
+        lines.append("        fail(error, line_table)")
+        lines += ["    " + line for line in self.epilogue]
+        returned = self.returned
+        lines.append(f"    return {returned[0]}" if len(returned) == 1 else f"    return ({', '.join(returned)},)")
+        source = "\n".join(lines) + "\n"
+        writer.namespace["line_table"] = line_table
+        writer.namespace["fail"] = _failure_reporter(filename, writer.identifier, op.name)
+        exec(compile(source, filename, "exec"), writer.namespace)
+        loop = writer.namespace["loop"]
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        weakref.finalize(loop, linecache.cache.pop, filename, None)
+        loop.source = source  # type: ignore[attr-defined]
+        return loop
 
 
 def _merge_rows(rows: Any, viewed: np.ndarray, same: list) -> np.ndarray:
