@@ -15,7 +15,7 @@ It prints the loss and the share of test images captioned exactly, per epoch, an
 --out the training curves (training.png), a few test images with their captions (captions.png)
 and a picture of the predict function's graph.
 
-    python examples/lstm_captions.py        # about 30 seconds on 2 cores
+    python examples/lstm_captions.py        # 16 s of CPU time (44 s on a busy 2-core machine)
 """
 
 from __future__ import annotations
@@ -59,7 +59,13 @@ class Captioner:
     ``predict`` (the greedy captions)."""
 
     def __init__(
-        self, seed: int, dtype: str, hidden: int = 128, embedding: int = 16, rate: float = 0.25, rate_lr: float = 4e-3
+        self,
+        seed: int,
+        dtype: str,
+        hidden: int = 128,
+        embedding: int = 16,
+        rate: float = 0.25,
+        learning_rate: float = 4e-3,
     ):
         rng = np.random.default_rng(seed)
         stream = sg.RandomStreams(seed)
@@ -118,7 +124,7 @@ class Captioner:
             name="greedy_decoder",
         )
         greedy = written.T  # (N, LENGTH)
-        updates = sg.optim.adam(loss, self.params, rate_lr)
+        updates = sg.optim.adam(loss, self.params, learning_rate)
         self.train = sg.function([x, captions], loss, updates=updates, phase="train")
         self.evaluate = sg.function([x, captions], [loss, greedy], phase="predict")
         self.predict = sg.function([x], greedy, phase="predict")
