@@ -19,9 +19,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import numpy as np
+
 from .graph.basic import Apply, Constant, SharedVariable, Variable
 from .graph.fgraph import FunctionGraph
+from .graph.traversal import postorder
 from .graph.type import TensorType, format_shape
+from .grouping import Grouping, group_graph
 
 __all__ = ["GraphSubject", "debugprint", "graph_subject"]
 
@@ -40,6 +44,22 @@ class GraphSubject:
     title: str = ""
     phase: str | None = None
     compiled: bool = False
+    #: Seconds spent in each node (by ``id`` of the ``Apply``), for a function compiled with
+    #: profiling: pictures and the explorer show and shade by them.
+    times: dict[int, float] | None = None
+
+    @property
+    def computed(self) -> list[Variable]:
+        """The outputs, then the updates' new values."""
+        return self.outputs + [value for _, value in self.updates]
+
+    def nodes(self) -> list[Apply]:
+        """Every node computing the outputs and updates, each after the nodes it reads."""
+        return postorder(self.computed)
+
+    def grouping(self, nodes: Sequence[Apply] | None = None) -> Grouping:
+        """The groups (scopes) of the graph, see :mod:`symgraph.grouping`."""
+        return group_graph(self.nodes() if nodes is None else nodes, self.inputs, self.outputs, self.updates)
 
 
 def graph_subject(obj: Any) -> GraphSubject:
@@ -57,6 +77,7 @@ def graph_subject(obj: Any) -> GraphSubject:
             title=_function_title(obj),
             phase=obj.phase,
             compiled=True,
+            times=_node_times(obj),
         )
     if isinstance(obj, FunctionGraph):
         return GraphSubject(
@@ -71,6 +92,15 @@ def graph_subject(obj: Any) -> GraphSubject:
     )
 
 
+def _node_times(function: Any) -> dict[int, float] | None:
+    """Seconds per node of a profiled function: its ``node_times``, a mapping from its nodes
+    (``Apply``) to seconds, when it has one."""
+    times = getattr(function, "node_times", None)
+    if not times:
+        return None
+    return {id(node): float(seconds) for node, seconds in dict(times).items()}
+
+
 def _function_title(function: Any) -> str:
     phase = f"phase={function.phase!r}" if function.phase else "no phase"
     return f"function {function.name} ({phase}, mode={function.mode.name!r})"
@@ -81,6 +111,37 @@ def op_text(node: Apply, limit: int = 60) -> str:
     """The op with its properties, as ``softmax{axis=1}`` (``str(op)``), cut at ``limit``."""
     text = str(node.op)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short_number(value: Any) -> str:
+    """A number as a label shows it: four significant digits, so that ``0.09999999999999998``
+    reads ``0.1``; floats keep a point (``2.0``), integers and booleans stay as they are."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    number = float(value)
+    if not np.isfinite(number):
+        return str(number)
+    text = f"{number:.4g}"
+    return text if any(mark in text for mark in ".en") else text + ".0"
+
+
+def constant_text(constant: Constant) -> str:
+    """A constant's name, or its value rounded for reading (at most four elements), or its shape."""
+    if constant.name:
+        return constant.name
+    data = np.asarray(constant.data)
+    if data.size > 4:
+        return f"constant{format_shape(data.shape)}"
+    if data.ndim == 0:
+        return short_number(data.item())
+    return np.array2string(data, separator=", ", formatter={"all": short_number})
+
+
+def variable_text(variable: Variable) -> str:
+    """What a line or a picture calls a variable: a constant's rounded value, else its label."""
+    return constant_text(variable) if isinstance(variable, Constant) else variable.label()
 
 
 def type_text(variable: Variable) -> str:
