@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -381,18 +382,31 @@ def differences(graphs: Sequence[nx.DiGraph]) -> list[dict[str, str]]:
         _ranked({key: (tuple(info["scope"]), info["source"]) for key, info in graph.graph.get("groups", {}).items()})
         for graph in graphs
     ]
+    contents = [_contents(graph) for graph in graphs]
+    keys_of = [{value: key for key, value in ranked.items()} for ranked in groups]
     found: list[dict[str, str]] = []
-    for number, graph in enumerate(graphs):
+    for number in range(len(graphs)):
         marks = _missing_elsewhere(nodes, number)
-        changed = {graph.nodes[key].get("group") for key in marks}
-        group_info = graph.graph.get("groups", {})
-        for key in list(changed):
-            while key is not None:  # a group holding a changed group has changed too
-                changed.add(key)
-                key = group_info[key]["parent"]
-        marks.update((key, "changed") for key in changed if key is not None)
+        for key, ranked in groups[number].items():
+            for other in range(len(graphs)):
+                twin = keys_of[other].get(ranked) if other != number else None
+                if twin is not None and contents[other][twin] != contents[number][key]:
+                    marks[key] = "changed"
         marks.update(_missing_elsewhere(groups, number))
         found.append(marks)
+    return found
+
+
+def _contents(graph: nx.DiGraph) -> dict[str, Counter]:
+    """For each group, the signatures of the nodes in it (nested groups included)."""
+    groups = graph.graph.get("groups", {})
+    found: dict[str, Counter] = {key: Counter() for key in groups}
+    for _, data in graph.nodes(data=True):
+        key = data.get("group")
+        mark = signature(data)
+        while key is not None:
+            found[key][mark] += 1
+            key = groups[key]["parent"]
     return found
 
 
