@@ -343,8 +343,10 @@ def _box_label(name: str, count: int, drawing: list[str], ops: list[dict], updat
     if marks:
         shown = ", ".join(drawing[:2]) + (", ..." if len(drawing) > 2 else "")
         lines[-1] += f" [{', '.join(marks)}: {shown}]"
-    if updates:
-        lines.append("updates " + (", ".join(updates) if len(updates) <= 2 else f"{len(updates)} states"))
+    if len(updates) > 2:
+        lines.append(f"updates {len(updates)} states")
+    elif updates:  # a name a line keeps the box narrow: a row of optimizer boxes is a picture's width
+        lines += ["updates " + updates[0] + ("," if len(updates) > 1 else "")] + updates[1:]
     return "\n".join(lines)
 
 
@@ -611,11 +613,24 @@ def to_dot(
         # nodes; bounded, and with fewer passes against crossings, seconds.
         lines.append("  graph [nslimit=1, mclimit=0.3];")
     for number, (graph, title) in enumerate(panels):
-        lines += _dot_panel(graph, title, f"g{number}_", cluster=len(panels) > 1, label_updates=not large)
+        # A label on an update edge costs dot seconds each (10 of them: 5 s on 150 nodes); the
+        # legend says what the dashed green arrows are.
+        updates = sum(1 for _, _, update in graph.edges(data="update") if update)
+        lines += _dot_panel(
+            graph, title, f"g{number}_", cluster=len(panels) > 1, label_updates=not large and updates <= 3
+        )
     if legend:
-        lines += _dot_legend(compared=len(panels) > 1)
+        # Beside a graph of many layers a column, which costs width only; beside a short one, rows.
+        tall = max(_depth(graph) for graph, _ in panels) > 12
+        lines += _dot_legend(compared=len(panels) > 1, columns=1 if tall else 3)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _depth(graph: nx.DiGraph) -> int:
+    """How many layers a drawing of ``graph`` has (cycles made by folding groups counted once)."""
+    condensed = nx.condensation(data_flow(graph))
+    return nx.dag_longest_path_length(condensed) + 1 if condensed.number_of_nodes() else 0
 
 
 def _panels(

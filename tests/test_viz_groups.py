@@ -139,7 +139,7 @@ def test_expand_false_folds_each_outermost_group_into_a_box_named_after_it():
     (adam_w1,) = [box for box in boxes if folded.nodes[box]["op"] == "adam W1"]
     w1 = variable(folded, "W1")
     assert folded.edges[adam_w1, w1]["update"] is True
-    assert "updates W1_adam_m, W1_adam_v" in folded.nodes[adam_w1]["label"]
+    assert folded.nodes[adam_w1]["label"].split("\n")[-2:] == ["updates W1_adam_m,", "W1_adam_v"]
     (dropout,) = [box for box in boxes if folded.nodes[box]["op"] == "dropout"]
     assert folded.nodes[dropout]["stochastic"] and "bernoulli_mask" in folded.nodes[dropout]["label"]
     (gradients,) = [box for box in boxes if folded.nodes[box]["op"] == "gradients"]
@@ -272,7 +272,7 @@ def test_pictures_show_boxes_by_default_and_frames_when_expanded(tmp_path, rende
     train, _ = adam_mlp()
     folded = svg_text(sg.plot(train, tmp_path / "folded.svg", renderer=renderer))
     assert "adam W1" in folded and "gradients" in folded and "dropout" in folded
-    assert "W1_adam_m" in folded  # only as what the box updates: "updates W1_adam_m, W1_adam_v"
+    assert "W1_adam_m" in folded  # only as what the box updates
     assert "bernoulli_mask" in folded  # named in the dropout box, which draws random numbers
     assert "sum_to" not in folded  # a gradient op, folded away
     expanded = svg_text(sg.plot(train, tmp_path / "expanded.svg", renderer=renderer, expand=True))
