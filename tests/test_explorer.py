@@ -281,3 +281,16 @@ def test_a_networkx_graph_from_to_networkx_can_be_explored():
     (panel,) = data_of(explorer_html([graph]))["panels"]
     assert len(panel["nodes"]) == viz.drawable(train, expand=True).number_of_nodes()
     assert nx.is_directed_acyclic_graph(viz.data_flow(graph))
+
+
+def test_a_profiled_functions_node_times_reach_its_graph_and_page():
+    # The hook for the profiler: a compiled function's node_times, its nodes to seconds.
+    x = sg.vector("x")
+    f = sg.function([x], sg.tanh(sg.exp(x) + 1.0))
+    times = {node: 0.001 * (number + 1) for number, node in enumerate(f.graph.nodes)}
+    f.node_times = times
+    graph = sg.to_networkx(f)
+    ops = {data["op"]: data["time"] for _, data in graph.nodes(data=True) if data["kind"] == "op"}
+    assert ops == {node.op.name: seconds for node, seconds in times.items()}
+    (panel,) = data_of(explorer_html([f]))["panels"]
+    assert panel["total_time"] == pytest.approx(sum(times.values()))

@@ -150,6 +150,8 @@ def test_a_click_on_a_node_shows_its_op_type_and_source_line(page, tmp_path):
     )
     assert "relu" in details and "float64" in details and "(?, 5)" in details
     assert f"test_explorer_browser.py:{line}" in details and "sg.nn.dropout(sg.nn.relu(x @ W1), rate=0.5)" in details
+    full = page.get_attribute("[data-sg-details] .sg-source", "title")  # the whole path on hover
+    assert full.startswith(str(Path(__file__).parent)) and full.endswith("rate=0.5)  # the line the details must show")
     assert "gradient" in details and "no" in details
     page.click('[data-sg-node][data-sg-kind="input"] >> nth=0')
     assert "input" in page.inner_text("[data-sg-details]")
@@ -258,6 +260,7 @@ def test_screenshot_of_the_examples_train_and_predict_functions(page, tmp_path):
         sys.path.remove(str(ROOT / "examples"))
     model = Model(seed=0, dtype="float64", rate=0.3)
     path = sg.plot([model.train, model.predict], tmp_path / "mlp.html", titles=["train", "predict"])
+    page.set_viewport_size({"width": 1600, "height": 1000})
     open_explorer(page, path)
     page.click('[data-sg-panel="0"] [data-sg-node][data-sg-op="dropout"] >> nth=0')
     page.wait_for_timeout(400)

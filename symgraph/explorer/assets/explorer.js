@@ -863,6 +863,12 @@
       if (value === undefined || value === null || value === "") return;
       rows.push("<dt>" + esc(name) + '</dt><dd class="' + (cls || "") + '">' + esc(value) + "</dd>");
     }
+    function source(text) {
+      // The file's name and the line; the whole path on hover.
+      if (!text) return;
+      var short = text.replace(/^.*[\\/](?=[^\\/]*:\d+)/, "");
+      rows.push('<dt>source</dt><dd class="sg-source" title="' + esc(text) + '">' + esc(short) + "</dd>");
+    }
     var heading;
     if (ref >= 0) {
       var n = panel.nodes[ref];
@@ -877,7 +883,7 @@
       if (n.random) row("random", "draws random numbers");
       if (n.phase_dependent) row("phase", "phase-dependent");
       row("value", n.value);
-      if (n.source !== undefined) row("source", panel.strings[n.source], "sg-source");
+      if (n.source !== undefined) source(panel.strings[n.source]);
       row("group", this.nodeChain[ref].map(function (g) { return panel.groups[g].name; }).join(" / "));
       if (n.time) row("time", formatTime(n.time) + (panel.total_time ? " (" + ((100 * n.time) / panel.total_time).toFixed(1) + "% of the call)" : ""));
       if (n.only) row("compared", n.only === "only" ? "only in this graph" : "differs");
@@ -888,7 +894,7 @@
       row("gradient", g.gradient ? "yes: built by sg.grad" : "no");
       if (g.random) row("random", "draws random numbers");
       if (g.updates.length) row("updates", g.updates.join(", "));
-      row("source", panel.strings[g.source], "sg-source");
+      source(panel.strings[g.source]);
       row("inside", this.groupChain[groupOf(ref)].map(function (k) { return panel.groups[k].name; }).join(" / "));
       if (g.time) row("time", formatTime(g.time) + (panel.total_time ? " (" + ((100 * g.time) / panel.total_time).toFixed(1) + "% of the call)" : ""));
       if (g.only) row("compared", g.only === "only" ? "only in this graph" : "holds other nodes than in the other graph");
