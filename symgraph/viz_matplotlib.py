@@ -17,7 +17,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .viz import COLORS, GROUP_FRAME, MAX_PIXELS, ONLY_COLOR, UPDATE_COLOR, container, data_flow, legend_entries, style
+from .viz import COLORS, GROUP_FRAME, MAX_PIXELS, ONLY_COLOR, UPDATE_COLOR, data_flow, legend_entries, style
+from .viz_groups import container
 from .viz_layout import FRAME_TITLE, NODE_GAP, Placed, frame_size, nested, place
 
 FONT = 9.0  # points, at full size

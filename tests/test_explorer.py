@@ -228,6 +228,7 @@ def test_nodes_carry_what_the_details_show():
     assert (x["kind"], x["name"], x["dtype"], x["shape"]) == ("input", "x", "float64", "(?, 4)")
     relu = next(node for node in panel["nodes"] if node.get("op") == "relu")
     assert relu["gradient"] is False and "sg.nn.relu(x @ W1)" in panel["strings"][relu["source"]]
+    assert (relu["dtype"], relu["shape"]) == ("float64", "(?, ?)")  # its output, drawn in its box
     hidden = by_label["hidden"]  # a named variable: the line of the op computing it
     assert "sg.nn.dropout" in panel["strings"][hidden["source"]]
     assert any(node.get("gradient") for node in panel["nodes"] if node["kind"] == "op")

@@ -26,7 +26,8 @@ import networkx as nx
 
 from ..graph.basic import Variable
 from ..printing import graph_subject
-from ..viz import COLORS, LEGEND, ONLY_COLOR, UPDATE_COLOR, differences, drawable, subjects_of, to_networkx
+from ..viz import COLORS, LEGEND, ONLY_COLOR, UPDATE_COLOR, drawable, subjects_of, to_networkx
+from ..viz_groups import differences
 from .model import panel
 
 __all__ = ["explorer_html", "repr_html", "write_explorer"]

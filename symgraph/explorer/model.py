@@ -15,7 +15,8 @@ from typing import Any
 
 import networkx as nx
 
-from ..viz import box_attributes, container, data_flow, style
+from ..viz import data_flow, style
+from ..viz_groups import box_attributes, container
 from ..viz_layout import FRAME_PAD, FRAME_TITLE, nested
 
 FONT = 11.0  # px, the page's font size for labels
@@ -203,6 +204,9 @@ def _details(data: dict, strings: _Strings) -> dict:
         found["phase_dependent"] = bool(data.get("phase_dependent"))
         if data.get("collapsed"):
             found["folded"] = data["collapsed"]
+        if "output_dtype" in data:  # its output, drawn inside its box
+            found["dtype"] = data["output_dtype"]
+            found["shape"] = _shape(data["output_shape"])
     else:
         found["name"] = data.get("name") or ""
         found["dtype"] = data.get("dtype")

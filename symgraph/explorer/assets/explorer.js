@@ -8,7 +8,9 @@
 //
 // Hooks for tests: every drawn node has data-sg-node (its key in sg.to_networkx), data-sg-kind,
 // data-sg-op; a group (a closed box or an open frame) data-sg-group; the details panel
-// data-sg-details; the search box is input[type=search].
+// data-sg-details; the search box is input[type=search]; <html> gets data-sg-ready once drawn.
+// A graph of more than ELEMENTS_UP_TO drawn nodes is an overview on a canvas, its nodes elements
+// only in view, once zoomed in enough to read them.
 (function () {
   "use strict";
 
@@ -646,7 +648,6 @@
         paths.heads.push(arrow([b.x + b.w / 2 + 8, b.y], [b.x + b.w / 2, b.y]));
       }
     });
-    this.edgeCount = routes.length;
     return paths;
   };
 
@@ -673,10 +674,6 @@
     this.tx = (width - this.width * this.k) / 2;
     this.ty = Math.max(0, (height - this.height * this.k) / 2);
     this.applyTransform();
-  };
-
-  View.prototype.screenOf = function (x, y) {
-    return [this.tx + x * this.k, this.ty + y * this.k];
   };
 
   View.prototype.centreOn = function (ref) {
@@ -876,9 +873,8 @@
       row("kind", n.kind === "op" ? (n.folded ? "folded ops (" + n.folded + ")" : "operation") : n.kind);
       row("op", n.op);
       row("name", n.name);
-      var type = typeOf(n, panel, ref);
-      row("dtype", type[0]);
-      row("shape", type[1]);
+      row("dtype", n.dtype);
+      row("shape", n.shape);
       row("gradient", n.gradient ? "yes: built by sg.grad" : "no");
       if (n.random) row("random", "draws random numbers");
       if (n.phase_dependent) row("phase", "phase-dependent");
@@ -904,15 +900,6 @@
       '<h3>' + esc(heading) + '</h3><p class="sg-where">' + esc(panel.title || "") + "</p><dl>" + rows.join("") + "</dl>";
     details.classList.add("sg-filled");
   };
-
-  function typeOf(n, panel, ref) {
-    if (n.kind !== "op") return [n.dtype, n.shape];
-    // An op drawn with its output folded in: the type is its label's last line.
-    var lines = n.label.split("\n");
-    var last = lines[lines.length - 1];
-    var match = /^(bool|u?int\d+|float\d+|complex\d+) (\(.*\))$/.exec(last);
-    return match ? [match[1], match[2]] : [null, null];
-  }
 
   // --- search --------------------------------------------------------------------------------------------
   View.prototype.search = function (query) {
@@ -980,7 +967,7 @@
       this.open.add(g);
     }, this);
     this.render();
-    this.centreOn(ref >= 0 ? ref : ref);
+    this.centreOn(ref);
     this.selected = ref >= 0 ? ref : null;
     this.markSelected();
     this.showDetails(ref);
