@@ -1,6 +1,6 @@
 """Pictures of a small MLP with dropout: its forward graph, its gradients, its train and predict functions.
 
-Writes into --out (default out/visualize):
+Writes into --out (default out/visualize, as every example writes into out/<its name>):
   forward.<fmt>             the cost, as built (the dropout box, orange, is phase-dependent)
   gradient.<fmt>            the cost and its gradients (one lilac 'gradients' box)
   gradient_expanded.<fmt>   the same with every node drawn, each group a labelled frame

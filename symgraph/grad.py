@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DisconnectedInputError, GradientError, ShapeError
-from .graph.basic import Apply, SharedVariable, Variable
-from .graph.op import Op
+from .errors import DisconnectedInputError, GradientError, PhaseError, ShapeError
+from .graph.basic import Apply, Variable
 from .graph.source import Scope, build_context, building, describe, user_source, warn_user
-from .graph.traversal import postorder, roots
+from .graph.traversal import postorder
 from .graph.type import TensorType
 from .ops.basic import as_tensor, cast, constant
 from .ops.elemwise import add
@@ -188,69 +187,32 @@ def _finish(variable: Variable, gradient: Variable | None, disconnected: str) ->
 
 
 # --- Jacobians and Hessians -----------------------------------------------------------------------
-class Jacobian(Op):
-    """The Jacobian of ``expression`` with respect to ``wrt``: one reverse-mode pass per element of
-    ``expression``, run in a loop when the function runs (as Theano's scan-based ``jacobian``).
+def jacobian(expression: Variable, wrt: Variable | Sequence[Variable]) -> Variable | list[Variable]:
+    """The Jacobian of ``expression`` with respect to ``wrt``, of shape ``expression.shape +
+    wrt.shape`` (a list of them for a list of variables, as Theano's).
 
-    Its inputs are the free inputs of the expression; each pass is a compiled inner function. When
-    the expression holds phase-dependent nodes (dropout, batch_norm), so is the Jacobian: the
-    phase the outer function is compiled for is the phase its inner functions are compiled for.
-    Random draws repeat across the passes of one call (the inner functions change no state).
+    One reverse pass per element of ``expression``, computed in a loop (a ``Map``) over the rows
+    of the flattened expression; the expression itself is computed once, outside the loop, so its
+    random draws are drawn once per call. The result is a graph like any other: it can be
+    differentiated again (``sg.hessian`` is the Jacobian of a gradient).
     """
-
-    __props__ = ("key", "phase")
-
-    def __init__(self, expression: Variable, wrt: Variable, free: list[Variable], phase: str | None = None):
-        from .rewrite.phase import phase_dependent_nodes
-
-        self.key = id(self)  # each Jacobian is its own computation: never merged
-        self.phase = phase
-        self.row = _row_selector()
-        flat = expression.flatten() if expression.ndim != 1 else expression
-        with building(gradient=True):
-            self.row_gradient = grad(
-                None, wrt, known_grads={flat: _one_hot(self.row, flat)}, disconnected_inputs="ignore"
-            )
-        self.expression, self.free = expression, free
-        self.dtype = wrt.dtype
-        self.static_shape = expression.type.shape + wrt.type.shape
-        self.phase_dependent = phase is None and bool(phase_dependent_nodes([self.row_gradient, expression]))
-        if not self.phase_dependent:
-            self._compile()
-
-    def _compile(self) -> None:
-        from .compile.function import function
-
-        options = {"phase": self.phase, "on_unused_input": "ignore", "apply_updates": False}
-        self.row_function = function([self.row, *self.free], self.row_gradient, **options)
-        self.expression_shape = function(self.free, self.expression.shape, **options)
-
-    def specialize(self, node: Apply, phase: str) -> tuple[list[Variable], list]:
-        specialized = Jacobian.__new__(Jacobian)
-        specialized.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_identity_cache"})
-        specialized.phase, specialized.phase_dependent = phase, False
-        specialized._compile()
-        return [specialized(*node.inputs)], []
-
-    def output_types(self, *free: TensorType) -> list[TensorType]:
-        return [TensorType(self.dtype, self.static_shape)]
-
-    def perform(self, *free: np.ndarray) -> np.ndarray:
-        shape = tuple(int(length) for length in self.expression_shape(*free))
-        rows = [self.row_function(np.int64(index), *free) for index in range(int(np.prod(shape)))]
-        if not rows:
-            wrt_shape = self.row_function.outputs[0].type.shape
-            return np.zeros(shape + tuple(length or 0 for length in wrt_shape), dtype=self.dtype)
-        return np.stack(rows).reshape(shape + rows[0].shape)
-
-    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
-        raise NotImplementedError("sg.jacobian's result cannot be differentiated again")
-
-
-def _row_selector() -> Variable:
+    if isinstance(wrt, (list, tuple)):
+        return [jacobian(expression, variable) for variable in wrt]
+    expression = as_tensor(expression)
+    if not isinstance(wrt, Variable):
+        raise TypeError(f"sg.jacobian differentiates with respect to a variable, not {wrt!r}")
+    from .ops.shape import reshape, shape_at
+    from .ops.subgraph import Map
     from .variables import lscalar
 
-    return lscalar("row")
+    with building(source=user_source(), gradient=True):
+        flat = expression.flatten() if expression.ndim != 1 else expression
+        row = lscalar("row")
+        row_gradient = grad(None, wrt, known_grads={flat: _one_hot(row, flat)}, disconnected_inputs="ignore")
+        (rows,) = Map.over(row, [row_gradient], shape_at(flat, 0))
+        lengths = [shape_at(expression, axis) for axis in range(expression.ndim)]
+        lengths += [shape_at(wrt, axis) for axis in range(wrt.ndim)]
+        return reshape(rows, lengths) if lengths else reshape(rows, ())
 
 
 def _one_hot(row: Variable, flat: Variable) -> Variable:
@@ -259,24 +221,10 @@ def _one_hot(row: Variable, flat: Variable) -> Variable:
     return set_subtensor(zeros_like(flat)[row], 1.0)
 
 
-def jacobian(expression: Variable, wrt: Variable) -> Variable:
-    """The Jacobian of ``expression`` with respect to ``wrt``, of shape ``expression.shape + wrt.shape``."""
-    expression = as_tensor(expression)
-    if not isinstance(wrt, Variable):
-        raise TypeError(f"sg.jacobian differentiates with respect to a variable, not {wrt!r}")
-    free = [
-        variable
-        for variable in roots([expression])
-        if not isinstance(variable, SharedVariable) and variable.kind == "input"
-    ]
-    if all(variable is not wrt for variable in free) and wrt.owner is None and not isinstance(wrt, SharedVariable):
-        free.append(wrt)
-    with building(source=user_source(), gradient=True):
-        return Jacobian(expression, wrt, free)(*free)
-
-
-def hessian(cost: Variable, wrt: Variable) -> Variable:
+def hessian(cost: Variable, wrt: Variable | Sequence[Variable]) -> Variable | list[Variable]:
     """The Hessian of the scalar ``cost`` with respect to ``wrt``: ``jacobian(grad(cost, wrt), wrt)``."""
+    if isinstance(wrt, (list, tuple)):
+        return [hessian(cost, variable) for variable in wrt]
     return jacobian(grad(cost, wrt), wrt)
 
 
@@ -306,6 +254,8 @@ def verify_grad(
         point = [point]
     point = [np.array(value) for value in point]
     point = [value if value.dtype.kind == "f" else value.astype(np.float64) for value in point]
+    if isinstance(rng, np.random.RandomState):  # what Theano code passes
+        rng = rng.randint(2**31)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     dtype = np.result_type(*point)
     low_precision = dtype == np.float32
@@ -318,6 +268,12 @@ def verify_grad(
         for position, value in enumerate(point)
     ]
     output = as_tensor(fun(*inputs))
+    if phase is None:
+        from .rewrite.phase import missing_phase_message, phase_dependent_nodes
+
+        dependent = phase_dependent_nodes([output])
+        if dependent:
+            raise PhaseError(missing_phase_message(dependent, "sg.verify_grad"))
     evaluate = function(inputs, output, phase=phase, on_unused_input="ignore", apply_updates=False)
     output_shape = np.shape(evaluate(*point))
     for _ in range(n_tests):

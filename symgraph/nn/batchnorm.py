@@ -1,146 +1,60 @@
-"""Batch normalization: ``batch_norm``, a phase-dependent op.
+"""Batch normalization: ``batch_norm``, a phase-dependent subgraph.
 
-``BatchNorm`` stays one node until a function is compiled for a phase; then it becomes ordinary
-ops. Training normalizes with the batch's mean and biased variance and asks for two automatic
-updates of the running statistics (``(1 - momentum) * old + momentum * batch``, with the unbiased
-variance for ``running_var``, as PyTorch); predicting normalizes with the running statistics.
+``batch_norm`` builds one :class:`~symgraph.ops.subgraph.PhaseGraph` node holding two graphs of
+ordinary ops on ``(x, gamma, beta, running_mean, running_var)``. Training normalizes with the
+batch's mean and biased variance and updates the running statistics by itself (``(1 - momentum) *
+old + momentum * batch``, with the unbiased variance for ``running_var``, as PyTorch); predicting
+normalizes with the running statistics. Compiled for a phase, the node becomes that phase's graph.
 
-``sg.grad`` runs before the phase is known, so the gradient is a phase-dependent node as well,
-``PhaseGradient``: specialized, it is the gradient of that phase's expression (through the batch
-statistics when training). Its own gradient is again a ``PhaseGradient``, so batch norm is
-differentiable to any order in both phases.
+``sg.grad`` runs before the phase is known, so the gradient is a ``PhaseGraph`` as well: the
+gradient of each phase's graph (through the batch statistics when training). Its own gradient is
+again one, so batch norm is differentiable to any order in both phases.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ShapeError
-from ..graph.basic import Apply, SharedVariable, Variable
-from ..graph.op import Op
-from ..graph.traversal import rebuild
-from ..graph.type import TensorType, format_shape
+from ..graph.basic import SharedVariable, Variable
+from ..graph.type import format_shape
 from ..ops.basic import as_tensor, cast
 from ..ops.elemwise import as_float, maximum, sqrt
-from ..ops.shape import normalize_axes, shape_at, zeros_like
+from ..ops.shape import normalize_axes, shape_at
+from ..ops.subgraph import PhaseGraph
 
-__all__ = ["BatchNorm", "PhaseGradient", "batch_norm"]
+__all__ = ["batch_norm"]
 
 _PARAMETERS = ("gamma", "beta", "running_mean", "running_var")
 
 
-class BatchNorm(Op):
-    """``(x, gamma, beta, running_mean, running_var) -> y``, normalized over ``axes``."""
-
-    __props__ = ("axes", "momentum", "eps")
-    phase_dependent = True
-
-    def __init__(self, axes: tuple[int, ...], momentum: float, eps: float):
-        self.axes = axes
-        self.momentum = momentum
-        self.eps = eps
-
-    def output_types(self, x: TensorType, *parameters: TensorType) -> list[TensorType]:
-        kept = tuple(length for axis, length in enumerate(x.shape) if axis not in self.axes)
-        for what, parameter in zip(_PARAMETERS, parameters):
-            fits = parameter.ndim == len(kept) and all(
-                a is None or b is None or a == b for a, b in zip(parameter.shape, kept)
-            )
-            if not fits:
-                raise ShapeError(
-                    f"batch_norm: {what} of shape {format_shape(parameter.shape)} does not fit an input of "
-                    f"shape {format_shape(x.shape)} normalized over axes {self.axes} (expected {format_shape(kept)})"
-                )
-        return [x]
-
-    def _broadcast(self, parameter: Variable, ndim: int) -> Variable:
-        """A parameter of the kept axes' shape, broadcastable against the input."""
-        kept = iter(range(parameter.ndim))
-        return parameter.dimshuffle(*["x" if axis in self.axes else next(kept) for axis in range(ndim)])
-
-    def phase_outputs(self, inputs: Sequence[Variable], phase: str) -> list[Variable]:
-        """The output in ``phase``, built of ordinary ops on ``inputs``."""
-        return [self._normalize(inputs, phase)[0]]
-
-    def _normalize(self, inputs: Sequence[Variable], phase: str) -> tuple[Variable, list]:
-        x, gamma, beta, running_mean, running_var = inputs
-        gamma, beta, running_mean, running_var = (cast(p, x.dtype) for p in (gamma, beta, running_mean, running_var))
-        if phase == "predict":
-            scale = gamma / sqrt(running_var + self.eps)
-            shift = beta - running_mean * scale
-            return x * self._broadcast(scale, x.ndim) + self._broadcast(shift, x.ndim), []
-        mean = x.mean(axis=self.axes)
-        centered = x - self._broadcast(mean, x.ndim)
-        variance = (centered * centered).mean(axis=self.axes)
-        scale = gamma / sqrt(variance + self.eps)
-        output = centered * self._broadcast(scale, x.ndim) + self._broadcast(beta, x.ndim)
-        return output, [mean, variance]
-
-    def specialize(self, node: Apply, phase: str) -> tuple[list[Variable], list]:
-        output, statistics = self._normalize(node.inputs, phase)
-        if phase == "predict":
-            return [output], []
-        x, _, _, running_mean, running_var = node.inputs
-        mean, variance = statistics
-        count = shape_at(x, self.axes[0])
-        for axis in self.axes[1:]:
-            count = count * shape_at(x, axis)
-        # n / (n - 1), and 1 for a single value (whose unbiased variance is undefined).
-        correction = cast(count, x.dtype) / cast(maximum(count - 1, 1), x.dtype)
-        m = self.momentum
-        updates = [
-            (running_mean, (1.0 - m) * running_mean + m * cast(mean, running_mean.dtype)),
-            (running_var, (1.0 - m) * running_var + m * cast(variance * correction, running_var.dtype)),
-        ]
-        return [output], updates
-
-    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
-        return phase_gradient(self, node, output_grads)
+def _broadcast(parameter: Variable, axes: tuple[int, ...], ndim: int) -> Variable:
+    """A parameter of the kept axes' shape, broadcastable against the input."""
+    kept = iter(range(parameter.ndim))
+    return parameter.dimshuffle(*["x" if axis in axes else next(kept) for axis in range(ndim)])
 
 
-class PhaseGradient(Op):
-    """``(*inputs, *output_grads) -> one gradient per input`` of the phase-dependent op
-    ``forward``: once the phase is known, the gradient of what ``forward`` computes in it."""
-
-    __props__ = ("forward", "count")
-    phase_dependent = True
-
-    def __init__(self, forward: Op, count: int):
-        self.forward = forward
-        self.count = count  # how many of the inputs are the forward op's
-
-    @property
-    def name(self) -> str:
-        return f"{self.forward.name}_grad"
-
-    def output_types(self, *types: TensorType) -> list[TensorType]:
-        return list(types[: self.count])
-
-    def phase_outputs(self, inputs: Sequence[Variable], phase: str) -> list[Variable]:
-        from ..grad import grad
-
-        primal, output_grads = list(inputs[: self.count]), inputs[self.count :]
-        # Differentiate on stand-ins, so that only this op's own dependence on its inputs counts
-        # (the paths through their ancestors are the outer gradient's business).
-        stand_ins = [Variable(variable.type, name=variable.name) for variable in primal]
-        outputs = self.forward.phase_outputs(stand_ins, phase)
-        known = {output: g for output, g in zip(outputs, output_grads)}
-        gradients = grad(None, stand_ins, known_grads=known, disconnected_inputs="ignore")
-        return rebuild(gradients, dict(zip(stand_ins, primal)))[0]
-
-    def specialize(self, node: Apply, phase: str) -> tuple[list[Variable], list]:
-        return self.phase_outputs(node.inputs, phase), []
-
-    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
-        return phase_gradient(self, node, output_grads)
+def _train_graph(x, gamma, beta, running_mean, running_var, axes, momentum, eps):
+    """The output normalized with the batch's statistics, and the running statistics' updates."""
+    mean = x.mean(axis=axes)
+    centered = x - _broadcast(mean, axes, x.ndim)
+    variance = (centered * centered).mean(axis=axes)
+    output = centered * _broadcast(gamma / sqrt(variance + eps), axes, x.ndim) + _broadcast(beta, axes, x.ndim)
+    count = shape_at(x, axes[0])
+    for axis in axes[1:]:
+        count = count * shape_at(x, axis)
+    # n / (n - 1), and 1 for a single value (whose unbiased variance is undefined).
+    correction = cast(count, x.dtype) / cast(maximum(count - 1, 1), x.dtype)
+    new_mean = (1.0 - momentum) * running_mean + momentum * cast(mean, running_mean.dtype)
+    new_var = (1.0 - momentum) * running_var + momentum * cast(variance * correction, running_var.dtype)
+    return output, [new_mean, new_var]
 
 
-def phase_gradient(op: Op, node: Apply, output_grads: Sequence) -> list:
-    """The gradients of a phase-dependent ``node``'s inputs, as one ``PhaseGradient`` node."""
-    output_grads = [g if g is not None else zeros_like(output) for g, output in zip(output_grads, node.outputs)]
-    gradients = PhaseGradient(op, len(node.inputs))(*node.inputs, *output_grads)
-    return list(gradients) if isinstance(gradients, (list, tuple)) else [gradients]
+def _predict_graph(x, gamma, beta, running_mean, running_var, axes, eps):
+    """The output normalized with the running statistics, folded into one scale and one shift."""
+    scale = gamma / sqrt(running_var + eps)
+    shift = beta - running_mean * scale
+    return x * _broadcast(scale, axes, x.ndim) + _broadcast(shift, axes, x.ndim)
 
 
 def batch_norm(
@@ -180,4 +94,29 @@ def batch_norm(
     if not float(eps) >= 0.0:
         raise ValueError(f"batch_norm's eps must be at least 0, got {eps}")
     gamma, beta = as_float(as_tensor(gamma)), as_float(as_tensor(beta))
-    return BatchNorm(axes, float(momentum), float(eps))(x, gamma, beta, running_mean, running_var)
+    kept = tuple(length for axis, length in enumerate(x.type.shape) if axis not in axes)
+    for what, parameter in zip(_PARAMETERS, (gamma, beta, running_mean, running_var)):
+        fits = parameter.ndim == len(kept) and all(
+            a is None or b is None or a == b for a, b in zip(parameter.type.shape, kept)
+        )
+        if not fits:
+            raise ShapeError(
+                f"batch_norm: {what} of shape {format_shape(parameter.type.shape)} does not fit an input of "
+                f"shape {format_shape(x.type.shape)} normalized over axes {axes} (expected {format_shape(kept)})"
+            )
+    inputs = [x, gamma, beta, running_mean, running_var]
+    # The graphs are built on stand-ins of the inputs, in x's dtype; PhaseGraph.build puts them
+    # on placeholders of their own. The updates' targets are the shared variables themselves.
+    stand_ins = [Variable(variable.type, name=variable.name) for variable in inputs]
+    sx, sgamma, sbeta, smean, svar = stand_ins
+    in_x_dtype = [cast(p, x.dtype) for p in (sgamma, sbeta, smean, svar)]
+    output, new_statistics = _train_graph(sx, *in_x_dtype[:2], smean, svar, axes, float(momentum), float(eps))
+    predicted = _predict_graph(sx, *in_x_dtype, axes, float(eps))
+    op = PhaseGraph.build(
+        stand_ins,
+        [output],
+        [predicted],
+        list(zip([running_mean, running_var], new_statistics)),
+        name="batch_norm",
+    )
+    return op(*inputs)

@@ -58,14 +58,16 @@ class DropoutMask(Op):
         if phase == "train":
             _, mask = BernoulliMask(self.scale, self.dtype)(state, size, keep)
             return [mask], []
-        # Predicting: no draw at all. A symbolic keep was checked upstream (CheckProbability).
+        # Predicting: no draw at all, a value of length 1 on every axis (so that the mask keeps
+        # its number of axes). A symbolic keep was checked upstream (CheckProbability).
+        ndim = node.outputs[0].ndim
         if isinstance(keep, Constant):
             value = float(keep.data)
             if self.scale == "inverted":
                 value = 1.0 if value > 0 else 0.0
-            return [constant(np.array(value, dtype=self.dtype))], []
+            return [constant(np.full((1,) * ndim, value, dtype=self.dtype))], []
         mask = cast(gt(keep, 0), self.dtype) if self.scale == "inverted" else cast(keep, self.dtype)
-        return [mask], []
+        return [mask.dimshuffle(*["x"] * ndim)], []
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [None, None, None]

@@ -6,9 +6,11 @@ from ..graph.fgraph import FunctionGraph
 from .algebraic import ALGEBRAIC_RULES
 from .constant_folding import fold_constants
 from .merge import merge_rule
-from .walk import rewrite_locally
+from .walk import rewrite_locally, transform_inner_graphs
 
 
 def optimize(fgraph: FunctionGraph) -> FunctionGraph:
-    """Constant folding, algebraic simplification and merging, in one walk over the graph."""
+    """Constant folding, algebraic simplification and merging, in one walk over the graph (and
+    over the inner graphs of loops)."""
+    fgraph = transform_inner_graphs(fgraph, optimize)
     return rewrite_locally(fgraph, [fold_constants, *ALGEBRAIC_RULES, merge_rule()])

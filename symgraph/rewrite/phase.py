@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from ..errors import PhaseError
 from ..graph.basic import Apply, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
+from ..graph.op import Op
 from ..graph.source import building, describe
 from ..graph.traversal import postorder, rebuild
+from ..ops.subgraph import InnerGraphOp
 
 PHASES = ("train", "predict")
 
@@ -58,13 +60,18 @@ def specialize_phase(
     updates: list[AutomaticUpdate] = []
 
     def specialize(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
-        if not node.op.phase_dependent:
+        op = node.op
+        if not op.phase_dependent:
             return None
         with building(source=node.source, gradient=node.gradient, scope=node.scope):
+            if isinstance(op, InnerGraphOp) and type(op).specialize is Op.specialize:
+                # A loop body holding dropout, say: the phase reaches inside.
+                graphs = [_specialize_inner(graph, phase, node) for graph in op.inner_graphs]
+                return op.with_inner_graphs(graphs).make_node(*inputs).outputs
             current = node
             if any(new is not old for new, old in zip(inputs, node.inputs)):
-                current = node.op.make_node(*inputs)
-            replacements, node_updates = node.op.specialize(current, phase)
+                current = op.make_node(*inputs)
+            replacements, node_updates = op.specialize(current, phase)
         # What a specialization builds may hold phase-dependent nodes again (a subgraph's
         # gradient, say): specialize those too.
         replacements, nested = _specialize_all(list(replacements), phase)
@@ -74,6 +81,17 @@ def specialize_phase(
 
     computed, _ = rebuild(fgraph.computed, rewrite=specialize, nodes=fgraph.nodes)
     return fgraph.with_computed(computed), updates
+
+
+def _specialize_inner(graph: FunctionGraph, phase: str, node: Apply) -> FunctionGraph:
+    specialized, updates = specialize_phase(graph, phase)
+    if updates:
+        raise PhaseError(
+            f"{node.op.name}, built at {describe(node.source)}, holds nodes that update shared variables "
+            f"by themselves in the {phase} phase ({', '.join(update[2].op.name for update in updates)}); "
+            "that is not supported inside a loop yet"
+        )
+    return specialized
 
 
 def _specialize_all(variables: list[Variable], phase: str) -> tuple[list[Variable], list[AutomaticUpdate]]:

@@ -53,3 +53,24 @@ def _first_match(node: Apply, rules: Sequence[Rule]) -> Sequence[Variable] | Non
 def _are(first: Sequence[Variable], second: Sequence[Variable]) -> bool:
     """Identity of two lists of variables (``==`` on variables builds a graph)."""
     return len(first) == len(second) and all(a is b for a, b in zip(first, second))
+
+
+def transform_inner_graphs(fgraph: FunctionGraph, transform: Callable[[FunctionGraph], FunctionGraph]) -> FunctionGraph:
+    """``fgraph`` with ``transform`` applied to the inner graphs of its nodes that hold some (loop
+    bodies, phase graphs), each such node rebuilt on the transformed graphs."""
+    from ..ops.subgraph import InnerGraphOp
+
+    if not any(isinstance(node.op, InnerGraphOp) for node in fgraph.nodes):
+        return fgraph
+
+    def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
+        op = node.op
+        if not isinstance(op, InnerGraphOp):
+            return None
+        graphs = [transform(graph) for graph in op.inner_graphs]
+        if all(new is old for new, old in zip(graphs, op.inner_graphs)):
+            return None
+        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+            return op.with_inner_graphs(graphs).make_node(*inputs).outputs
+
+    return fgraph.rewrite(visit)

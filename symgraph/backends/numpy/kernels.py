@@ -18,6 +18,7 @@ from ...graph.basic import Apply
 from ...graph.op import Op
 from ...ops.elemwise import Elemwise
 from ...ops.shape import SumTo
+from ...ops.subgraph import Map
 from ...ops.subtensor import IncSubtensor, Subtensor, indexer
 
 
@@ -62,3 +63,10 @@ def _subtensor(op: Subtensor, node: Apply) -> Kernel:
 @numpy_kernel.register
 def _inc_subtensor(op: IncSubtensor, node: Apply) -> Kernel:
     return Kernel(op.writer(inplace=False), destroys=(0,), inplace_function=op.writer(inplace=True))
+
+
+@numpy_kernel.register
+def _map(op: Map, node: Apply) -> Kernel:
+    from . import BACKEND  # the inner graph is compiled by this very backend
+
+    return Kernel(op.kernel(BACKEND.compile_inner))

@@ -19,6 +19,7 @@ from ...graph.basic import STATE_LOCK, Apply, Constant, SharedVariable, Variable
 from ...graph.fgraph import FunctionGraph
 from ...graph.op import Op
 from ...graph.type import TensorType
+from ...ops.subgraph import Map
 from .. import runtime
 from ..base import Backend, LinkOptions, Program
 
@@ -27,6 +28,11 @@ from ..base import Backend, LinkOptions, Program
 def python_kernel(op: Op, node: Apply) -> Callable[..., Any]:
     """What computes ``node``: its op's ``perform`` unless the op's class has an entry."""
     return op.perform
+
+
+@python_kernel.register
+def _map(op: Map, node: Apply) -> Callable[..., Any]:
+    return op.kernel(BACKEND.compile_inner)
 
 
 class PythonBackend(Backend):
