@@ -1,0 +1,105 @@
+"""Values at the edges of the neural-network ops, and the error a user meets first with int64
+labels: binary cross-entropy at probabilities of exactly 0 and 1, batch normalization of an empty
+batch, dropout with a keep probability whose inverse overflows float16, max pooling of ``-inf``
+with padding, and int64 arguments for int32 inputs."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+from symgraph.graph.traversal import postorder
+
+MODES = ["fast_run", "fast_compile", "debug"]
+
+
+# --- binary_crossentropy at p = 0 and 1 ----------------------------------------------------------
+def clamped_loss(p, t):
+    """The loss as PyTorch computes it: each logarithm clamped at -100."""
+    with np.errstate(divide="ignore"):
+        return -(t * np.maximum(np.log(p), -100) + (1 - t) * np.maximum(np.log1p(-p), -100))
+
+
+def clamped_loss_gradient(p, t):
+    """The derivative of ``clamped_loss`` in ``p``: each term's, or 0 where its log is clamped."""
+    with np.errstate(divide="ignore"):
+        d_log = np.where(np.log(p) > -100, 1 / np.where(p == 0, 1, p), 0.0)
+        d_log1m = np.where(np.log1p(-p) > -100, -1 / np.where(p == 1, 1, 1 - p), 0.0)
+    return -(t * d_log + (1 - t) * d_log1m)
+
+
+# exactly 0 and 1 (perfect, wrong and soft targets), a value clamped in float64, one in between
+EDGE_P = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1e-50, 0.25])
+EDGE_T = np.array([0.0, 1.0, 1.0, 0.0, 0.3, 0.3, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_crossentropy_gradient_is_finite_at_0_and_1(dtype, mode):
+    p, t = sg.vector("p", dtype=dtype), sg.vector("t", dtype=dtype)
+    loss = sg.nn.binary_crossentropy(p, t)
+    f = sg.function([p, t], [loss, sg.grad(loss.sum(), p)], mode=mode)
+    points, targets = EDGE_P.astype(dtype), EDGE_T.astype(dtype)
+    value, gradient = f(points, targets)
+    assert np.isfinite(value).all() and np.isfinite(gradient).all(), gradient
+    rtol = 1e-6 if dtype == "float32" else 1e-12
+    wide = points.astype(np.float64)
+    np.testing.assert_allclose(value, clamped_loss(wide, targets), rtol=rtol)
+    np.testing.assert_allclose(gradient, clamped_loss_gradient(wide, targets), rtol=rtol)
+    # perfect predictions: the derivative of -log(1 - p) at 0 and of -log(p) at 1
+    np.testing.assert_array_equal(gradient[:2], [1.0, -1.0])
+
+
+def test_binary_crossentropy_gradient_matches_finite_differences_near_0_and_1():
+    targets = np.array([0.2, 1.0, 0.0, 0.9])
+    points = np.array([1e-5, 3e-4, 1 - 3e-4, 1 - 1e-5])
+    # steps much smaller than the distance to 0 and 1, where the curvature is large
+    check = {"eps": 1e-10, "rng": np.random.default_rng(0)}
+    sg.verify_grad(lambda p: sg.nn.binary_crossentropy(p, targets), [points], **check)
+    sg.verify_grad(sg.nn.binary_crossentropy, [points, targets], **check)
+
+
+def test_binary_crossentropy_gradient_stays_finite_for_subnormal_float32():
+    # 1/p overflows float32 below its smallest normal number; the derivative stops growing there
+    p = sg.vector("p", dtype="float32")
+    points = np.array([1e-40, 1e-39, np.finfo(np.float32).tiny], dtype=np.float32)
+    gradient = sg.function([p], sg.grad(sg.nn.binary_crossentropy(p, np.float32(1)).sum(), p))(points)
+    assert np.isfinite(gradient).all()
+    np.testing.assert_allclose(gradient, -1 / np.maximum(points.astype(np.float64), np.finfo(np.float32).tiny))
+
+
+def test_binary_crossentropy_at_0_and_1_warns_and_raises_nothing():
+    p, t = sg.vector("p"), sg.vector("t")
+    loss = sg.nn.binary_crossentropy(p, t)
+    f = sg.function([p, t], [loss, sg.grad(loss.sum(), p)])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        value, gradient = f(EDGE_P[:6], EDGE_T[:6])
+    np.testing.assert_allclose(value, clamped_loss(EDGE_P[:6], EDGE_T[:6]))
+    np.testing.assert_allclose(gradient, clamped_loss_gradient(EDGE_P[:6], EDGE_T[:6]))
+
+
+def test_sgd_step_from_perfect_predictions_keeps_the_weights_finite():
+    # A hard sigmoid (clip) that saturates at exactly 0 and 1, trained on the labels it gets right.
+    x, t = sg.matrix("x"), sg.vector("t")
+    w = sg.shared(np.array([-3.0, 3.0, 0.2]), name="w")
+    loss = sg.nn.binary_crossentropy(sg.clip(x @ w, 0.0, 1.0), t).mean()
+    train = sg.function([x, t], loss, updates=sg.optim.sgd(loss, [w], lr=0.1))
+    X, T = np.eye(3), np.array([0.0, 1.0, 1.0])
+    train(X, T)
+    # Saturated rows pass no gradient through the clip; the third gets -1/p of its loss, over 3.
+    np.testing.assert_allclose(w.get_value(), [-3.0, 3.0, 0.2 + 0.1 / 3 / 0.2])
+    # probabilities given directly: the step is the clamped loss's derivative
+    q = sg.shared(np.array([0.0, 1.0, 0.0, 1.0]), name="q")
+    labels = np.array([0.0, 1.0, 1.0, 0.0])
+    cost = sg.nn.binary_crossentropy(q, labels).sum()
+    sg.function([], cost, updates=sg.optim.sgd(cost, [q], lr=0.1))()
+    np.testing.assert_allclose(q.get_value(), EDGE_P[:4] - 0.1 * clamped_loss_gradient(EDGE_P[:4], labels))
+
+
+def test_binary_crossentropy_of_a_sigmoid_keeps_the_logits_form():
+    z, t = sg.vector("z"), sg.vector("t")
+    loss = sg.nn.binary_crossentropy(sg.nn.sigmoid(z), t)
+    ops = {node.op.name for node in postorder([loss, sg.grad(loss.sum(), z)])}
+    assert "softplus" in ops and not ops & {"clamped_log", "clamped_log1m", "log"}
