@@ -103,3 +103,38 @@ def test_binary_crossentropy_of_a_sigmoid_keeps_the_logits_form():
     loss = sg.nn.binary_crossentropy(sg.nn.sigmoid(z), t)
     ops = {node.op.name for node in postorder([loss, sg.grad(loss.sum(), z)])}
     assert "softplus" in ops and not ops & {"clamped_log", "clamped_log1m", "log"}
+
+
+# --- batch_norm of an empty batch ----------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["numpy", "python"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(0, 3), (2, 3, 0, 4), (0, 3, 2, 2)])
+def test_batch_norm_refuses_an_empty_batch_and_changes_nothing(shape, mode, backend):
+    x = sg.tensor("x", shape=(None,) * len(shape))
+    mean, var = sg.shared(np.arange(3.0), name="mean"), sg.shared(np.ones(3) * 2, name="var")
+    y = sg.nn.batch_norm(x, np.ones(3), np.zeros(3), mean, var)  # the line the error names
+    line = "y = sg.nn.batch_norm(x, np.ones(3), np.zeros(3), mean, var)"
+    w = sg.shared(np.ones(3), name="w")
+    cost = (y * w.dimshuffle("x", 0, *["x"] * (len(shape) - 2))).sum()
+    train = sg.function([x], cost, updates=sg.optim.sgd(cost, [w], lr=0.1), phase="train", mode=mode, backend=backend)
+    with pytest.raises(ValueError, match=r"(?s)batch_norm.*" + r"no value along axis") as raised:
+        train(np.zeros(shape))
+    assert isinstance(raised.value, sg.errors.NodeError)
+    assert line in str(raised.value) and "test_edge_values.py" in str(raised.value)
+    np.testing.assert_array_equal(mean.get_value(), np.arange(3.0))
+    np.testing.assert_array_equal(var.get_value(), np.ones(3) * 2)
+    np.testing.assert_array_equal(w.get_value(), np.ones(3))
+    # predicting an empty batch is fine: nothing is taken from it
+    predict = sg.function([x], y, phase="predict", mode=mode, backend=backend)
+    assert predict(np.zeros(shape)).shape == shape
+    # and a batch of one still trains (its unbiased variance is taken as 0, not NaN)
+    train(np.ones((1, 3) + (2,) * (len(shape) - 2)))
+    assert np.isfinite(mean.get_value()).all() and np.isfinite(var.get_value()).all()
+
+
+def test_batch_norm_gradient_alone_refuses_an_empty_batch():
+    x = sg.matrix("x")
+    y = sg.nn.batch_norm(x, np.ones(3), np.zeros(3), sg.shared(np.zeros(3)), sg.shared(np.ones(3)))
+    gradient = sg.function([x], sg.grad(y.sum(), x), phase="train")
+    with pytest.raises(ValueError, match="no value along axis 0"):
+        gradient(np.zeros((0, 3)))
