@@ -138,3 +138,37 @@ def test_batch_norm_gradient_alone_refuses_an_empty_batch():
     gradient = sg.function([x], sg.grad(y.sum(), x), phase="train")
     with pytest.raises(ValueError, match="no value along axis 0"):
         gradient(np.zeros((0, 3)))
+
+
+# --- dropout whose 1/keep_prob overflows ---------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_dropout_with_a_tiny_keep_prob_stays_finite(dtype, mode):
+    keep = {"float16": 1e-5, "float32": 1e-39}[dtype]  # 1 / keep overflows the dtype
+    largest = np.finfo(dtype).max
+    x = sg.vector("x", dtype=dtype)
+    h = sg.nn.dropout(x, keep_prob=keep, rng=sg.RandomStreams(3))
+    train = sg.function([x], [h, sg.grad(h.sum(), x)], phase="train", mode=mode)
+    X = np.random.default_rng(0).uniform(-1, 1, 10**6).astype(dtype)
+    X[X == 0] = 0.5
+    with np.errstate(over="raise"):  # no overflow anywhere
+        out, gradient = train(X)
+    assert out.dtype == np.dtype(dtype) and np.isfinite(out).all() and np.isfinite(gradient).all()
+    kept = out != 0
+    if dtype == "float16":  # about 10 of a million kept; in float32, 1e-39 keeps none
+        assert kept.any()
+    np.testing.assert_array_equal(out[kept], X[kept] * np.asarray(largest, dtype))
+    np.testing.assert_array_equal(gradient[kept], np.asarray(largest, dtype))
+    assert (out[~kept] == 0).all() and (gradient[~kept] == 0).all()
+
+
+def test_dropout_scale_is_one_over_keep_prob_where_it_fits():
+    x = sg.vector("x", dtype="float16")
+    keep = sg.shared(2e-5, name="keep")  # 1/keep = 50000 < 65504: exact inverted scaling
+    out = sg.function([x], sg.nn.dropout(x, keep_prob=keep, rng=sg.RandomStreams(1)), phase="train")(
+        np.ones(10**6, dtype="float16")
+    )
+    assert set(np.unique(out)) <= {0.0, np.float16(50000.0)} and (out != 0).any()
+    keep.set_value(0.0)
+    out = sg.function([x], sg.nn.dropout(x, keep_prob=keep), phase="train")(np.ones(5, dtype="float16"))
+    np.testing.assert_array_equal(out, np.zeros(5))
