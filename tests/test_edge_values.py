@@ -172,3 +172,60 @@ def test_dropout_scale_is_one_over_keep_prob_where_it_fits():
     keep.set_value(0.0)
     out = sg.function([x], sg.nn.dropout(x, keep_prob=keep), phase="train")(np.ones(5, dtype="float16"))
     np.testing.assert_array_equal(out, np.zeros(5))
+
+
+# --- max pooling with padding: the gradient goes to a real cell ----------------------------------
+def first_maxima(x, size, stride, pad, pooled_shape):
+    """For each window (an index of the pooled output), the cell of ``x`` PyTorch's gradient goes
+    to: the first (row-major) of the window's real cells holding its maximum. Padding cells are
+    never a maximum."""
+    height, width = x.shape[2:]
+    cells = {}
+    for b, k, i, j in np.ndindex(pooled_shape):
+        rows = range(max(i * stride - pad, 0), min(i * stride - pad + size, height))
+        columns = range(max(j * stride - pad, 0), min(j * stride - pad + size, width))
+        window = [(r, q) for r in rows for q in columns]
+        top = max(x[b, k, r, q] for r, q in window)
+        r, q = next((r, q) for r, q in window if x[b, k, r, q] == top)
+        cells[b, k, i, j] = (b, k, r, q)
+    return cells
+
+
+def pooling_inputs():
+    rng = np.random.default_rng(0)
+    ties = rng.integers(0, 2, (2, 2, 5, 5)).astype(float)  # many ties
+    partly = rng.standard_normal((2, 2, 5, 5))
+    partly[partly > 0] = -np.inf  # windows whose real cells are all -inf, or some of them
+    return {"all_minus_inf": np.full((2, 2, 5, 5), -np.inf), "partly_minus_inf": partly, "ties": ties}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "python"])
+@pytest.mark.parametrize("geometry", [(3, 2, 1), (2, 2, 1), (3, 1, 1)], ids=str)
+@pytest.mark.parametrize("name", list(pooling_inputs()))
+def test_max_pool_gradient_never_goes_into_the_padding(name, geometry, backend):
+    size, stride, pad = geometry
+    X = pooling_inputs()[name]
+    x, g, h = sg.tensor4("x"), sg.tensor4("g"), sg.tensor4("h")
+    pooled = sg.nn.max_pool2d(x, size, stride=stride, padding=pad)
+    gx = sg.grad(None, x, known_grads={pooled: g})
+    select = sg.grad((gx * h).sum(), g)  # the gradient of the gradient reads the same cells
+    f = sg.function([x, g, h], [pooled, gx, select], backend=backend)
+    shape = sg.function([x], pooled)(X).shape
+    G = np.random.default_rng(1).uniform(0.5, 1.5, shape)
+    H = np.random.default_rng(2).standard_normal(X.shape)
+    values, gradient, selected = f(X, G, H)
+    cells = first_maxima(X, size, stride, pad, shape)
+    expected_gradient, expected_selected = np.zeros_like(X), np.zeros_like(G)
+    for window, cell in cells.items():
+        expected_gradient[cell] += G[window]
+        expected_selected[window] = H[cell]
+    np.testing.assert_array_equal(
+        values,
+        [
+            [[[X[cells[b, k, i, j]] for j in range(shape[3])] for i in range(shape[2])] for k in range(shape[1])]
+            for b in range(shape[0])
+        ],
+    )
+    np.testing.assert_allclose(gradient, expected_gradient)
+    np.testing.assert_allclose(gradient.sum(), G.sum())  # nothing lost in the padding
+    np.testing.assert_array_equal(selected, expected_selected)
