@@ -229,3 +229,38 @@ def test_max_pool_gradient_never_goes_into_the_padding(name, geometry, backend):
     np.testing.assert_allclose(gradient, expected_gradient)
     np.testing.assert_allclose(gradient.sum(), G.sum())  # nothing lost in the padding
     np.testing.assert_array_equal(selected, expected_selected)
+
+
+# --- int64 arguments for int32 inputs --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("declare", "suggestion"),
+    [
+        (sg.iscalar, "sg.lscalar"),
+        (sg.ivector, "sg.lvector"),
+        (sg.imatrix, "sg.lmatrix"),
+        (lambda name: sg.tensor(name, dtype="int32", shape=(None,) * 3), "sg.tensor3(name, dtype='int64')"),
+    ],
+)
+def test_int64_labels_for_an_int32_input_name_both_ways_out(declare, suggestion):
+    labels = declare("labels")
+    f = sg.function([labels], labels * 2)
+    given = np.ones((2,) * labels.ndim, dtype=np.int64)  # what numpy and scikit-learn give
+    with pytest.raises(sg.errors.InputError) as raised:
+        f(given)
+    message = str(raised.value)
+    assert "labels" in message and "int64" in message and "int32" in message
+    assert "allow_input_downcast=True" in message
+    assert f"declare the input int64 ({suggestion})" in message
+    # both ways out work
+    np.testing.assert_array_equal(sg.function([labels], labels * 2, allow_input_downcast=True)(given), given * 2)
+    wide = sg.tensor("labels", dtype="int64", shape=(None,) * labels.ndim)
+    np.testing.assert_array_equal(sg.function([wide], wide * 2)(given), given * 2)
+
+
+def test_float64_data_for_a_float32_input_names_float64_and_the_downcast():
+    x = sg.vector("x", dtype="float32")
+    with pytest.raises(sg.errors.InputError, match=r"declare the input float64 \(sg.vector\(name, dtype='float64'\)\)"):
+        sg.function([x], x)(np.ones(2))
+    i = sg.ivector("i")
+    with pytest.raises(sg.errors.InputError, match=r"astype\('int32'\).*allow_input_downcast=True"):
+        sg.function([i], i * 2)(np.ones(2))  # floats for integers: no wider integer input to declare
