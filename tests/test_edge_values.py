@@ -264,3 +264,35 @@ def test_float64_data_for_a_float32_input_names_float64_and_the_downcast():
     i = sg.ivector("i")
     with pytest.raises(sg.errors.InputError, match=r"astype\('int32'\).*allow_input_downcast=True"):
         sg.function([i], i * 2)(np.ones(2))  # floats for integers: no wider integer input to declare
+
+
+# --- random draws: float16, and parameters that are tensors --------------------------------------
+def test_float16_draws_have_their_range_and_moments():
+    srng = sg.RandomStreams(seed=4)
+    uniform, normal = srng.uniform((200_000,), dtype="float16"), srng.normal((200_000,), dtype="float16")
+    u, n = sg.function([], [uniform, normal])()
+    assert u.dtype == n.dtype == np.float16
+    assert u.min() >= 0 and u.max() < 1  # rounded down: float32's 0.99999 never becomes 1
+    assert abs(u.mean() - 0.5) < 0.01 and abs(n.astype(np.float64).mean()) < 0.01
+    assert abs(n.astype(np.float64).std() - 1) < 0.01
+    with pytest.raises(sg.errors.DTypeError, match="float dtype"):
+        srng.uniform((2,), dtype="int32")
+
+
+def test_random_parameters_may_be_tensors_broadcast_against_size():
+    srng = sg.RandomStreams(seed=5)
+    low, p = sg.vector("low"), sg.vector("p")
+    draws = [
+        srng.uniform((4000, 3), low=low, high=low + 1),
+        srng.normal((4000, 3), avg=low, std=0.01),
+        srng.binomial((4000, 3), n=4, p=p),
+    ]
+    lows = np.array([-10.0, 0.0, 10.0])
+    uniform, normal, binomial = sg.function([low, p], draws)(lows, np.array([0.0, 0.5, 1.0]))
+    assert ((uniform >= lows) & (uniform < lows + 1)).all()
+    np.testing.assert_allclose(uniform.mean(axis=0), lows + 0.5, atol=0.03)
+    np.testing.assert_allclose(normal.mean(axis=0), lows, atol=0.01)
+    assert (binomial[:, 0] == 0).all() and (binomial[:, 2] == 4).all()
+    assert abs(binomial[:, 1].mean() - 2) < 0.1
+    with pytest.raises(ValueError, match="binomial p must be in"):
+        sg.function([p], srng.binomial((3,), p=p))(np.array([0.5, 1.5, 0.2]))

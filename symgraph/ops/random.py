@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..config import config
-from ..errors import InputError
+from ..errors import DTypeError, InputError
 from ..graph.basic import STATE_LOCK, Apply, SharedVariable, Variable
 from ..graph.op import Op
 from ..graph.type import TensorType, Type
@@ -132,7 +132,7 @@ class RandomStreams:
 def _float_dtype(dtype: Any) -> str:
     name = np.dtype(dtype or config.floatX).name
     if np.dtype(name).kind != "f":
-        raise TypeError(f"uniform and normal draw floats: dtype must be a float dtype, not {name}")
+        raise DTypeError(f"uniform and normal draw floats: dtype must be a float dtype, not {name}")
     return name
 
 
@@ -192,10 +192,16 @@ class Uniform(RandomOp):
     """Uniform numbers in ``[low, high)``."""
 
     def sample(self, generator, size, dtype, low, high):
-        values = generator.random(size, dtype=dtype)
-        if low != 0 or high != 1:
-            values *= dtype.type(high - low)
-            values += dtype.type(low)
+        if dtype == np.float16:  # numpy draws float32 and float64 only
+            wide = generator.random(size, dtype=np.float32)
+            values = wide.astype(np.float16)
+            # Rounded down, not to the nearest: 1 - 2**-25 must not become 1.
+            np.nextafter(values, np.float16(0), out=values, where=values > wide)
+        else:
+            values = generator.random(size, dtype=dtype)
+        if np.any(low != 0) or np.any(high != 1):  # bounds may be tensors, broadcast against size
+            values *= np.asarray(high - low, dtype=dtype)
+            values += np.asarray(low, dtype=dtype)
         return values
 
 
@@ -203,11 +209,14 @@ class Normal(RandomOp):
     """Normal numbers of mean ``avg`` and standard deviation ``std``."""
 
     def sample(self, generator, size, dtype, avg, std):
-        values = generator.standard_normal(size, dtype=dtype)
-        if std != 1:
-            values *= dtype.type(std)
-        if avg != 0:
-            values += dtype.type(avg)
+        if dtype == np.float16:  # numpy draws float32 and float64 only
+            values = generator.standard_normal(size, dtype=np.float32).astype(np.float16)
+        else:
+            values = generator.standard_normal(size, dtype=dtype)
+        if np.any(std != 1):  # parameters may be tensors, broadcast against size
+            values *= np.asarray(std, dtype=dtype)
+        if np.any(avg != 0):
+            values += np.asarray(avg, dtype=dtype)
         return values
 
 
@@ -215,12 +224,15 @@ class Binomial(RandomOp):
     """Counts of successes in ``n`` trials of probability ``p``."""
 
     def sample(self, generator, size, dtype, n, p):
-        p = float(p)
-        if not 0 <= p <= 1:
-            raise ValueError(f"binomial p must be in [0, 1], got {p}")
-        if int(n) == 1:  # a Bernoulli draw: the exact byte-wise draw is several times faster
-            return bernoulli(generator.bit_generator, size, p).astype(dtype, copy=False)
-        return generator.binomial(int(n), p, size).astype(dtype, copy=False)
+        p = np.asarray(p, dtype=np.float64)
+        outside = ~((p >= 0) & (p <= 1))  # NaN too
+        if outside.any():
+            raise ValueError(f"binomial p must be in [0, 1], got {p if p.ndim == 0 else p[outside]}")
+        if p.ndim == 0 and np.ndim(n) == 0 and int(n) == 1:
+            # a Bernoulli draw: the exact byte-wise draw is several times faster
+            return bernoulli(generator.bit_generator, size, float(p)).astype(dtype, copy=False)
+        # n and p may be tensors, broadcast against size
+        return generator.binomial(np.asarray(n).astype(np.int64), p, size).astype(dtype, copy=False)
 
 
 # --- exact Bernoulli draws from few random bits --------------------------------------------------
