@@ -40,8 +40,8 @@ def _sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    # A zero of x's dtype: a Python 0 would make booleans int64.
-    return np.maximum(x, x.dtype.type(0), out=out)
+    # False, not 0: a Python bool keeps every dtype, where a Python int makes booleans int64.
+    return np.maximum(x, False, out=out)
 
 
 def _softplus(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

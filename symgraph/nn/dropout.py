@@ -11,6 +11,7 @@ time, in both phases, when it leaves [0, 1].
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -38,7 +39,12 @@ def inverted_scale(keep: float, dtype: np.dtype) -> np.generic:
     """``1 / keep`` in ``dtype``, or the dtype's largest finite number where ``1 / keep`` overflows
     it (``keep_prob=1e-5`` in float16): kept elements stay finite and dropped ones exactly 0,
     never ``0 * inf``."""
-    return dtype.type(min(1.0 / keep, float(np.finfo(dtype).max)))
+    return dtype.type(min(1.0 / keep, _largest(dtype)))
+
+
+@functools.cache
+def _largest(dtype: np.dtype) -> float:
+    return float(np.finfo(dtype).max)
 
 
 class DropoutMask(Op):
