@@ -238,7 +238,8 @@ def test_max_pool_gradient_never_goes_into_the_padding(name, geometry, backend):
         (sg.iscalar, "sg.lscalar"),
         (sg.ivector, "sg.lvector"),
         (sg.imatrix, "sg.lmatrix"),
-        (lambda name: sg.tensor(name, dtype="int32", shape=(None,) * 3), "sg.tensor3(name, dtype='int64')"),
+        (sg.itensor3, "sg.ltensor3"),
+        (lambda name: sg.tensor(name, dtype="int32", shape=(None,) * 5), "sg.tensor(name, dtype='int64', shape=...)"),
     ],
 )
 def test_int64_labels_for_an_int32_input_name_both_ways_out(declare, suggestion):
@@ -257,10 +258,13 @@ def test_int64_labels_for_an_int32_input_name_both_ways_out(declare, suggestion)
     np.testing.assert_array_equal(sg.function([wide], wide * 2)(given), given * 2)
 
 
-def test_float64_data_for_a_float32_input_names_float64_and_the_downcast():
+def test_wider_float_data_names_its_declaration_and_the_downcast():
     x = sg.vector("x", dtype="float32")
-    with pytest.raises(sg.errors.InputError, match=r"declare the input float64 \(sg.vector\(name, dtype='float64'\)\)"):
+    with pytest.raises(sg.errors.InputError, match=r"declare the input float64 \(sg.dvector\)"):
         sg.function([x], x)(np.ones(2))
+    b = sg.bvector("b")  # int8: int16 data has no typed declaration of its own
+    with pytest.raises(sg.errors.InputError, match=r"declare the input int16 \(sg.vector\(name, dtype='int16'\)\)"):
+        sg.function([b], b)(np.ones(2, dtype="int16"))
     i = sg.ivector("i")
     with pytest.raises(sg.errors.InputError, match=r"astype\('int32'\).*allow_input_downcast=True"):
         sg.function([i], i * 2)(np.ones(2))  # floats for integers: no wider integer input to declare

@@ -191,18 +191,19 @@ def _describe_value(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-_DECLARERS = {"int64": "l", "int32": "i"}  # Theano's prefixes of sg.lvector, sg.ivector...
+# Theano's typed declarations: sg.lvector is an int64 vector, sg.fmatrix a float32 matrix...
+_PREFIXES = {"float64": "d", "float32": "f", "int64": "l", "int32": "i", "int8": "b"}
 _RANK_NAMES = ("scalar", "vector", "matrix", "tensor3", "tensor4")
 
 
 def _declaration(dtype: np.dtype, ndim: int) -> str:
     """How to declare an input of ``dtype`` and ``ndim`` dimensions (``sg.lvector``, say)."""
-    prefix = _DECLARERS.get(dtype.name)
-    if prefix is not None and ndim < 3:
-        return f"sg.{prefix}{_RANK_NAMES[ndim]}"
-    if ndim < len(_RANK_NAMES):
+    prefix = _PREFIXES.get(dtype.name)
+    if ndim >= len(_RANK_NAMES):
+        return f"sg.tensor(name, dtype='{dtype.name}', shape=...)"
+    if prefix is None:
         return f"sg.{_RANK_NAMES[ndim]}(name, dtype='{dtype.name}')"
-    return f"sg.tensor(name, dtype='{dtype.name}', shape=...)"
+    return f"sg.{prefix}{_RANK_NAMES[ndim]}"
 
 
 def _ways_out(given: np.dtype, tensor_type: TensorType) -> str:

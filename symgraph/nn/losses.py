@@ -19,7 +19,7 @@ from ..graph.op import Op
 from ..graph.source import in_scope
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor, cast
-from ..ops.elemwise import Elemwise, as_float, eq, float_result_rule, le, log, maximum, where
+from ..ops.elemwise import Elemwise, add_build_rule, as_float, eq, float_result_rule, le, log, maximum, where
 from ..ops.shape import arange, shape_at
 from .activations import Softmax, log_softmax, sigmoid, softmax, softplus
 
@@ -178,6 +178,19 @@ clamped_log1m = Elemwise(
     dtype_rule=float_result_rule,
     doc="``maximum(log(1 - p), -100)``; its gradient is ``-1/(1 - p)`` where not clamped, else 0.",
 )
+
+
+def _stable_clamped_log(p: Any) -> Variable | None:
+    """Where ``log`` has a stable form for ``p`` (``1 - sigmoid(z)``, ``softmax(z)``: see
+    ``nn/stabilize.py``), that form clamped: it divides by no probability at all."""
+    for rule in log.build_rules:
+        stable = rule(p)
+        if stable is not None:
+            return maximum(stable, LOG_FLOOR)
+    return None
+
+
+add_build_rule(clamped_log, _stable_clamped_log)
 
 
 def binary_crossentropy(predictions: Any, targets: Any) -> Variable:
