@@ -7,7 +7,7 @@ One graph gives the train function (batch statistics, running statistics updated
 dropout masks) and the predict function (running statistics, no mask). It prints the loss and
 accuracy per epoch and writes the training curves and the graph pictures into --out.
 
-    python examples/cnn_digits.py        # about 10 seconds on 2 cores
+    python examples/cnn_digits.py        # about 10 seconds on an idle 2-core machine
 """
 
 from __future__ import annotations

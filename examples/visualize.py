@@ -1,6 +1,6 @@
 """Pictures of a small MLP with dropout: its forward graph, its gradients, its train and predict functions.
 
-Writes into --out (default examples/out/visualize):
+Writes into --out (default out/visualize, as every example writes into out/<its name>):
   forward.<fmt>             the cost, as built (the dropout mask, orange, is phase-dependent)
   gradient.<fmt>            the cost and its gradients (gradient ops lilac, dashed)
   gradient_collapsed.<fmt>  the same with all gradient ops folded into one box
@@ -19,9 +19,7 @@ import numpy as np
 import symgraph as sg
 
 options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-options.add_argument(
-    "--out", default="examples/out/visualize", help="folder for the pictures (default examples/out/visualize)"
-)
+options.add_argument("--out", default="out/visualize", help="folder for the pictures (default out/visualize)")
 options.add_argument("--format", default="png", choices=["png", "svg", "pdf"], help="picture format (default png)")
 options.add_argument(
     "--renderer",
