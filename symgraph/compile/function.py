@@ -191,6 +191,12 @@ class Function:
             f"mode={self.mode.name!r}, backend={self.backend.name!r}>"
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the graph explorer of the compiled graph (symgraph.explorer)."""
+        from ..explorer import repr_html
+
+        return repr_html(self)
+
 
 def _garbage_collection_paused(compile_function: Callable[..., Function]) -> Callable[..., Function]:
     """Compiling makes many short-lived objects in reference cycles (nodes and their outputs);
