@@ -333,9 +333,11 @@ def _tree_lines(
                 stack.append((children[position], child_prefix + branch, child_prefix + extension, depth + 1))
 
 
-def _all_lines(sections: Sequence[tuple[str | None, Variable]], view: _View, max_depth: int) -> Iterator[str]:
+def _all_lines(
+    sections: Sequence[tuple[str | None, Variable]], view: _View, max_depth: int, ids: _Ids | None = None
+) -> Iterator[str]:
     """Every tree, each under its heading, then the trees cut at ``max_depth``, continued."""
-    ids = _Ids()
+    ids = ids if ids is not None else _Ids()
     expanded: set[int] = set()
     deferred: list[Variable] = []
     for heading, variable in sections:
@@ -379,7 +381,9 @@ def debugprint(obj: Any, file: TextIO | None = None, max_depth: int = 50, expand
     The nodes one user-level call built (a dropout, a loss, an optimizer's update of a parameter,
     a ``batch_norm``; see :mod:`symgraph.grouping`) are one line, named after the call and ending
     ``(group of 13 ops)``, whose children are what they read from outside, as if the group were
-    one op; ``expand=True`` prints every node, a list of group names opens those groups only.
+    one op; ``expand=True`` prints every node, and then the graphs held by the ops shown (the step
+    of a ``scan``, the branches of an ``ifelse``), each under its node's id; a list of group names
+    opens those groups only.
 
     >>> x = sg.vector('x'); _ = sg.debugprint(sg.exp(x) + x)
     add [id A] float64 (?,)
@@ -391,10 +395,35 @@ def debugprint(obj: Any, file: TextIO | None = None, max_depth: int = 50, expand
         raise ValueError(f"max_depth must be at least 1, not {max_depth}")
     subject = graph_subject(obj)
     lines = [subject.title] if subject.title else []
-    lines += _all_lines(_sections(subject), _View(subject, expand), max_depth)
+    ids = _Ids()
+    lines += _all_lines(_sections(subject), _View(subject, expand), max_depth, ids)
+    if expand is True:
+        lines += _inner_graph_lines(subject, ids, max_depth)
     text = "\n".join(lines) + "\n"
     (sys.stdout if file is None else file).write(text)
     return text
+
+
+def _inner_graph_lines(subject: GraphSubject, ids: _Ids, max_depth: int) -> list[str]:
+    """With everything expanded: the graphs held by the ops shown (a loop's step, a branch), each
+    under the id of its node, printed the same way (and so their own inner graphs)."""
+    from .ops.subgraph import InnerGraphOp
+
+    lines: list[str] = []
+    for node in subject.nodes():
+        if not isinstance(node.op, InnerGraphOp) or id(node) not in ids._ids:
+            continue
+        for position, graph in enumerate(node.op.inner_graphs):
+            which = f" {position}" if len(node.op.inner_graphs) > 1 else ""
+            lines += ["", f"inner graph{which} of {node.op.name} [id {ids(id(node))}]:"]
+            inner = debugprint(graph, file=_Discard(), max_depth=max_depth, expand=True)
+            lines += [("  " + line).rstrip() for line in inner.splitlines()]
+    return lines
+
+
+class _Discard:
+    def write(self, text: str) -> None:
+        pass
 
 
 # --- Theano's names: theano.printing.debugprint (above) and pydotprint ----------------------------

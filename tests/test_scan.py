@@ -527,6 +527,10 @@ def test_debugprint_shows_a_loop_as_one_named_node_holding_its_step_graph():
     (step,) = node.op.inner_graphs
     assert [inner.op.name for inner in step.nodes] == ["add", "tanh"]
     assert node.scope is not None and node.scope.name == "accumulate"
+    expanded = sg.debugprint(ys, file=io.StringIO(), expand=True)
+    outer, inner = expanded.split("inner graph of accumulate [id B]:")
+    assert "accumulate" in outer and "tanh" not in outer
+    assert "tanh" in inner and "x[t]" in inner and "[t-1]" in inner
 
 
 @pytest.mark.parametrize("duplicate", [copy.deepcopy, lambda obj: pickle.loads(pickle.dumps(obj))])
