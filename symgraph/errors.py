@@ -48,6 +48,11 @@ class GradientError(SymgraphError, AssertionError):
     """``sg.verify_grad`` found symbolic and numeric gradients that disagree."""
 
 
+class LoadError(SymgraphError, ValueError):
+    """``sg.load`` was given a file it cannot load (truncated, malformed, hostile, an unknown op,
+    written by a newer symgraph); the message says what is wrong. Nothing was loaded."""
+
+
 class NodeError(SymgraphError):
     """An error raised while a compiled function computed a node.
 

@@ -10,6 +10,7 @@ result into a callable.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import gc
 import weakref
@@ -39,12 +40,50 @@ from .modes import Mode, get_mode
 _ON_UNUSED = ("raise", "warn", "ignore")
 
 
+@dataclasses.dataclass(frozen=True)
+class CompileRecord:
+    """What ``sg.function`` was given, the ``givens`` already substituted: the user's graph, not
+    the rewritten one. ``sg.save`` and ``pickle`` keep a function as this record and compile it
+    again when loading."""
+
+    inputs: tuple
+    outputs: tuple
+    single_output: bool | None
+    updates: tuple  #: ``(shared variable, new value)`` pairs
+    phase: str | None
+    mode: Mode
+    backend: str
+    name: str
+    on_unused_input: str
+    allow_input_downcast: bool
+    apply_updates: bool
+
+    def compile(self) -> "Function":
+        outputs = None if self.single_output is None else self.outputs[0] if self.single_output else list(self.outputs)
+        return function(
+            list(self.inputs),
+            outputs,
+            updates=list(self.updates),
+            phase=self.phase,
+            mode=self.mode,
+            name=self.name,
+            on_unused_input=self.on_unused_input,
+            allow_input_downcast=self.allow_input_downcast,
+            backend=self.backend,
+            apply_updates=self.apply_updates,
+        )
+
+
 class Function:
     """A compiled graph. Call it with one argument per input.
 
     ``graph`` is the compiled, rewritten :class:`FunctionGraph` (``sg.debugprint(f)`` and
     ``sg.plot(f, path)`` show it); ``source`` is the generated Python code (numpy backend).
+    Pickling (and ``copy.deepcopy``) keeps what ``sg.function`` was given and compiles it again.
     """
+
+    #: What ``sg.function`` was given (``None`` for a function made otherwise).
+    _record: CompileRecord | None = None
 
     def __init__(
         self,
@@ -81,6 +120,11 @@ class Function:
         """The nodes in the order the program computes them."""
         return list(self.program.order)
 
+    def __reduce__(self) -> tuple:
+        if self._record is None:
+            raise TypeError(f"function {self.name} was not made by sg.function: it cannot be pickled")
+        return (_recompile, (self._record,))
+
     def __repr__(self) -> str:
         inputs = ", ".join(variable.label() for variable in self.inputs)
         phase = f", phase={self.phase!r}" if self.phase else ""
@@ -88,6 +132,11 @@ class Function:
             f"<Function {self.name}({inputs}): {len(self.graph.nodes)} nodes{phase}, "
             f"mode={self.mode.name!r}, backend={self.backend.name!r}>"
         )
+
+
+def _recompile(record: CompileRecord) -> Function:
+    """A pickled function, compiled again from what ``sg.function`` was given."""
+    return record.compile()
 
 
 def _garbage_collection_paused(compile_function: Callable[..., Function]) -> Callable[..., Function]:
@@ -153,6 +202,10 @@ def function(
     fgraph = FunctionGraph(inputs, output_list, user_updates)
     if givens:
         fgraph = _substitute(fgraph, givens)
+    record = CompileRecord(
+        tuple(inputs), tuple(fgraph.outputs), single, tuple(fgraph.updates), phase, mode,
+        backend.name, name, on_unused_input, allow_input_downcast, apply_updates,
+    )  # fmt: skip
     fgraph = inline_subgraphs(fgraph)
     fgraph, automatic = specialize_phase(fgraph, phase)
     automatic += state_updates(postorder(fgraph.computed + [value for _, value, _ in automatic]))
@@ -173,7 +226,9 @@ def function(
         debug=mode.debug,
     )
     program = backend.link(fgraph, options)
-    return Function(program, fgraph, phase, mode, backend, name, single)
+    compiled = Function(program, fgraph, phase, mode, backend, name, single)
+    compiled._record = record
+    return compiled
 
 
 def _function_name(name: Any, call_site: Source | None) -> str:
