@@ -53,11 +53,16 @@ def load(path: str | os.PathLike | IO[bytes]) -> Any:
 
     >>> model = sg.load("model.sg"); model["predict"](images)
     """
-    archive = Archive(path)
+    opened = not hasattr(path, "read")
+    stream = open(path, "rb") if opened else path  # a path that cannot be opened: OSError  # noqa: SIM115
     reader = None
     try:
-        reader = Reader(archive.document(), archive)
-        return reader.load()
+        archive = Archive(stream, str(path) if opened else getattr(stream, "name", "the file"))
+        try:
+            reader = Reader(archive.document(), archive)
+            return reader.load()
+        finally:
+            archive.close()
     except LoadError:
         raise
     except RecursionError:
@@ -65,7 +70,8 @@ def load(path: str | os.PathLike | IO[bytes]) -> Any:
     except Exception as error:
         raise LoadError(f"{_where(reader)}: {type(error).__name__}: {error}") from error
     finally:
-        archive.close()
+        if opened:
+            stream.close()
 
 
 def _where(reader: Reader | None) -> str:

@@ -110,18 +110,12 @@ def _bytes_of(array: np.ndarray) -> memoryview | bytes:
 class Archive:
     """A saved file, opened for reading."""
 
-    def __init__(self, source: str | os.PathLike | IO[bytes]):
-        self.name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "the file")
-        if not hasattr(source, "read"):
-            source = os.fspath(source)  # type: ignore[arg-type]
-            with open(source, "rb"):  # a missing or unreadable path raises OSError, as open() does
-                pass
+    def __init__(self, stream: IO[bytes], name: str):
+        self.name = name
         try:
-            self.zip = zipfile.ZipFile(source)
-        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
-            if isinstance(error, OSError) and not isinstance(source, (str, os.PathLike)):
-                raise
-            raise LoadError(f"{self.name} is not a symgraph file (not a zip archive: {error})") from None
+            self.zip = zipfile.ZipFile(stream)
+        except Exception as error:  # zipfile raises many kinds on a file that is no zip
+            raise LoadError(f"{name} is not a symgraph file (not a zip archive: {error})") from None
 
     def close(self) -> None:
         self.zip.close()
