@@ -91,6 +91,7 @@ from . import nn, optim
 from .nn import dropout
 from .printing import debugprint
 from .serialize import load, save
+from .onnx import export_onnx
 from .errors import LoadError
 from .viz import plot, to_dot, to_networkx
 
@@ -126,7 +127,7 @@ __all__ = [
     # looking at graphs
     "debugprint", "to_networkx", "to_dot", "plot",
     # saving, loading, exporting
-    "save", "load", "LoadError",
+    "save", "load", "LoadError", "export_onnx",
     # submodules and the errors' base class
     "nn", "optim", "errors", "SymgraphError",
 ]  # fmt: skip
