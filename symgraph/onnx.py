@@ -59,13 +59,17 @@ def _onnx() -> Any:
     return onnx
 
 
-def export_onnx(function: Function, path: str | os.PathLike | None, batch_name: str = "batch") -> Any:
+def export_onnx(
+    function: Function, path: str | os.PathLike | None, float_dtype: str | None = None, batch_name: str = "batch"
+) -> Any:
     """Write the compiled ``function`` (a predict function: no updates, no random draws) as an ONNX
     model to ``path`` (``None``: do not write), and return the ``onnx.ModelProto``.
 
     Shared variables become initializers holding their current values. Every axis whose length
-    is unknown stays dynamic; the first axis is called ``batch_name``. A function with updates or
-    random nodes, or an op that has no ONNX form, raises ``sg.errors.ExportError`` naming it.
+    is unknown stays dynamic; the first axis is called ``batch_name``. ``float_dtype='float32'``
+    makes every float of the model float32 (onnxruntime convolves and pools float32 only). A
+    function with updates or random nodes, or an op that has no ONNX form, raises
+    ``sg.errors.ExportError`` naming it.
 
     >>> sg.export_onnx(predict, "model.onnx")
     """
@@ -84,7 +88,7 @@ def export_onnx(function: Function, path: str | os.PathLike | None, batch_name: 
             f"function {function.name} updates {len(function.updates)} shared variable(s) ({shared.label()} first): "
             "only a predict function (compiled with phase='predict' and no updates) can be exported"
         )
-    exporter = _Exporter(onnx, function, batch_name)
+    exporter = _Exporter(onnx, function, batch_name, float_dtype)
     model = exporter.model()
     onnx.checker.check_model(model)
     if path is not None:
@@ -95,8 +99,11 @@ def export_onnx(function: Function, path: str | os.PathLike | None, batch_name: 
 class _Exporter:
     """Builds the ONNX graph of one function: names, initializers and nodes."""
 
-    def __init__(self, onnx: Any, function: Function, batch_name: str):
+    def __init__(self, onnx: Any, function: Function, batch_name: str, float_dtype: str | None):
         self.onnx, self.helper = onnx, onnx.helper
+        self.float_dtype = np.dtype(float_dtype) if float_dtype is not None else None
+        if self.float_dtype is not None and self.float_dtype.kind != "f":
+            raise ValueError(f"float_dtype must be a float dtype such as 'float32', not {float_dtype!r}")
         self.function, self.batch_name = function, batch_name
         self.names: dict[Variable, str] = {}
         self.values: dict[Variable, np.ndarray] = {}  # what is known before any input is given
@@ -147,8 +154,13 @@ class _Exporter:
                 self.values[output] = np.asarray(result, dtype=output.type.numpy_dtype)
 
     # --- helpers for the table ----------------------------------------------------------------
+    def numpy_dtype(self, dtype: Any) -> np.dtype:
+        """The dtype the model computes ``dtype`` values in (``float_dtype`` for floats, if given)."""
+        dtype = np.dtype(dtype)
+        return self.float_dtype if self.float_dtype is not None and dtype.kind == "f" else dtype
+
     def dtype(self, dtype: Any) -> int:
-        return self.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        return self.helper.np_dtype_to_tensor_dtype(self.numpy_dtype(dtype))
 
     def dims(self, variable: Variable, name: str) -> list:
         return [
@@ -170,7 +182,9 @@ class _Exporter:
 
     def constant(self, value: Any, hint: str = "c") -> str:
         name = self.fresh(_identifier(hint))
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(value), name))
+        value = np.asarray(value)
+        value = value.astype(self.numpy_dtype(value.dtype), copy=False)
+        self.initializers.append(self.onnx.numpy_helper.from_array(value, name))
         return name
 
     def known(self, variable: Variable) -> np.ndarray | None:
@@ -192,7 +206,7 @@ class _Exporter:
         self.names[node.outputs[0]] = name
 
     def cast(self, name: str, source: Any, target: Any) -> str:
-        if np.dtype(source) == np.dtype(target):
+        if self.numpy_dtype(source) == self.numpy_dtype(target):
             return name
         return self.emit("Cast", [name], to=self.dtype(target))
 

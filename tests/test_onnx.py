@@ -27,7 +27,8 @@ ort = pytest.importorskip("onnxruntime")
 
 
 def run_exported(function, path, *arguments):
-    sg.export_onnx(function, path)
+    if not os.path.exists(path):  # one model, run at several batch sizes
+        sg.export_onnx(function, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [item.name for item in session.get_inputs()]
     return session.run(None, {name: np.asarray(value) for name, value in zip(names, arguments)})
@@ -148,3 +149,17 @@ def test_an_op_without_an_onnx_form_is_named_with_its_line(tmp_path):
 
     with pytest.raises(sg.errors.ExportError, match="cube has no ONNX form"):
         sg.export_onnx(sg.function([x], Cube()(x)), None)
+
+
+def test_a_float64_model_exports_in_float32_for_onnxruntime(tmp_path):
+    ConvNet, _ = _examples()
+    model = ConvNet(0, "float64")
+    images = np.random.default_rng(2).random((5, 1, 8, 8))
+    exported = sg.export_onnx(model.predict, tmp_path / "model.onnx", float_dtype="float32")
+    assert all(item.data_type != onnx.TensorProto.DOUBLE for item in exported.graph.initializer)
+    assert sum(item.data_type == onnx.TensorProto.FLOAT for item in exported.graph.initializer) >= 5
+    (got,) = run_exported(model.predict, tmp_path / "model.onnx", images.astype("float32"))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, model.predict(images), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="float dtype"):
+        sg.export_onnx(model.predict, None, float_dtype="int32")
