@@ -382,3 +382,42 @@ def test_functions_go_to_worker_processes():
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         result = pool.submit(predict, X).result(timeout=120)
     np.testing.assert_array_equal(result, predict(X))
+
+
+# --- docs/FORMAT.md ------------------------------------------------------------------------------------------
+def test_the_format_page_example_loads_and_names_every_key_and_tag():
+    import re
+
+    with open(os.path.join(ROOT, "docs", "FORMAT.md"), encoding="utf-8") as page:
+        text = page.read()
+    (example,) = re.findall(r"```json\n(.*?)```", text, re.S)
+    saved = json.loads(example)
+    arrays = {f"arrays/{k}.npy": _npy(np.ones(tuple(a["shape"]), a["dtype"])) for k, a in enumerate(saved["arrays"])}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("symgraph.json", example)
+        for name, content in arrays.items():
+            archive.writestr(name, content)
+    buffer.seek(0)
+    model = sg.load(buffer)
+    assert model["scale"] == 0.5 and model["f"].name == "f"
+    # w was made of ones here: each element the mask keeps counts twice (inverted dropout, rate 0.5)
+    assert model["f"](np.array([1.0, 1.0, 1.0])) in (0.0, 2.0, 4.0, 6.0)
+    written = document(_save_everything())
+    for key in written:
+        assert f"`{key}`" in text, key
+    for tag in ("list", "dict", "float", "scalar", "dtype", "slice", "array", "variable", "function", "op", "graph"):
+        assert f'{{"{tag}": ' in text, tag
+    assert f"format version {sg.serialize.FORMAT_VERSION}" in text.replace("(format version", "format version")
+
+
+def _npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _save_everything() -> io.BytesIO:
+    buffer = io.BytesIO()
+    sg.save(buffer, {"f": _mlp()[0]})
+    return buffer
