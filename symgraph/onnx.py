@@ -27,7 +27,6 @@ from .errors import ExportError
 from .graph.basic import Apply, Constant, SharedVariable, Variable
 from .graph.op import Op
 from .graph.source import describe
-from .graph.type import TensorType
 from .nn.activations import LogSoftmax, Softmax, relu, sigmoid, softplus
 from .nn.conv import ConvContraction, Im2Col, resolve_padding
 from .nn.dropout import CheckProbability
@@ -37,7 +36,7 @@ from .ops.basic import Cast
 from .ops.elemwise import Elemwise
 from .ops.linalg import Dot, Matmul
 from .ops.reduce import ArgReduce, Reduce
-from .ops.shape import ARange, Alloc, BroadcastTo, DimShuffle, Join, Reshape, Shape, ShapeAt, SpecifyLength, Stack
+from .ops.shape import Alloc, ARange, BroadcastTo, DimShuffle, Join, Reshape, Shape, ShapeAt, SpecifyLength, Stack
 from .ops.subtensor import Subtensor
 
 __all__ = ["export_onnx", "onnx_nodes"]
@@ -53,8 +52,7 @@ def _onnx() -> Any:
         import onnx.numpy_helper
     except ImportError:
         raise ImportError(
-            'sg.export_onnx needs the onnx extra: pip install "symgraph[onnx]" (onnx, and onnxruntime to run '
-            "the model)"
+            'sg.export_onnx needs the onnx extra: pip install "symgraph[onnx]" (onnx, and onnxruntime to run the model)'
         ) from None
     return onnx
 
@@ -339,7 +337,11 @@ def _softmax(op: Op, node: Apply, exporter: _Exporter) -> None:
 def _im2col(op: Im2Col, node: Apply, exporter: _Exporter) -> None:
     # Nothing of its own: the convolution that reads it is one ONNX Conv (below).
     for client in exporter.clients.get(node.outputs[0], []):
-        if not (isinstance(client.op, ConvContraction) and client.op.result == "output" and client.inputs[1] is node.outputs[0]):
+        if not (
+            isinstance(client.op, ConvContraction)
+            and client.op.result == "output"
+            and client.inputs[1] is node.outputs[0]
+        ):
             raise _refuse(node, f" when read by {client.op.name} rather than a convolution")
 
 
@@ -393,9 +395,7 @@ def _shape_at(op: ShapeAt, node: Apply, exporter: _Exporter) -> None:
 def _stack(op: Stack, node: Apply, exporter: _Exporter) -> None:
     dtype = node.outputs[0].dtype
     axes = exporter.ints([op.axis])
-    pieces = [
-        exporter.emit("Unsqueeze", [exporter.cast(exporter.name(v), v.dtype, dtype), axes]) for v in node.inputs
-    ]
+    pieces = [exporter.emit("Unsqueeze", [exporter.cast(exporter.name(v), v.dtype, dtype), axes]) for v in node.inputs]
     exporter.emit("Concat", pieces, [exporter.output(node)], axis=op.axis)
 
 
@@ -467,8 +467,10 @@ def _subtensor(op: Subtensor, node: Apply, exporter: _Exporter) -> None:
             axis += 1
         elif kind == "int":
             ref = entry[1]
-            index = exporter.constant(np.int64(ref)) if isinstance(ref, int) else exporter.cast(
-                exporter.name(index_inputs[ref[1]]), index_inputs[ref[1]].dtype, "int64"
+            index = (
+                exporter.constant(np.int64(ref))
+                if isinstance(ref, int)
+                else exporter.cast(exporter.name(index_inputs[ref[1]]), index_inputs[ref[1]].dtype, "int64")
             )
             result = exporter.emit("Gather", [result, index], axis=axis)
         else:

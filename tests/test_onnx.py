@@ -122,7 +122,7 @@ def test_functions_that_change_state_or_draw_are_refused_by_name(tmp_path):
     W = sg.shared(np.ones((3, 2)), name="W")
     loss = (x @ W).sum()
     train = sg.function([x], loss, updates=sg.optim.sgd(loss, [W], 0.1))
-    with pytest.raises(sg.errors.ExportError, match="updates .*W"):
+    with pytest.raises(sg.errors.ExportError, match=r"updates .*W"):
         sg.export_onnx(train, tmp_path / "train.onnx")
     drawing = sg.function([x], sg.nn.dropout(x, rate=0.5), phase="train")
     line = sys._getframe().f_lineno - 1

@@ -312,7 +312,9 @@ def _cube_grad(x, z, g):
     return g * 3 * x * x
 
 
-cube = register_elemwise(Elemwise("cube", _cube, [_cube_grad], dtype_rule=sg.nn.activations.same_dtype_rule), "tests.cube")
+cube = register_elemwise(
+    Elemwise("cube", _cube, [_cube_grad], dtype_rule=sg.nn.activations.same_dtype_rule), "tests.cube"
+)
 
 
 def test_user_ops_save_by_their_registered_names(tmp_path):
@@ -336,9 +338,9 @@ def test_user_ops_save_by_their_registered_names(tmp_path):
 def test_what_cannot_be_saved_is_refused_by_name_and_writes_nothing(tmp_path):
     x = sg.vector("x")
     path = tmp_path / "never.sg"
-    with pytest.raises(TypeError, match="tests.unregistered"):
+    with pytest.raises(TypeError, match=r"tests\.unregistered"):
         sg.save(path, Elemwise("tests.unregistered", np.negative, [None])(x))
-    with pytest.raises(TypeError, match="parameter 'scale'.*function"):
+    with pytest.raises(TypeError, match=r"parameter 'scale'.*function"):
         sg.save(path, Affine(lambda v: v, 0.0)(x))
     with pytest.raises(TypeError, match="dtype object"):
         sg.save(path, {"ok": np.ones(2), "bad": np.array([None])})

@@ -43,7 +43,6 @@ from typing import Any
 from .basic import Apply, SharedVariable, Variable
 from .type import Type
 
-
 #: Every ``Op`` subclass by its name, ``module.qualname`` (the latest class of a name wins, as
 #: when a notebook runs a class statement again).
 OP_CLASSES: dict[str, type["Op"]] = {}

@@ -50,8 +50,7 @@ def document_text(document: dict) -> str:
     return "{\n " + ",\n ".join(parts) + "\n}\n"
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(", ", ": "))
+_dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(", ", ": ")).encode
 
 
 def write_archive(target: str | os.PathLike | IO[bytes], text: str, arrays: Iterable[np.ndarray]) -> None:
@@ -175,7 +174,8 @@ class Archive:
             remaining = info.file_size - len(header)
             if size != remaining:
                 raise LoadError(
-                    f"{name}: an array of shape {shape} and dtype {dtype} takes {size} bytes, the entry holds {remaining}"
+                    f"{name}: an array of shape {shape} and dtype {dtype} takes {size} bytes, "
+                    f"the entry holds {remaining}"
                 )
             buffer = bytearray(size)
             view = memoryview(buffer)

@@ -11,6 +11,7 @@ succeeded.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import math
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from ..errors import LoadError
 from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.op import Op
-from ..graph.source import Scope, Source, building
+from ..graph.source import Scope, Source
 from ..graph.type import TensorType, Type
 from ..ops.random import GeneratorType
 from ..ops.shape import Split
@@ -87,15 +88,23 @@ def _list(value: Any, where: str) -> list:
 
 
 def _fields(value: Any, where: str, required: tuple, optional: tuple = ()) -> dict:
+    if type(value) is dict:
+        needed, allowed = _key_sets(required, optional)
+        keys = value.keys()
+        if keys >= needed and keys <= allowed:
+            return value
     if not isinstance(value, dict):
         raise LoadError(f"{where} must be an object, not {_what(value)}")
     missing = [key for key in required if key not in value]
     if missing:
         raise LoadError(f"{where} lacks {', '.join(repr(key) for key in missing)}")
     unknown = [key for key in value if key not in required and key not in optional]
-    if unknown:
-        raise LoadError(f"{where} has unknown field(s) {', '.join(repr(key) for key in unknown)[:200]}")
-    return value
+    raise LoadError(f"{where} has unknown field(s) {', '.join(repr(key) for key in unknown)[:200]}")
+
+
+@functools.cache
+def _key_sets(required: tuple, optional: tuple) -> tuple[frozenset, frozenset]:
+    return frozenset(required), frozenset(required + optional)
 
 
 def _shape(value: Any, where: str, allow_none: bool) -> tuple:
@@ -103,7 +112,8 @@ def _shape(value: Any, where: str, allow_none: bool) -> tuple:
     for length in lengths:
         if not ((allow_none and length is None) or (type(length) is int and length >= 0)):
             raise LoadError(
-                f"{where} must hold lengths (integers of at least 0{' or null' if allow_none else ''}), not {_what(length)}"
+                f"{where} must hold lengths (integers of at least 0{' or null' if allow_none else ''}), "
+                f"not {_what(length)}"
             )
     return tuple(lengths)
 
@@ -120,7 +130,17 @@ def _scalar(value: Any, dtype: np.dtype, where: str) -> Any:
             raise LoadError(f"{where}: {_what(value)} is not a {dtype} value")
     elif type(value) not in (int, float):
         raise LoadError(f"{where}: {_what(value)} is not a {dtype} value")
+    elif math.isfinite(value) and not math.isfinite(_as_float(value, dtype)):
+        raise LoadError(f"{where}: {_what(value)} does not fit a {dtype}")
     return value
+
+
+def _as_float(value: int | float, dtype: np.dtype) -> float:
+    with np.errstate(over="ignore"):
+        try:
+            return float(dtype.type(value))
+        except OverflowError:  # an integer too large for a Python float
+            return math.inf
 
 
 def _non_finite(value: Any, where: str) -> float:
@@ -162,6 +182,7 @@ class Reader:
         self.variables: list[Variable | None] = [None] * len(self.tables["variables"])
         self.types: list[Type | None] = [None] * len(self.variables)
         self.known_types: dict[tuple, TensorType] = {}
+        self.sources: dict[tuple, SavedSource] = {}
         self.ops: dict[int, Op] = {}
         self.building_ops: set[int] = set()
         self.scopes: list[Scope] = []
@@ -442,13 +463,17 @@ class Reader:
             parent = fields["parent"]
             if parent is not None:
                 parent = self.scopes[_index(parent, self.scopes, f"{where}'s parent", "earlier scope")]
-            source = self.source(fields["source"], f"{where}'s source") if fields["source"] is not None else None
+            source = self.source(fields["source"], where) if fields["source"] is not None else None
             self.scopes.append(Scope(_str(fields["name"], f"{where}'s name"), parent, source))
 
     def source(self, data: Any, where: str) -> SavedSource:
         if not isinstance(data, list) or len(data) != 2:
-            raise LoadError(f"{where} must be a [file, line] pair, not {_what(data)}")
-        return SavedSource(_str(data[0], where), _int(data[1], where))
+            raise LoadError(f"{where}'s source must be a [file, line] pair, not {_what(data)}")
+        key = (data[0], data[1])
+        source = self.sources.get(key) if type(data[0]) is str and type(data[1]) is int else None
+        if source is None:
+            source = self.sources[key] = SavedSource(_str(data[0], where), _int(data[1], where))
+        return source
 
     def read_node(self, index: int, entry: Any) -> None:
         where = f"node {index}"
@@ -471,20 +496,22 @@ class Reader:
         scope = (
             self.scopes[_index(fields["scope"], self.scopes, where, "scope", "'s scope")] if "scope" in fields else None
         )
-        gradient = _bool(fields.get("gradient", False), f"{where}'s gradient mark")
-        with building(source=source, gradient=gradient, scope=scope):
-            node = op.make_node(*inputs)
+        gradient = fields.get("gradient", False)
+        if not isinstance(gradient, bool):
+            raise LoadError(f"{where}'s gradient mark must be true or false, not {_what(gradient)}")
+        node = op.make_node(*inputs)
         if not isinstance(node, Apply) or len(node.outputs) != len(outputs):
             raise LoadError(
-                f"{where}: {op.name} on these inputs gives {len(getattr(node, 'outputs', ()))} outputs, the file lists {len(outputs)}"
+                f"{where}: {op.name} on these inputs gives {len(getattr(node, 'outputs', ()))} outputs, "
+                f"the file lists {len(outputs)}"
             )
-        node.source = source
+        node.source, node.gradient, node.scope = source, gradient, scope
         for variable, output in zip(node.outputs, outputs):
             expected = self.types[output]
             if not _same_kind(variable.type, expected):
                 raise LoadError(
-                    f"{where}: {op.name} gives {variable.type.describe()} for variable {output}, which the file says is "
-                    f"{expected.describe()}"  # type: ignore[union-attr]
+                    f"{where}: {op.name} gives {variable.type.describe()} for variable {output}, which the file "
+                    f"says is {expected.describe()}"  # type: ignore[union-attr]
                 )
             variable.name = self.tables["variables"][output]["name"]
             self.variables[output] = variable

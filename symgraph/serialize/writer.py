@@ -70,9 +70,10 @@ class Writer:
         return position
 
     # --- values -------------------------------------------------------------------------------
-    def value(self, obj: Any, where: str) -> Any:
+    def value(self, obj: Any, where: Any) -> Any:
         """``obj`` as JSON: plain values as themselves (a tuple as an array), anything else as a
-        one-key object naming what it is."""
+        one-key object naming what it is. ``where`` (a string, or a function giving one, called
+        only for an error message) says what ``obj`` is."""
         if obj is None or isinstance(obj, (bool, str)) or type(obj) is int:
             return obj
         if type(obj) is float:
@@ -101,17 +102,19 @@ class Writer:
             return {"dtype": obj.name}
         if isinstance(obj, slice):
             return {"slice": [self.value(part, where) for part in (obj.start, obj.stop, obj.step)]}
+        where = where() if callable(where) else where
         raise TypeError(
             f"sg.save cannot save {where}: a {type(obj).__module__}.{type(obj).__qualname__} is not data it "
             "knows (functions, variables, shared variables, numpy arrays, numbers, strings, None, and "
             "lists, tuples and dicts of them)"
         )
 
-    def array(self, array: np.ndarray, where: str) -> int:
+    def array(self, array: np.ndarray, where: Any) -> int:
         known = self._known("arrays", array)
         if known is not None:
             return known
         if array.dtype.kind not in ARRAY_KINDS or array.dtype.fields is not None:
+            where = where() if callable(where) else where
             raise TypeError(f"sg.save cannot save {where}: an array of dtype {array.dtype} (only numbers are saved)")
         entry = {"dtype": array.dtype.name, "shape": list(array.shape)}
         self.arrays.append(array)
@@ -129,9 +132,11 @@ class Writer:
         if isinstance(variable, Constant):
             data = variable.data
             if data.size <= INLINE_SIZE:
-                entry["value"] = [self.value(item, f"constant {variable.label()}") for item in data.ravel().tolist()]
+                entry["value"] = [
+                    item if math.isfinite(item) else {"float": repr(item)} for item in data.ravel().tolist()
+                ]
             else:
-                entry["array"] = self.array(data, f"constant {variable.label()}")
+                entry["array"] = self.array(data, "a constant")
         elif isinstance(variable, SharedVariable):
             value = variable.get_value(borrow=True)
             if isinstance(variable.type, GeneratorType):
@@ -142,7 +147,7 @@ class Writer:
                     )
                 entry["generator"] = self.value(state, f"the state of {variable.label()}")
             else:
-                entry["array"] = self.array(value, f"shared variable {variable.label()}")
+                entry["array"] = self.array(value, lambda: f"shared variable {variable.label()}")
         return self._add(self.variables, "variables", variable, entry)
 
     def type(self, variable: Variable) -> Any:
@@ -200,7 +205,9 @@ class Writer:
         state = op.__getstate__()
         if not isinstance(state, dict):
             raise TypeError(f"sg.save cannot save op {op.name}: its __getstate__ gives no dict")
-        encoded = {key: self.value(value, f"parameter {key!r} of op {name}") for key, value in state.items()}
+        encoded = {
+            key: self.value(value, lambda key=key: f"parameter {key!r} of op {name}") for key, value in state.items()
+        }
         return self._add(self.ops, "ops", op, {"class": name, "state": encoded})
 
     def scope(self, scope: Scope) -> int:
