@@ -157,6 +157,10 @@ def _dtype(value: Any, where: str, kinds: str = "biuf") -> np.dtype:
     return dtype
 
 
+#: The fields a variable of each kind may have beyond ``kind``, ``type`` and ``name``.
+_VARIABLE_FIELDS = {"input": (), "computed": (), "constant": ("value", "array"), "shared": ("array", "generator")}
+
+
 # --- the reader ---------------------------------------------------------------------------------------
 class Reader:
     """Rebuilds the objects of one document; ``where`` says what it is reading, for errors."""
@@ -183,6 +187,7 @@ class Reader:
         self.types: list[Type | None] = [None] * len(self.variables)
         self.known_types: dict[tuple, TensorType] = {}
         self.sources: dict[tuple, SavedSource] = {}
+        self.output_types: dict[tuple, list[Type]] = {}  # (op, input types) -> output types
         self.ops: dict[int, Op] = {}
         self.building_ops: set[int] = set()
         self.scopes: list[Scope] = []
@@ -311,9 +316,7 @@ class Reader:
     def read_variable(self, index: int, entry: Any) -> None:
         where = f"variable {index}"
         kind = entry.get("kind") if isinstance(entry, dict) else None
-        extra = {"input": (), "computed": (), "constant": ("value", "array"), "shared": ("array", "generator")}.get(
-            kind
-        )  # type: ignore[arg-type]
+        extra = _VARIABLE_FIELDS.get(kind) if isinstance(kind, str) else None
         if extra is None:
             raise LoadError(f"{where}'s kind must be 'input', 'constant', 'shared' or 'computed', not {_what(kind)}")
         fields = _fields(entry, where, ("kind", "type", "name"), extra)
@@ -479,7 +482,12 @@ class Reader:
         where = f"node {index}"
         fields = _fields(entry, where, ("op", "inputs", "outputs"), ("source", "scope", "gradient"))
         op = self.op(_index(fields["op"], self.tables["ops"], where, "op", "'s op"))
-        inputs = [self.available(item, where, "'s inputs") for item in _list(fields["inputs"], where)]
+        variables = self.variables
+        inputs = [
+            variables[item] if type(item) is int and 0 <= item < len(variables) and variables[item] is not None
+            else self.available(item, where, "'s inputs")
+            for item in _list(fields["inputs"], where)
+        ]  # fmt: skip
         outputs = [
             _index(item, self.variables, where, "variable", "'s outputs") for item in _list(fields["outputs"], where)
         ]
@@ -499,7 +507,14 @@ class Reader:
         gradient = fields.get("gradient", False)
         if not isinstance(gradient, bool):
             raise LoadError(f"{where}'s gradient mark must be true or false, not {_what(gradient)}")
-        node = op.make_node(*inputs)
+        if type(op).make_node is Op.make_node:  # output types depend on the op and input types only
+            input_types = tuple(variable.type for variable in inputs)
+            output_types = self.output_types.get((op, input_types))
+            if output_types is None:
+                output_types = self.output_types[(op, input_types)] = list(op.output_types(*input_types))
+            node = Apply(op, inputs, output_types)
+        else:
+            node = op.make_node(*inputs)
         if not isinstance(node, Apply) or len(node.outputs) != len(outputs):
             raise LoadError(
                 f"{where}: {op.name} on these inputs gives {len(getattr(node, 'outputs', ()))} outputs, "
