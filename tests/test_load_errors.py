@@ -259,6 +259,19 @@ def test_op_states_hold_parameters_only(guard, valid):
         with_document(valid, lambda d: _set_op(d, lambda e: "class" in e, lambda e: e.update({"class": 3}))),
         "class must be a string",
     )
+    # an elementwise op holds code (numpy functions): never rebuilt from a state, only found by name
+    elemwise_state = {"_name": "exp", "function": "os.system", "grads": [None], "nin": 1}
+    guard.refuses(
+        with_document(
+            valid,
+            lambda d: _set_op(
+                d,
+                lambda e: "elemwise" in e,
+                lambda e: (e.clear(), e.update({"class": "symgraph.ops.elemwise.Elemwise", "state": elemwise_state})),
+            ),
+        ),
+        "given by name",
+    )
 
 
 def test_huge_counts_are_refused_quickly(guard):

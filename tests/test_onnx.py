@@ -108,6 +108,8 @@ def test_the_operations_the_examples_use_export(tmp_path):
         sliced,
         *reduced,
         sg.cast(h, "int32") * 2,
+        sg.and_(sg.cast(h * 10, "int32"), 6) | sg.invert(sg.cast(h, "int64")),
+        sg.where(sg.and_(h > 0, ~(h > 1)), 1.0, 0.0),
         h.transpose().reshape((5, -1)),
     ]
     predict = sg.function([x, v, i], outputs, phase="predict")

@@ -79,7 +79,9 @@ class Function:
 
     ``graph`` is the compiled, rewritten :class:`FunctionGraph` (``sg.debugprint(f)`` and
     ``sg.plot(f, path)`` show it); ``source`` is the generated Python code (numpy backend).
-    Pickling (and ``copy.deepcopy``) keeps what ``sg.function`` was given and compiles it again.
+    Pickling (and ``copy.deepcopy``) keeps what ``sg.function`` was given and compiles it again;
+    unpickling runs whatever code a file names, so never unpickle an untrusted file: ``sg.load``
+    is the safe way.
     """
 
     #: What ``sg.function`` was given (``None`` for a function made otherwise).

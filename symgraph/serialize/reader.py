@@ -26,6 +26,7 @@ from ..graph.fgraph import FunctionGraph
 from ..graph.op import Op
 from ..graph.source import Scope, Source
 from ..graph.type import TensorType, Type
+from ..ops.elemwise import Elemwise
 from ..ops.random import GeneratorType
 from ..ops.shape import Split
 from .archive import Archive, check_array_dtype
@@ -175,7 +176,7 @@ class Reader:
             raise LoadError(f"the document's format version must be an integer of at least 1, not {_what(version)}")
         if version > FORMAT_VERSION:
             raise LoadError(
-                f"this file was written by a newer symgraph ({_what(document.get('written_by'))[4:]}), in format "
+                f"this file was written by a newer symgraph ({str(document.get('written_by'))[:40]}), in format "
                 f"version {version}; this symgraph reads versions up to {FORMAT_VERSION}: upgrade symgraph to load it"
             )
         tables = ("functions", "arrays", "variables", "ops", "nodes", "scopes")
@@ -431,6 +432,8 @@ class Reader:
                 f"{where} is of class {name[:120]!r}, which is not a known op: import the module that defines it "
                 "before loading (symgraph never imports a module that a file names)"
             )
+        if issubclass(cls, Elemwise):  # its computation is code: only ever found by its registered name
+            raise LoadError(f'{where}: an elementwise op is given by name ({{"elemwise": ...}}), not by class')
         if not isinstance(state_data, dict):
             raise LoadError(f"{where}'s state must be an object of parameters, not {_what(state_data)}")
         state = {}
