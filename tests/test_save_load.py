@@ -423,3 +423,17 @@ def _save_everything() -> io.BytesIO:
     buffer = io.BytesIO()
     sg.save(buffer, {"f": _mlp()[0]})
     return buffer
+
+
+def test_loading_does_not_depend_on_the_loading_process_floatx():
+    sg.config.floatX = "float32"
+    train, predict = _mlp()
+    X, y = _batch()
+    X = X.astype("float32")
+    buffer = io.BytesIO()
+    sg.save(buffer, [train, predict])
+    sg.config.floatX = "float64"
+    buffer.seek(0)
+    train2, predict2 = sg.load(buffer)
+    assert train2(X, y) == train(X, y) and train2(X, y).dtype == np.float32
+    np.testing.assert_array_equal(predict2(X), predict(X))
