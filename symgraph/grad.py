@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DisconnectedInputError, GradientError, ShapeError
+from .errors import DisconnectedInputError, GradientError, PhaseError, ShapeError
 from .graph.basic import Apply, Variable
 from .graph.source import Scope, build_context, building, describe, user_source, warn_user
 from .graph.traversal import postorder
@@ -254,6 +254,8 @@ def verify_grad(
         point = [point]
     point = [np.array(value) for value in point]
     point = [value if value.dtype.kind == "f" else value.astype(np.float64) for value in point]
+    if isinstance(rng, np.random.RandomState):  # what Theano code passes
+        rng = rng.randint(2**31)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     dtype = np.result_type(*point)
     low_precision = dtype == np.float32
@@ -266,6 +268,12 @@ def verify_grad(
         for position, value in enumerate(point)
     ]
     output = as_tensor(fun(*inputs))
+    if phase is None:
+        from .rewrite.phase import missing_phase_message, phase_dependent_nodes
+
+        dependent = phase_dependent_nodes([output])
+        if dependent:
+            raise PhaseError(missing_phase_message(dependent, "sg.verify_grad"))
     evaluate = function(inputs, output, phase=phase, on_unused_input="ignore", apply_updates=False)
     output_shape = np.shape(evaluate(*point))
     for _ in range(n_tests):

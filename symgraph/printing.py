@@ -225,3 +225,21 @@ def debugprint(obj: Any, file: TextIO | None = None, max_depth: int = 50) -> str
     text = "\n".join(lines) + "\n"
     (sys.stdout if file is None else file).write(text)
     return text
+
+
+# --- Theano's names: theano.printing.debugprint (above) and pydotprint ----------------------------
+#: Theano's options that only changed how its pictures looked: accepted, and left to ``sg.plot``.
+_PYDOTPRINT_LOOKS = frozenset(
+    ("compact", "with_ids", "high_contrast", "cond_highlight", "colorCodes", "max_label_size")
+    + ("scan_graphs", "var_with_name_simple", "print_output_file", "return_image")
+)
+
+
+def pydotprint(fct: Any, outfile: Any = None, format: str = "png", **options: Any) -> Any:
+    """Theano's ``pydotprint``: ``sg.plot(fct, outfile, **options)`` (``outfile`` defaults to
+    ``symgraph.pydotprint.<format>``). Theano's options that only set the picture's looks
+    (``var_with_name_simple``, ``compact``...) are accepted and ignored; ``sg.plot``'s own work."""
+    from .viz import plot  # the pictures depend on this module, not the other way round
+
+    kept = {name: value for name, value in options.items() if name not in _PYDOTPRINT_LOOKS}
+    return plot(fct, outfile if outfile is not None else f"symgraph.pydotprint.{format}", **kept)

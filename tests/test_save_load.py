@@ -438,3 +438,12 @@ def test_loading_does_not_depend_on_the_loading_process_floatx():
     loss = train2(X, y)
     assert loss == train(X, y) and loss.dtype == np.float32
     np.testing.assert_array_equal(predict2(X), predict(X))
+
+
+def test_inputs_with_defaults_and_names_keep_them():
+    x, lr = sg.vector("x"), sg.scalar("lr")
+    f = sg.function([x, sg.In(lr, value=0.5, name="rate")], x * lr)
+    g = round_trip(f)
+    np.testing.assert_array_equal(g([2.0]), [1.0])  # the default
+    np.testing.assert_array_equal(g([2.0], rate=3.0), [6.0])  # the keyword
+    np.testing.assert_array_equal(copy.deepcopy(f)(x=[2.0]), [1.0])

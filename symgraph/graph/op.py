@@ -72,6 +72,10 @@ class Op:
     read_only_output = False
     #: Reads nothing of its inputs but their shapes: scheduled as soon as they exist.
     reads_only_shape = False
+    #: Its boolean outputs are truth values (comparisons, and logical combinations of them): their
+    #: Python truth value raises, so that ``if x > 0:`` cannot pass silently (every other variable
+    #: is true, as in Theano).
+    boolean_result = False
 
     @property
     def name(self) -> str:

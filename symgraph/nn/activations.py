@@ -23,6 +23,8 @@ __all__ = ["LogSoftmax", "Softmax", "log_softmax", "relu", "sigmoid", "softmax",
 def _sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     # exp(-log(1 + exp(-x))): logaddexp never overflows.
     result = np.logaddexp(0, -x, out=out)
+    if not isinstance(result, np.ndarray):  # a 0-d operand gives a numpy scalar: no out= for it
+        return np.exp(-result)
     np.negative(result, out=result)
     return np.exp(result, out=result)
 

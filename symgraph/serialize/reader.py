@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compile.function import Function, function
+from ..compile.function import Function, In, function
 from ..errors import LoadError
 from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
@@ -536,8 +536,8 @@ class Reader:
 
     # --- functions ----------------------------------------------------------------------------
     def read_function(self, index: int, entry: Any) -> Function:
-        keys = ("name", "inputs", "outputs", "single_output", "updates", "phase", "mode", "backend",
-                "on_unused_input", "allow_input_downcast", "apply_updates")  # fmt: skip
+        keys = ("name", "inputs", "input_names", "defaults", "outputs", "single_output", "updates", "phase", "mode",
+                "backend", "on_unused_input", "allow_input_downcast", "apply_updates")  # fmt: skip
         fields = _fields(entry, f"function {index}", keys)
         name = _str(fields["name"], f"function {index}'s name")
         where = f"function {index} ({name[:80]})"
@@ -545,6 +545,16 @@ class Reader:
         outputs = [
             self.available(item, f"{where}'s outputs") for item in _list(fields["outputs"], f"{where}'s outputs")
         ]
+        names, defaults = _list(fields["input_names"], where), _list(fields["defaults"], where)
+        if len(names) != len(inputs) or len(defaults) != len(inputs):
+            raise LoadError(f"{where}: {len(inputs)} inputs, but {len(names)} input names and {len(defaults)} defaults")
+        for position, (variable, input_name, default) in enumerate(zip(inputs, names, defaults)):
+            _str(input_name, f"{where}'s input name {position}", optional=True)
+            if input_name != variable.name or default is not None:
+                default = None if default is None else self.value(default, f"{where}'s default {position}", in_op=True)
+                if default is not None and not isinstance(default, np.ndarray):
+                    raise LoadError(f"{where}'s default {position} must be an array, not {_what(default)}")
+                inputs[position] = In(variable, default, input_name)  # type: ignore[call-overload]
         single = fields["single_output"]
         if single not in (True, False, None) or (single is None and outputs) or (single is True and len(outputs) != 1):
             raise LoadError(f"{where}: single_output {_what(single)} does not fit its {len(outputs)} output(s)")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import BACKENDS
-from ..compile.function import Function
+from ..compile.function import NO_DEFAULT, Function
 from ..compile.modes import MODES
 from ..graph.basic import Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
@@ -234,6 +234,11 @@ class Writer:
         entry = {
             "name": record.name,
             "inputs": [self.variable(variable) for variable in record.inputs],
+            "input_names": list(record.input_names),
+            "defaults": [
+                None if default is NO_DEFAULT else self.value(default, f"a default of function {function.name}")
+                for default in record.defaults
+            ],
             "outputs": [self.variable(variable) for variable in record.outputs],
             "single_output": record.single_output,
             "updates": [[self.variable(shared), self.variable(value)] for shared, value in record.updates],
