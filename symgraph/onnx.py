@@ -28,7 +28,7 @@ from .graph.basic import Apply, Constant, SharedVariable, Variable
 from .graph.op import Op
 from .graph.source import describe
 from .nn.activations import LogSoftmax, Softmax, relu, sigmoid, softplus
-from .nn.conv import ConvContraction, Im2Col, resolve_padding
+from .nn.conv import ConvContraction, Im2Col, dilated, resolve_padding
 from .nn.dropout import CheckProbability
 from .nn.pool import AvgPool2d, MaxPool2d
 from .ops import elemwise
@@ -36,7 +36,19 @@ from .ops.basic import Cast
 from .ops.elemwise import Elemwise
 from .ops.linalg import Dot, Matmul
 from .ops.reduce import ArgReduce, Reduce
-from .ops.shape import Alloc, ARange, BroadcastTo, DimShuffle, Join, Reshape, Shape, ShapeAt, SpecifyLength, Stack
+from .ops.shape import (
+    Alloc,
+    ARange,
+    BroadcastTo,
+    DimShuffle,
+    Join,
+    Reshape,
+    Shape,
+    ShapeAt,
+    SpecifyLength,
+    SpecifyShape,
+    Stack,
+)
 from .ops.subtensor import Subtensor
 
 __all__ = ["export_onnx", "onnx_nodes"]
@@ -292,6 +304,7 @@ def _cast(op: Cast, node: Apply, exporter: _Exporter) -> None:
 
 @onnx_nodes.register(CheckProbability)
 @onnx_nodes.register(SpecifyLength)
+@onnx_nodes.register(SpecifyShape)
 def _identity(op: Op, node: Apply, exporter: _Exporter) -> None:
     exporter.emit("Identity", [exporter.name(node.inputs[0])], [exporter.output(node)])
 
@@ -355,9 +368,11 @@ def _conv(op: ConvContraction, node: Apply, exporter: _Exporter) -> None:
         raise _refuse(node, " unless it is a convolution (the contraction of an im2col)")
     x, kernel = owner.inputs
     known = exporter.known(kernel)
-    attributes: dict[str, Any] = {"strides": list(owner.op.stride)}
+    dilation = tuple(owner.op.dilation)
+    attributes: dict[str, Any] = {"strides": list(owner.op.stride), "dilations": list(dilation)}
     if known is not None:
-        (top, bottom), (left, right) = resolve_padding(owner.op.padding, (int(known[0]), int(known[1])))
+        spread = dilated((int(known[0]), int(known[1])), dilation)
+        (top, bottom), (left, right) = resolve_padding(owner.op.padding, spread)
         attributes["pads"] = [top, left, bottom, right]
     elif owner.op.padding == "same":
         attributes["auto_pad"] = "SAME_UPPER"
@@ -429,7 +444,7 @@ def _alloc(op: Alloc, node: Apply, exporter: _Exporter) -> None:
 
 @onnx_nodes.register
 def _arange(op: ARange, node: Apply, exporter: _Exporter) -> None:
-    bounds = [exporter.cast(exporter.name(v), v.dtype, "int64") for v in node.inputs]
+    bounds = [exporter.cast(exporter.name(v), v.dtype, op.dtype) for v in node.inputs]
     exporter.emit("Range", bounds, [exporter.output(node)])
 
 

@@ -89,6 +89,7 @@ def test_the_operations_the_examples_use_export(tmp_path):
     normed = sg.nn.batch_norm(same, gamma, beta, mean, var)
     pooled = sg.nn.max_pool2d(sg.nn.relu(normed), 3, stride=2, padding=1)
     averaged = sg.nn.avg_pool2d(sg.nn.conv2d(x, strided, stride=2, padding=1), 2, padding=1)
+    dilated = sg.nn.conv2d(input=x, filters=strided, border_mode=2, filter_dilation=2).sum(axis=(2, 3))
     images = sg.concatenate([pooled.flatten(2), averaged.flatten(2)], axis=1)
     h = v @ W
     activations = sg.concatenate(
@@ -101,6 +102,7 @@ def test_the_operations_the_examples_use_export(tmp_path):
     reduced = [h.mean(axis=0), h.max(axis=1), h.min(), h.prod(axis=1), h.std(axis=1), sg.argmax(h, axis=1)]
     outputs = [
         sg.nn.softmax(images),
+        dilated * sg.arange(2, dtype="float32"),
         sg.nn.log_softmax(activations, axis=0),
         arithmetic,
         chosen,
