@@ -253,7 +253,7 @@ _ELEMENTWISE = {
     elemwise.add: "Add", elemwise.sub: "Sub", elemwise.mul: "Mul", elemwise.true_div: "Div",
     elemwise.neg: "Neg", elemwise.abs: "Abs", elemwise.sign: "Sign", elemwise.exp: "Exp",
     elemwise.log: "Log", elemwise.sqrt: "Sqrt", elemwise.sin: "Sin", elemwise.cos: "Cos",
-    elemwise.tanh: "Tanh", elemwise.floor: "Floor", elemwise.ceil: "Ceil", elemwise.round: "Round",
+    elemwise.tanh: "Tanh", elemwise.floor: "Floor", elemwise.ceil: "Ceil", elemwise.round_half_to_even: "Round",
     elemwise.maximum: "Max", elemwise.minimum: "Min", elemwise.pow: "Pow", elemwise.eq: "Equal",
     elemwise.lt: "Less", elemwise.le: "LessOrEqual", elemwise.gt: "Greater",
     elemwise.ge: "GreaterOrEqual", relu: "Relu", sigmoid: "Sigmoid", softplus: "Softplus",

@@ -109,7 +109,7 @@ def test_the_operations_the_examples_use_export(tmp_path):
         batched,
         sliced,
         *reduced,
-        sg.cast(h, "int32") * 2,
+        sg.cast(h, "int32") * 2 + sg.cast(sg.round(h * 3), "int32"),
         sg.and_(sg.cast(h * 10, "int32"), 6) | sg.invert(sg.cast(h, "int64")),
         sg.where(sg.and_(h > 0, ~(h > 1)), 1.0, 0.0),
         h.transpose().reshape((5, -1)),

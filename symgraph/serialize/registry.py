@@ -2,12 +2,15 @@
 ``sg.Op`` subclass as it is defined), elementwise ops, and numpy's bit generators.
 
 An elementwise op is one ``Elemwise`` instance holding numpy functions, which are code and so
-never go into a file: it is saved by a registered name. The built-in ones are registered by their
-own names (``"exp"``, ``"relu"``); a user's own ``Elemwise`` instance needs
+never go into a file: it is saved by a registered name. The built-in ones (those symgraph's
+modules define) are registered by their own names (``"exp"``, ``"relu"``); a user's own
+``Elemwise`` instance needs
 :func:`register_elemwise`, in the module that defines it, imported before ``sg.load``.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -51,7 +54,11 @@ def register_elemwise(op: Elemwise, name: str | None = None) -> Elemwise:
 def elemwise_name(op: Elemwise) -> str | None:
     """The name ``op`` is registered under, or ``None``."""
     _register_built_ins()
-    return _NAMES.get(op)
+    name = _NAMES.get(op)
+    if name is None:  # perhaps defined by a symgraph module imported since
+        _register_built_ins(again=True)
+        name = _NAMES.get(op)
+    return name
 
 
 def elemwise_by_name(name: str) -> Elemwise | None:
@@ -60,14 +67,14 @@ def elemwise_by_name(name: str) -> Elemwise | None:
     return _BY_NAME.get(name)
 
 
-def _register_built_ins() -> None:
-    if _NAMES:
+def _register_built_ins(again: bool = False) -> None:
+    """The elementwise ops that symgraph's own modules define, each by its own name."""
+    if _NAMES and not again:
         return
-    from ..nn import activations
-    from ..ops import elemwise
-
-    for module in (elemwise, activations):
-        for value in vars(module).values():
-            if isinstance(value, Elemwise) and value not in _NAMES:
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not (module_name == "symgraph" or module_name.startswith("symgraph.")):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, Elemwise) and value not in _NAMES and value.name not in _BY_NAME:
                 _BY_NAME[value.name] = value
                 _NAMES[value] = value.name
