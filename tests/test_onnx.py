@@ -22,8 +22,12 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
         sg.export_onnx(sg.function([x], x * 2), None)
 
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+try:
+    import onnx
+    import onnxruntime as ort
+except ImportError:
+    onnx = ort = None
+needs_onnx = pytest.mark.skipif(ort is None, reason='needs the onnx extra: pip install "symgraph[onnx]"')
 
 
 def run_exported(function, path, *arguments):
@@ -54,6 +58,7 @@ def _examples():
     return ConvNet, Model
 
 
+@needs_onnx
 @pytest.mark.parametrize("example", ["mlp", "cnn"])
 def test_the_examples_predict_functions_run_in_onnxruntime(tmp_path, example):
     sg.config.floatX = "float32"
@@ -72,6 +77,7 @@ def test_the_examples_predict_functions_run_in_onnxruntime(tmp_path, example):
         assert_same(model.predict, tmp_path / "model.onnx", rng.random((batch, *shape), dtype="float32"))
 
 
+@needs_onnx
 def test_the_operations_the_examples_use_export(tmp_path):
     sg.config.floatX = "float32"
     rng = np.random.default_rng(1)
@@ -121,6 +127,7 @@ def test_the_operations_the_examples_use_export(tmp_path):
         assert_same(predict, tmp_path / "ops.onnx", *arguments, np.int64(1), atol=1e-6)
 
 
+@needs_onnx
 def test_functions_that_change_state_or_draw_are_refused_by_name(tmp_path):
     x = sg.matrix("x")
     W = sg.shared(np.ones((3, 2)), name="W")
@@ -135,6 +142,7 @@ def test_functions_that_change_state_or_draw_are_refused_by_name(tmp_path):
     assert not (tmp_path / "train.onnx").exists() and not (tmp_path / "drawing.onnx").exists()
 
 
+@needs_onnx
 def test_an_op_without_an_onnx_form_is_named_with_its_line(tmp_path):
     x = sg.vector("x")
     picked = x[sg.constant(np.array([2, 0]))]  # advanced indexing
@@ -155,6 +163,7 @@ def test_an_op_without_an_onnx_form_is_named_with_its_line(tmp_path):
         sg.export_onnx(sg.function([x], Cube()(x)), None)
 
 
+@needs_onnx
 def test_a_float64_model_exports_in_float32_for_onnxruntime(tmp_path):
     ConvNet, _ = _examples()
     model = ConvNet(0, "float64")
