@@ -36,6 +36,7 @@ def main() -> None:
     print(f"test accuracy of the loaded model: {(probabilities.argmax(axis=1) == data.y_test).mean():.4f}")
 
     try:
+        import onnx  # noqa: F401 (sg.export_onnx needs it)
         import onnxruntime
     except ImportError:
         print('ONNX export skipped: pip install "symgraph[onnx]" for it')
