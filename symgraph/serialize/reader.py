@@ -24,7 +24,7 @@ from ..errors import LoadError
 from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.op import Op
-from ..graph.source import Scope, Source
+from ..graph.source import Scope, Source, building
 from ..graph.type import TensorType, Type
 from ..ops.elemwise import Elemwise
 from ..ops.random import GeneratorType
@@ -199,9 +199,11 @@ class Reader:
         for index, entry in enumerate(self.tables["variables"]):
             self.where = f"variable {index}"
             self.read_variable(index, entry)
-        for index, entry in enumerate(self.tables["nodes"]):
-            self.where = f"node {index}"
-            self.read_node(index, entry)
+        # Each node's line is the file's (set below), not found by walking the stack.
+        with building(source=SavedSource("<sg.load>", 0), gradient=False, scope=None):
+            for index, entry in enumerate(self.tables["nodes"]):
+                self.where = f"node {index}"
+                self.read_node(index, entry)
         for index, entry in enumerate(self.tables["functions"]):
             self.where = f"function {index}"
             self.functions.append(self.read_function(index, entry))
@@ -300,28 +302,40 @@ class Reader:
 
     # --- variables ----------------------------------------------------------------------------
     def type(self, data: Any, where: str) -> Type:
+        # The types of a graph repeat: each distinct entry is checked once. The key holds the
+        # Python types of the lengths too, so that `true` never passes for a length of 1.
+        if type(data) is dict and len(data) == 2:
+            dtype, shape = data.get("dtype"), data.get("shape")
+            if type(dtype) is str and type(shape) is list:
+                key = (dtype, tuple(shape), tuple(map(type, shape)))
+                try:
+                    known = self.known_types.get(key)
+                except TypeError:  # a length that is a list or an object: refused below
+                    key, known = None, None
+                if known is not None:
+                    return known
         if data == "generator":
             return GeneratorType()
         fields = _fields(data, where, ("dtype", "shape"))
-        dtype, shape = fields["dtype"], fields["shape"]
-        key = (dtype, tuple(shape)) if isinstance(dtype, str) and isinstance(shape, list) else None
-        known = (
-            self.known_types.get(key) if key is not None and all(type(n) is int or n is None for n in shape) else None
+        known = TensorType(
+            _dtype(fields["dtype"], f"{where}'s dtype"), _shape(fields["shape"], f"{where}'s shape", allow_none=True)
         )
-        if known is None:
-            known = TensorType(_dtype(dtype, f"{where}'s dtype"), _shape(shape, f"{where}'s shape", allow_none=True))
-            if key is not None:
-                self.known_types[key] = known
+        self.known_types[(fields["dtype"], tuple(fields["shape"]), tuple(map(type, fields["shape"])))] = known
         return known
 
     def read_variable(self, index: int, entry: Any) -> None:
+        if type(entry) is dict and entry.get("kind") == "computed" and len(entry) == 3:  # most of them
+            name = entry.get("name")
+            if "type" in entry and (name is None or type(name) is str):
+                self.types[index] = self.type(entry["type"], f"variable {index}'s type")
+                return
         where = f"variable {index}"
         kind = entry.get("kind") if isinstance(entry, dict) else None
         extra = _VARIABLE_FIELDS.get(kind) if isinstance(kind, str) else None
         if extra is None:
             raise LoadError(f"{where}'s kind must be 'input', 'constant', 'shared' or 'computed', not {_what(kind)}")
         fields = _fields(entry, where, ("kind", "type", "name"), extra)
-        variable_type = self.types[index] = self.type(fields["type"], where)
+        variable_type = self.types[index] = self.type(fields["type"], f"{where}'s type")
         name = fields["name"]
         if name is not None and not isinstance(name, str):
             raise LoadError(f"{where}'s name must be a string or null, not {_what(name)}")
@@ -491,8 +505,12 @@ class Reader:
             else self.available(item, where, "'s inputs")
             for item in _list(fields["inputs"], where)
         ]  # fmt: skip
+        count = len(variables)
         outputs = [
-            _index(item, self.variables, where, "variable", "'s outputs") for item in _list(fields["outputs"], where)
+            item
+            if type(item) is int and 0 <= item < count
+            else _index(item, variables, where, "variable", "'s outputs")
+            for item in _list(fields["outputs"], where)
         ]
         for output in outputs:
             if self.types[output] is None or self.variables[output] is not None:
@@ -526,7 +544,7 @@ class Reader:
         node.source, node.gradient, node.scope = source, gradient, scope
         for variable, output in zip(node.outputs, outputs):
             expected = self.types[output]
-            if not _same_kind(variable.type, expected):
+            if variable.type is not expected and not _same_kind(variable.type, expected):  # types are interned
                 raise LoadError(
                     f"{where}: {op.name} gives {variable.type.describe()} for variable {output}, which the file "
                     f"says is {expected.describe()}"  # type: ignore[union-attr]
