@@ -15,6 +15,7 @@ symgraph gives a ``LoadError`` saying what is wrong, and nothing is loaded.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import IO, Any
 
@@ -38,10 +39,16 @@ def save(path: str | os.PathLike | IO[bytes], obj: Any) -> None:
 
     >>> sg.save("model.sg", {"train": train, "predict": predict})
     """
-    with STATE_LOCK:  # one consistent snapshot of every shared value
-        writer = Writer()
-        text = document_text(writer.document(obj))
-        write_archive(path, text, writer.arrays)
+    enabled = gc.isenabled()
+    gc.disable()  # the tables are many small objects: no use scanning them while they grow
+    try:
+        with STATE_LOCK:  # one consistent snapshot of every shared value
+            writer = Writer()
+            text = document_text(writer.document(obj))
+            write_archive(path, text, writer.arrays)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load(path: str | os.PathLike | IO[bytes]) -> Any:
@@ -53,6 +60,18 @@ def load(path: str | os.PathLike | IO[bytes]) -> Any:
 
     >>> model = sg.load("model.sg"); model["predict"](images)
     """
+    # Rebuilding a graph makes many objects in reference cycles (nodes and their outputs): the
+    # cyclic collector would rescan the heap again and again meanwhile, as when compiling.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(path)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(path: str | os.PathLike | IO[bytes]) -> Any:
     opened = not hasattr(path, "read")
     stream = open(path, "rb") if opened else path  # a path that cannot be opened: OSError  # noqa: SIM115
     reader = None
