@@ -8,7 +8,7 @@ dropout masks) and the predict function (running statistics, no mask). It prints
 accuracy per epoch and writes the training curves, the graph pictures and the trained model
 (model.sg, which examples/serve.py loads) into --out.
 
-    python examples/cnn_digits.py        # about 10 seconds on 2 cores
+    python examples/cnn_digits.py        # about 10 seconds on an idle 2-core machine
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DisconnectedInputError, GradientError, PhaseError, ShapeError
+from .errors import DisconnectedInputError, DTypeError, GradientError, PhaseError, ShapeError
 from .graph.basic import Apply, Variable
 from .graph.source import Scope, build_context, building, describe, user_source, warn_user
 from .graph.traversal import postorder
@@ -74,7 +74,7 @@ def _starting_gradients(cost: Variable | None, known_grads: dict | None) -> dict
                 "reduce it first (e.g. cost.sum() or cost.mean())"
             )
         if not cost.type.is_float:
-            raise TypeError(f"sg.grad needs a float cost, but {cost.label()} is {cost.dtype}")
+            raise DTypeError(f"sg.grad needs a float cost, but {cost.label()} is {cost.dtype}")
         starts[cost] = constant(np.ones((), dtype=cost.type.numpy_dtype))
     for variable, gradient in (known_grads or {}).items():
         gradient = as_tensor(gradient)

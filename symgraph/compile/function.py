@@ -245,6 +245,12 @@ class Function:
             f"mode={self.mode.name!r}, backend={self.backend.name!r}>"
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the graph explorer of the compiled graph (symgraph.explorer)."""
+        from ..explorer import repr_html
+
+        return repr_html(self)
+
 
 def _recompile(record: CompileRecord) -> Function:
     """A pickled function, compiled again from what ``sg.function`` was given."""

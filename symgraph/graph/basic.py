@@ -71,6 +71,12 @@ class Variable:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.label()}: {self.type.describe()})"
 
+    def _repr_html_(self) -> str | None:
+        """Jupyter shows the graph explorer of a computed variable (symgraph.explorer)."""
+        from ..explorer import repr_html
+
+        return repr_html(self)
+
     def __hash__(self) -> int:
         return id(self)
 

@@ -99,7 +99,9 @@ class _Pooling(Op):
     def first_maxima(self, padded: np.ndarray, pooled: np.ndarray, counts: tuple[int, int]) -> Iterator[np.ndarray]:
         """For each window offset, in row-major order, where that cell is its window's first
         maximum (PyTorch's choice among ties): each window has exactly one such cell. The last
-        offset needs no comparison: it holds the maximum wherever no earlier cell did."""
+        offset needs no comparison: it holds the maximum wherever no earlier cell did. Padding
+        cells must hold ``NEVER_A_MAXIMUM`` (NaN, equal to nothing), so that the maximum is always
+        a real cell, even when the window's real cells are all ``-inf``."""
         windows = list(self.windows(padded, counts))
         taken = np.empty(pooled.shape, dtype=bool)  # the windows whose maximum came already
         hit = np.empty(pooled.shape, dtype=bool)
@@ -132,6 +134,11 @@ class _Pooling(Op):
     def crop(self, padded: np.ndarray) -> np.ndarray:
         ph, pw = self.padding
         return padded[:, :, ph : padded.shape[2] - ph, pw : padded.shape[3] - pw]
+
+
+#: The padding of an input whose first maxima are looked for (see ``first_maxima``); the pooling
+#: itself pads with ``-inf``.
+NEVER_A_MAXIMUM = np.nan
 
 
 def _buffer_like(x: np.ndarray, shape: tuple, fill: float | None) -> np.ndarray:
@@ -174,7 +181,7 @@ class MaxPool2dGrad(_Pooling):
     def perform(self, x: np.ndarray, pooled: np.ndarray, g: np.ndarray) -> np.ndarray:
         counts = self.output_counts(x.shape)
         tiled = self.tiles(*x.shape[2:])
-        padded = self.pad(x, -np.inf)
+        padded = self.pad(x, NEVER_A_MAXIMUM)
         result = _zeros_unless(tiled, x, padded.shape)
         targets = self.windows(result, counts)
         for hit, target in zip(self.first_maxima(padded, pooled, counts), targets):
@@ -205,7 +212,7 @@ class MaxPool2dSelect(_Pooling):
     def perform(self, x: np.ndarray, pooled: np.ndarray, h: np.ndarray) -> np.ndarray:
         counts = self.output_counts(x.shape)
         result = np.zeros(pooled.shape, dtype=h.dtype)
-        hits = self.first_maxima(self.pad(x, -np.inf), pooled, counts)
+        hits = self.first_maxima(self.pad(x, NEVER_A_MAXIMUM), pooled, counts)
         for hit, values in zip(hits, self.windows(self.pad(h, 0), counts)):
             result += values * hit
         return result

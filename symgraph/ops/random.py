@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import config
-from ..errors import InputError, ShapeError
+from ..errors import DTypeError, InputError, ShapeError
 from ..graph.basic import STATE_LOCK, Apply, SharedVariable, Variable
 from ..graph.op import Op
 from ..graph.type import TensorType, Type, broadcast_static_shapes, format_shape
@@ -147,7 +147,7 @@ class RandomStreams:
 def _float_dtype(dtype: Any) -> str:
     name = np.dtype(dtype or config.floatX).name
     if np.dtype(name).kind != "f":
-        raise TypeError(f"uniform and normal draw floats: dtype must be a float dtype, not {name}")
+        raise DTypeError(f"uniform and normal draw floats: dtype must be a float dtype, not {name}")
     return name
 
 
@@ -257,7 +257,13 @@ class Uniform(RandomOp):
     """Uniform numbers in ``[low, high)``."""
 
     def sample(self, generator, size, dtype, low, high):
-        values = generator.random(size, dtype=dtype)
+        if dtype == np.float16:  # numpy draws float32 and float64 only
+            wide = generator.random(size, dtype=np.float32)
+            values = wide.astype(np.float16)
+            # Rounded down, not to the nearest: 1 - 2**-25 must not become 1.
+            np.nextafter(values, np.float16(0), out=values, where=values > wide)
+        else:
+            values = generator.random(size, dtype=dtype)
         if np.ndim(low) == 0 and np.ndim(high) == 0:
             if low != 0 or high != 1:
                 values *= dtype.type(high - low)
@@ -273,7 +279,10 @@ class Normal(RandomOp):
     """Normal numbers of mean ``avg`` and standard deviation ``std``."""
 
     def sample(self, generator, size, dtype, avg, std):
-        values = generator.standard_normal(size, dtype=dtype)
+        if dtype == np.float16:  # numpy draws float32 and float64 only
+            values = generator.standard_normal(size, dtype=np.float32).astype(np.float16)
+        else:
+            values = generator.standard_normal(size, dtype=dtype)
         if np.ndim(avg) == 0 and np.ndim(std) == 0:
             if std != 1:
                 values *= dtype.type(std)
