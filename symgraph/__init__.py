@@ -113,6 +113,9 @@ from .ops.shape import arange
 from . import nn, optim
 from .nn import dropout
 from .printing import debugprint
+from .serialize import load, save
+from .onnx import export_onnx
+from .errors import LoadError
 from .viz import plot, to_dot, to_networkx
 
 _methods.install()
@@ -150,6 +153,8 @@ __all__ = [
     "grad", "jacobian", "hessian", "verify_grad",
     # looking at graphs
     "debugprint", "to_networkx", "to_dot", "plot",
+    # saving, loading, exporting
+    "save", "load", "LoadError", "export_onnx",
     # submodules and the errors' base class
     "nn", "optim", "errors", "SymgraphError",
 ]  # fmt: skip

@@ -151,3 +151,16 @@ def test_main_job_reaches_its_accuracy_at_full_length(tmp_path):
 def test_cnn_reaches_its_accuracy_at_full_length(tmp_path):
     output = run_example("cnn_digits.py", "--out", str(tmp_path))
     assert accuracy(output) >= 0.98
+
+
+def test_serve_loads_a_trained_model_in_a_fresh_process(tmp_path):
+    run_example("cnn_digits.py", "--epochs", "1", "--out", str(tmp_path))
+    output = run_example("serve.py", str(tmp_path / "model.sg"))
+    assert accuracy(output, "test accuracy of") > 0.8
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        assert "ONNX export skipped" in output
+    else:
+        assert (tmp_path / "model.onnx").exists() and "agree with symgraph's to" in output

@@ -10,6 +10,7 @@ result into a callable.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import gc
 import threading
@@ -94,13 +95,61 @@ def _keyword_positions(names: Sequence[str | None]) -> tuple[dict[str, int], set
     return positions, ambiguous
 
 
+@dataclasses.dataclass(frozen=True)
+class CompileRecord:
+    """What ``sg.function`` was given, the ``givens`` already substituted: the user's graph, not
+    the rewritten one. ``sg.save`` and ``pickle`` keep a function as this record and compile it
+    again when loading."""
+
+    inputs: tuple
+    input_names: tuple  #: per input, the keyword it is given by (``sg.In``'s name), or ``None``
+    defaults: tuple  #: per input, its default value (``sg.In``'s) or ``NO_DEFAULT``
+    outputs: tuple
+    single_output: bool | None
+    updates: tuple  #: ``(shared variable, new value)`` pairs
+    phase: str | None
+    mode: Mode
+    backend: str
+    name: str
+    on_unused_input: str
+    allow_input_downcast: bool
+    apply_updates: bool
+
+    def compile(self) -> "Function":
+        outputs = None if self.single_output is None else self.outputs[0] if self.single_output else list(self.outputs)
+        inputs = [
+            In(variable, None if default is NO_DEFAULT else default, name)
+            if name != variable.name or default is not NO_DEFAULT
+            else variable
+            for variable, name, default in zip(self.inputs, self.input_names, self.defaults)
+        ]
+        return function(
+            inputs,
+            outputs,
+            updates=list(self.updates),
+            phase=self.phase,
+            mode=self.mode,
+            name=self.name,
+            on_unused_input=self.on_unused_input,
+            allow_input_downcast=self.allow_input_downcast,
+            backend=self.backend,
+            apply_updates=self.apply_updates,
+        )
+
+
 class Function:
     """A compiled graph. Call it with one argument per input, by position or by input name
     (``f(x=data)``); inputs given with ``sg.In(variable, value=...)`` may be left out.
 
     ``graph`` is the compiled, rewritten :class:`FunctionGraph` (``sg.debugprint(f)`` and
     ``sg.plot(f, path)`` show it); ``source`` is the generated Python code (numpy backend).
+    Pickling (and ``copy.deepcopy``) keeps what ``sg.function`` was given and compiles it again;
+    unpickling runs whatever code a file names, so never unpickle an untrusted file: ``sg.load``
+    is the safe way.
     """
+
+    #: What ``sg.function`` was given (``None`` for a function made otherwise).
+    _record: CompileRecord | None = None
 
     def __init__(
         self,
@@ -183,6 +232,11 @@ class Function:
         """The nodes in the order the program computes them."""
         return list(self.program.order)
 
+    def __reduce__(self) -> tuple:
+        if self._record is None:
+            raise TypeError(f"function {self.name} was not made by sg.function: it cannot be pickled")
+        return (_recompile, (self._record,))
+
     def __repr__(self) -> str:
         inputs = ", ".join(variable.label() for variable in self.inputs)
         phase = f", phase={self.phase!r}" if self.phase else ""
@@ -196,6 +250,11 @@ class Function:
         from ..explorer import repr_html
 
         return repr_html(self)
+
+
+def _recompile(record: CompileRecord) -> Function:
+    """A pickled function, compiled again from what ``sg.function`` was given."""
+    return record.compile()
 
 
 def _garbage_collection_paused(compile_function: Callable[..., Function]) -> Callable[..., Function]:
@@ -262,6 +321,10 @@ def function(
     fgraph = FunctionGraph(inputs, output_list, user_updates)
     if givens:
         fgraph = _substitute(fgraph, givens)
+    record = CompileRecord(
+        tuple(inputs), tuple(input_names), tuple(defaults), tuple(fgraph.outputs), single, tuple(fgraph.updates),
+        phase, mode, backend.name, name, on_unused_input, allow_input_downcast, apply_updates,
+    )  # fmt: skip
     fgraph = inline_subgraphs(fgraph)
     fgraph, automatic = specialize_phase(fgraph, phase)
     automatic += state_updates(postorder(fgraph.computed + [value for _, value, _ in automatic]))
@@ -282,7 +345,9 @@ def function(
         debug=mode.debug,
     )
     program = backend.link(fgraph, options)
-    return Function(program, fgraph, phase, mode, backend, name, single, input_names, defaults)
+    compiled = Function(program, fgraph, phase, mode, backend, name, single, input_names, defaults)
+    compiled._record = record
+    return compiled
 
 
 def _function_name(name: Any, call_site: Source | None) -> str:
