@@ -596,3 +596,24 @@ def test_updates_may_be_given_as_a_list_of_pairs():
     halves, updates = sg.scan(lambda x_t: (x_t / 2, [(total, total + x_t)]), sequences=x)
     sg.function([x], halves, updates=updates)([1.0, 2.0])
     assert total.get_value() == 3.0
+
+
+def test_a_function_with_loops_and_branches_saves_and_resumes_bit_for_bit(tmp_path):
+    W = sg.shared(rng.normal(size=(3, 3)) * 0.5, name="W")
+    stream = sg.RandomStreams(4)
+    x = sg.matrix("x")
+
+    def step(row, h):
+        dropped = sg.tanh(sg.nn.dropout(row, rate=0.5, rng=stream) + h @ W)
+        return sg.ifelse(row.sum() > 0, dropped, h)
+
+    hs, _ = sg.scan(step, sequences=x, outputs_info=sg.zeros((3,)))
+    cost = (hs**2).sum()
+    train = sg.function([x], cost, updates=[(W, W - 0.1 * sg.grad(cost, W))], phase="train")
+    path = tmp_path / "train.sg"
+    sg.save(path, train)
+    resumed = sg.load(path)
+    values = rng.normal(size=(5, 3)) + 0.5
+    first = [train(values) for _ in range(3)]
+    again = [resumed(values) for _ in range(3)]
+    np.testing.assert_array_equal(first, again)
