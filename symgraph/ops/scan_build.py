@@ -98,7 +98,7 @@ def scan(
         for (i, spec), arguments in zip(fed, state_arguments):
             results[i] = _checked_fed_back(results[i], arguments[0], spec, i, name)
         update_targets, update_values = _checked_updates(updates, name)
-        node, layout = _build(
+        node = _build(
             name,
             scope,
             count,
@@ -111,18 +111,27 @@ def scan(
             [results[i] for i, _ in fed],
             truncate,
         )
-        buffers, stacked, _ = node.op.output_parts(node.outputs)
-        outputs: list[Variable] = []
-        fed_positions = {i: k for k, (i, _) in enumerate(fed)}
-        plain = iter(stacked)
-        for i in range(len(output_specs)):
-            if i in fed_positions:
-                k = fed_positions[i]
-                outputs.append(buffers[k][layout.window_lengths[k] :])
-            else:
-                outputs.append(next(plain))
-        new_values = {target: buffers[len(fed) + k][-1] for k, target in enumerate(update_targets)}
+        outputs, new_values = _results(node, len(output_specs), [i for i, _ in fed], update_targets)
     return (outputs[0] if len(outputs) == 1 else outputs), new_values
+
+
+def _results(
+    node: Any, count: int, fed: list[int], update_targets: list[SharedVariable]
+) -> tuple[list[Variable], dict]:
+    """What ``sg.scan`` hands back, in the order of ``fn``'s outputs: each fed-back output's steps
+    (its buffer without the initial window), each other output as stacked; and the updates, each
+    shared variable's value after the last step."""
+    buffers, stacked, _ = node.op.output_parts(node.outputs)
+    lengths = node.op.window_lengths
+    plain = iter(stacked)
+    outputs = []
+    for i in range(count):
+        if i in fed:
+            k = fed.index(i)
+            outputs.append(buffers[k][lengths[k] :])
+        else:
+            outputs.append(next(plain))
+    return outputs, {target: buffers[len(fed) + k][-1] for k, target in enumerate(update_targets)}
 
 
 # --- arguments ------------------------------------------------------------------------------------
@@ -428,8 +437,7 @@ def _build(
     )
     windows = [_window(spec) for spec, _ in fed] + [t.dimshuffle("x", *range(t.ndim)) for t in update_targets]
     sequences = [view for per_tap in views for view in per_tap]
-    node = op.make_node(count, *sequences, *windows, *context)
-    return node, op
+    return op.make_node(count, *sequences, *windows, *context)
 
 
 def _built_in(node: Any, scope: Scope) -> bool:
