@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DTypeError, ShapeError, SymgraphError
-from ..graph.basic import Constant, SharedVariable, Variable
+from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.source import Scope, in_scope
 from ..graph.traversal import postorder, rebuild
@@ -411,7 +411,7 @@ def _build(
     plain_results: list[Variable],
     fed_results: list[Variable],
     truncate: int,
-):
+) -> Apply:
     """The ``Scan`` node of the step ``fn`` built."""
     update_arguments = _placeholders(update_targets)
     seeds = sequence_arguments + [v for _, arguments in fed for v in arguments] + list(update_targets)
