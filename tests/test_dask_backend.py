@@ -538,6 +538,29 @@ def test_reductions_edge_cases_and_an_empty_batch():
     _agree([m], empty, [np.zeros((0, 4))], [da.zeros((0, 4), chunks=(1, 4))])
 
 
+def test_loops_branches_and_checks():
+    # An RNN over time (axis 0) on a batch (axis 1), its gradients, a branch, and the checks.
+    x = sg.tensor3("x")  # (time, batch, features)
+    W = sg.shared(np.random.default_rng(1).normal(size=(3, 4)) * 0.5, name="W")
+    U = sg.shared(np.random.default_rng(2).normal(size=(4, 4)) * 0.5, name="U")
+    h0 = sg.zeros((x.shape[1], 4))
+    states, _ = sg.scan(lambda x_t, h: sg.tanh(x_t @ W + h @ U), sequences=x, outputs_info=h0)
+    loss = (states[-1] ** 2).sum()
+    branch = sg.ifelse(loss > 1.0, loss * 2.0, loss - 1.0)
+    outputs = [states, branch, *sg.grad(branch, [W, U, x])]
+    values = np.random.default_rng(3).normal(size=(5, 6, 3))
+    for chunks in [(5, 6, 3), (5, 3, 3), (2, 6, 3)]:  # in one chunk; the batch, then time chunked
+        _agree([x], outputs, [values], [da.from_array(values, chunks=chunks)])
+    v = sg.vector("v")
+    checked = sg.ops.shape.specify_shape(v, (4,)) * 2
+    with pytest.raises(ValueError, match=r"expected shape \(4,\)"):
+        sg.function([v], checked, backend="dask")(da.ones(3, chunks=1))
+    stochastic, _ = sg.scan(lambda x_t: sg.nn.dropout(x_t, rate=0.5), sequences=x)
+    f = sg.function([x], stochastic, phase="train", backend="dask")
+    with pytest.raises(NotImplementedError, match="draws random numbers inside its steps"):
+        f(da.from_array(values, chunks=(5, 3, 3)))
+
+
 def test_the_references_dask_examples_run_as_written():
     import os
     import re

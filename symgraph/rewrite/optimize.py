@@ -6,11 +6,17 @@ from ..graph.fgraph import FunctionGraph
 from .algebraic import ALGEBRAIC_RULES
 from .constant_folding import fold_constants
 from .merge import merge_rule
+from .scan import hoist_invariants, prune_scans, push_out_products
 from .walk import rewrite_locally, transform_inner_graphs
 
 
 def optimize(fgraph: FunctionGraph) -> FunctionGraph:
     """Constant folding, algebraic simplification and merging, in one walk over the graph (and
-    over the inner graphs of loops)."""
+    over the inner graphs of loops), and the loops' own rewrites."""
+    # Loops first drop the outputs nobody reads, so that their step graphs (optimized next)
+    # compute no more than that.
+    fgraph = prune_scans(fgraph)
     fgraph = transform_inner_graphs(fgraph, optimize)
-    return rewrite_locally(fgraph, [fold_constants, *ALGEBRAIC_RULES, merge_rule()])
+    return rewrite_locally(
+        fgraph, [fold_constants, *ALGEBRAIC_RULES, merge_rule(), hoist_invariants, push_out_products]
+    )

@@ -33,7 +33,7 @@ except ImportError as error:  # pragma: no cover - what a machine without the ex
 
 from ...graph.fgraph import FunctionGraph
 from ..base import Backend, LinkOptions, Program
-from . import nn, random  # noqa: F401  (their entries join the table)
+from . import control, nn, random  # noqa: F401  (their entries join the table)
 from .blocks import RechunkWarning
 from .kernels import Kernel, dask_kernel, register_per_block
 from .program import inner, link

@@ -17,6 +17,7 @@ from typing import Any
 
 from ...graph.basic import Apply, Variable
 from ...nn.activations import LogSoftmax, Softmax
+from ...nn.batchnorm import CheckBatch
 from ...nn.dropout import BernoulliMask
 from ...nn.losses import OneHot, SoftmaxCrossEntropy
 from ...nn.pool import AvgPool2d, AvgPool2dGrad, MaxPool2d, MaxPool2dGrad, MaxPool2dSelect
@@ -25,7 +26,7 @@ from ...ops.elemwise import Elemwise
 from ...ops.linalg import Dot
 from ...ops.random import RandomOp
 from ...ops.reduce import ArgReduce, Reduce
-from ...ops.shape import Alloc, BroadcastTo, DimShuffle, Reshape, Shape, ShapeAt, Stack, SumTo
+from ...ops.shape import Alloc, BroadcastTo, DimShuffle, Reshape, Shape, ShapeAt, SpecifyShape, Stack, SumTo
 from ...ops.subtensor import Subtensor
 
 #: Kinds of variables: the batch on the first axis; known at the call; the batch on the second
@@ -137,8 +138,11 @@ def _role(node: Apply, input_kinds: list[str], kinds: dict) -> Membership:
         return Membership(True, BATCHED)
     if isinstance(op, OneHot) and input_kinds == [BATCHED, HOST]:
         return Membership(True, BATCHED)
-    if isinstance(op, (Cast, MaxPool2d, AvgPool2d, MaxPool2dGrad, MaxPool2dSelect)) and not hosts:
+    if isinstance(op, (Cast, CheckBatch, MaxPool2d, AvgPool2d, MaxPool2dGrad, MaxPool2dSelect)) and not hosts:
         return Membership(True, BATCHED)
+    if isinstance(op, SpecifyShape) and input_kinds == [BATCHED]:
+        fits = not op.shape or op.shape[0] is None  # a chunk has its own number of rows
+        return Membership(fits, BATCHED if fits else OTHER)
     if isinstance(op, Subtensor) and input_kinds[0] == BATCHED and not batched[1:]:
         fits = op.spec and op.spec[0] == ("slice", None, None, None) and all(e[0] != "array" for e in op.spec)
         return Membership(bool(fits), BATCHED if fits else OTHER)

@@ -286,6 +286,8 @@ class Region:
             return None
         if any(len(axis) != 1 for value in batched for axis in value.chunks[1:]):
             return None
+        if any(0 in value.chunks[0] for value in batched):  # an empty chunk: its program would see no rows
+            return None
         chunks = max((value.chunks[0] for value in batched), key=len)
         length = sum(chunks)
         fitted = []

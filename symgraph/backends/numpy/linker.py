@@ -64,6 +64,12 @@ class _Writer:
         }
         self.statements: list[tuple[str, Apply | None, int]] = []
         self.depth = 0  #: extra indentation of the statements emitted now
+        self.scalar_expressions = False  #: write 0-d arithmetic as Python operators (in loops)
+        #: node -> (array expression, shape expression): an elementwise node writes its result
+        #: there when its full-rank inputs have that shape (a loop's output buffer row); a node
+        #: overwriting its first input (``set_subtensor``) copies that input there first.
+        self.destinations: dict[Apply, tuple[str, str]] = {}
+        self.stored_in: dict[int, str] = {}  #: id of a variable -> the buffer its node writes into
         self._numbers = itertools.count()
         self._bound: dict[int, str] = {}
 
@@ -273,7 +279,21 @@ def _emit_node(
     if len(node.outputs) > 1:
         targets += ","
     call = f"{function}({', '.join(arguments)})"
-    if choice is not None and kernel.writes_out:
+    if writer.scalar_expressions and kernel.scalar_expression is not None:
+        call = kernel.scalar_expression.format(*arguments)
+    destination = writer.destinations.get(node)
+    if destination is not None and kernel.writes_out:
+        target, shape = destination
+        rank = node.outputs[0].ndim
+        tests = [f"{a}.shape == {shape}" for a, v in zip(arguments, node.inputs) if v.ndim == rank]
+        call = f"{function}({', '.join(arguments)}, out={target}) if {' and '.join(tests)} else {call}"
+    elif destination is not None and kernel.destroys == (0,) and choice is None:
+        target, shape = destination
+        overwrite = writer.bind("f", kernel.inplace_function)
+        copied = f"{writer.bind('copied_into', _copied_into)}({target}, {arguments[0]})"
+        rest = "".join(", " + argument for argument in arguments[1:])
+        call = f"{overwrite}({copied}{rest}) if {arguments[0]}.shape == {shape} else {call}"
+    elif choice is not None and kernel.writes_out:
         written = arguments[choice.position]
         in_place_call = f"{function}({', '.join(arguments)}, out={written})"
         # Shared updates were tested together, before any was written (see _commit_guard).
@@ -285,6 +305,11 @@ def _emit_node(
         writer.emit(f"{check}({writer.bind('node', node)}, ({values},))", node)
     if dying:
         writer.emit(f"del {', '.join(dying)}")
+
+
+def _copied_into(target: np.ndarray, value: Any) -> np.ndarray:
+    np.copyto(target, value)
+    return target
 
 
 def _take_outputs(writer: _Writer, outputs: Sequence[Variable], plan: MemoryPlan) -> list[str]:
