@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import functools
 import gc
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -43,7 +44,9 @@ class Function:
     """A compiled graph. Call it with one argument per input.
 
     ``graph`` is the compiled, rewritten :class:`FunctionGraph` (``sg.debugprint(f)`` and
-    ``sg.plot(f, path)`` show it); ``source`` is the generated Python code (numpy backend).
+    ``sg.plot(f, path)`` show it); ``source`` is the generated Python code (numpy backend);
+    ``profile`` the time of each node over the calls (compiled with ``profile=True``, else
+    ``None``); ``compile_times`` the seconds each step of compiling took.
     """
 
     def __init__(
@@ -55,8 +58,10 @@ class Function:
         backend: Backend,
         name: str,
         single: bool | None,
+        compile_times: dict[str, float] | None = None,
     ):
-        self._run = program.run
+        self.profile = program.profile
+        self._run = program.run if program.profile is None else program.profile.timed(program.run)
         self.program = program
         self.graph = graph
         self.inputs = list(graph.inputs)
@@ -67,6 +72,7 @@ class Function:
         self.backend = backend
         self.name = name
         self.single_output = single
+        self.compile_times = dict(compile_times or {})
 
     def __call__(self, *args: Any) -> Any:
         return self._run(args)
@@ -124,6 +130,7 @@ def function(
     allow_input_downcast: bool = False,
     backend: str | Backend | None = None,
     apply_updates: bool = True,
+    profile: bool = False,
 ) -> Function:
     """Compile the graph from ``inputs`` to ``outputs`` and ``updates`` into a Python callable.
 
@@ -134,6 +141,7 @@ def function(
     ``'fast_run'`` (default), ``'fast_compile'`` or ``'debug'``. ``backend`` is ``'numpy'`` (the
     default, fast) or ``'python'`` (the reference, what mode ``'debug'`` runs on).
     ``apply_updates=False`` gives a function that changes no state (what ``.eval()`` uses).
+    ``profile=True`` times every node of every call (``f.profile``).
 
     >>> x = sg.vector('x'); f = sg.function([x], x * 2)
     >>> f([1.0, 2.0])
@@ -150,20 +158,28 @@ def function(
     output_list, single = _normalize_outputs(outputs)
     user_updates = _normalize_updates(updates, call_site)
 
+    laps = _Laps()
     fgraph = FunctionGraph(inputs, output_list, user_updates)
     if givens:
         fgraph = _substitute(fgraph, givens)
+    laps.lap("givens")
     fgraph = inline_subgraphs(fgraph)
+    laps.lap("inline")
     fgraph, automatic = specialize_phase(fgraph, phase)
-    automatic += state_updates(postorder(fgraph.computed + [value for _, value, _ in automatic]))
+    nodes = postorder(fgraph.computed + [value for _, value, _ in automatic]) if automatic else fgraph.nodes
+    automatic += state_updates(nodes)
     _check_clashes(user_updates, automatic, call_site)
     if apply_updates:
-        fgraph = FunctionGraph(inputs, fgraph.outputs, fgraph.updates + [(s, v) for s, v, _ in automatic])
+        unchanged = nodes if not automatic else None  # the same graph: its nodes are known
+        fgraph = FunctionGraph(inputs, fgraph.outputs, fgraph.updates + [(s, v) for s, v, _ in automatic], unchanged)
     else:
         fgraph = FunctionGraph(inputs, fgraph.outputs)
+    laps.lap("phase")
     _check_inputs_needed(fgraph, on_unused_input, name)
+    laps.lap("checks")
     if mode.optimize:
         fgraph = optimize(fgraph)
+    laps.lap("rewrites")
     options = LinkOptions(
         name=name,
         single_output=single,
@@ -171,9 +187,31 @@ def function(
         apply_updates=apply_updates,
         inplace=mode.inplace,
         debug=mode.debug,
+        profile=bool(profile),
     )
     program = backend.link(fgraph, options)
-    return Function(program, fgraph, phase, mode, backend, name, single)
+    laps.lap("link", program.pass_times)
+    return Function(program, fgraph, phase, mode, backend, name, single, laps.times)
+
+
+class _Laps:
+    """The seconds each step of compiling takes, for ``Function.compile_times``."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    def lap(self, name: str, parts: dict[str, float] | None = None) -> None:
+        """Step ``name`` ended now; ``parts``, when given, are its own steps, listed instead."""
+        now = time.perf_counter()
+        if parts:
+            self.times.update(parts)
+            rest = now - self.start - sum(parts.values())
+            if rest > 0:
+                self.times[f"{name} (rest)"] = rest
+        else:
+            self.times[name] = now - self.start
+        self.start = now
 
 
 def _function_name(name: Any, call_site: Source | None) -> str:

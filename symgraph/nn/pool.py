@@ -125,13 +125,19 @@ class _Pooling(Op):
 
 
 def _buffer_like(x: np.ndarray, shape: tuple, fill: float | None) -> np.ndarray:
-    """A new NCHW array of ``shape`` in ``x``'s memory layout (channel-major or batch-major),
-    filled with ``fill`` (left uninitialized when ``None``)."""
-    channel_major = x.strides[1] > x.strides[0]
-    order = (1, 0, 2, 3) if channel_major else (0, 1, 2, 3)
+    """A new NCHW array of ``shape`` with the memory layout of ``x`` (its axes stored in the same
+    order: channel-major after a convolution, batch-major, or batch innermost), filled with
+    ``fill`` (left uninitialized when ``None``)."""
+    order = stored_order(x)
     stored = tuple(shape[axis] for axis in order)
     buffer = np.empty(stored, dtype=x.dtype) if fill is None else np.full(stored, fill, dtype=x.dtype)
-    return buffer.transpose(order)
+    return buffer.transpose(np.argsort(order))
+
+
+def stored_order(x: np.ndarray) -> tuple[int, ...]:
+    """The axes of ``x`` from the one with the largest stride (outermost in memory) to the
+    smallest; ties (axes of length 1) in the axes' order."""
+    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))
 
 
 def _zeros_unless(tiled: bool, x: np.ndarray, shape: tuple) -> np.ndarray:

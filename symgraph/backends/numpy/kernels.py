@@ -14,15 +14,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ...graph.basic import Apply
 from ...graph.op import Op
+from ...nn.conv import (
+    Col2Im,
+    ConvContraction,
+    Im2Col,
+    check_columns_operands,
+    check_filters_operands,
+    check_output_operands,
+    filter_matrix,
+    resolve_padding,
+    window_slice,
+)
+from ...nn.dropout import BernoulliMask
+from ...nn.pool import MaxPool2dGrad, stored_order
 from ...ops.elemwise import Elemwise
-from ...ops.shape import SumTo
+from ...ops.random import RandomOp
+from ...ops.shape import Alloc, BroadcastTo, Shape, SumTo
 from ...ops.subgraph import Map
 from ...ops.subtensor import IncSubtensor, Subtensor, indexer
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slow to build, one per node
 class Kernel:
     """What the generated program calls for one node."""
 
@@ -30,9 +46,18 @@ class Kernel:
     #: ``function(*inputs, out=array)`` writes its single result into ``array``, an input of the
     #: result's dtype and broadcast shape (elementwise computations).
     writes_out: bool = False
+    #: ``function`` takes that array as its last positional argument (a numpy ufunc: faster to
+    #: call than with the keyword, and quicker to compile).
+    out_positional: bool = False
     #: Inputs that ``inplace_function`` overwrites to make its result (``set_subtensor``).
     destroys: tuple[int, ...] = ()
     inplace_function: Callable[..., Any] | None = None
+    #: Facts about shapes, so that memory planning knows two arrays have the same shape without
+    #: testing it at run time: ``shape_value_of`` is the input whose shape the (single) output
+    #: holds (``x.shape``); ``shaped_by`` is ``(output, input)`` when that output's shape is that
+    #: input's value (``broadcast_to(g, x.shape)``, ``zeros(x.shape)``, a mask of ``x.shape``).
+    shape_value_of: int | None = None
+    shaped_by: tuple[int, int] | None = None
 
 
 @functools.singledispatch
@@ -43,12 +68,34 @@ def numpy_kernel(op: Op, node: Apply) -> Kernel:
 
 @numpy_kernel.register
 def _elemwise(op: Elemwise, node: Apply) -> Kernel:
-    return Kernel(op.function, writes_out=op.accepts_out)
+    positional = isinstance(op.function, np.ufunc) and op.function not in _OUT_BY_KEYWORD_ONLY
+    return Kernel(op.function, writes_out=op.accepts_out, out_positional=positional)
+
+
+#: numpy deprecates a third positional argument of these two (too often meant as a third operand).
+_OUT_BY_KEYWORD_ONLY = (np.maximum, np.minimum)
 
 
 @numpy_kernel.register
 def _sum_to(op: SumTo, node: Apply) -> Kernel:
-    return Kernel(op.summer(node.inputs[0].ndim))
+    return Kernel(op.summer(node.inputs[0].ndim), shaped_by=(0, 1))
+
+
+@numpy_kernel.register
+def _shape(op: Shape, node: Apply) -> Kernel:
+    return Kernel(op.perform, shape_value_of=0)
+
+
+@numpy_kernel.register(BroadcastTo)
+@numpy_kernel.register(Alloc)
+def _shaped_by_second_input(op: Op, node: Apply) -> Kernel:
+    return Kernel(op.perform, shaped_by=(0, 1))
+
+
+@numpy_kernel.register(RandomOp)
+@numpy_kernel.register(BernoulliMask)
+def _random(op: Op, node: Apply) -> Kernel:
+    return Kernel(op.perform, shaped_by=(1, 1))  # (generator, size, ...) -> (generator, sample)
 
 
 @numpy_kernel.register
@@ -70,3 +117,160 @@ def _map(op: Map, node: Apply) -> Kernel:
     from . import BACKEND  # the inner graph is compiled by this very backend
 
     return Kernel(op.kernel(BACKEND.compile_inner))
+
+
+# --- convolution: batch-innermost memory --------------------------------------------------------
+# Behind the NCHW meaning of their values, the numpy kernels of the convolution keep memory in
+# (C, H, W, N) order, the batch innermost: an image row of every sample is then one contiguous
+# run, so that gathering windows (im2col), adding them back (col2im) and pooling copy long runs
+# instead of rows of a few cells; columns are stored (kh, kw, C, Ho, Wo, N), GEMM-ready, and the
+# contraction writes its (O, Ho*Wo*N) product, which the bias, the ReLU and the pooling that follow
+# read and write in that same order, without a transpose. Each kernel accepts any layout (a
+# value that comes from elsewhere is copied into this one once).
+def _hwn_view(array: np.ndarray) -> np.ndarray:
+    """An ``(N, C, H, W)`` array (or ``(kh, kw, C, N, Ho, Wo)`` columns) seen with N last."""
+    if array.ndim == 4:
+        return array.transpose(1, 2, 3, 0)
+    return array.transpose(0, 1, 2, 4, 5, 3)
+
+
+def _from_hwn(stored: np.ndarray) -> np.ndarray:
+    """The NCHW (or columns') view of an array stored with N last: the inverse of ``_hwn_view``."""
+    if stored.ndim == 4:
+        return stored.transpose(3, 0, 1, 2)
+    return stored.transpose(0, 1, 2, 5, 3, 4)
+
+
+def _hwn_matrix(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` stored N last, as a ``(rows, -1)`` matrix (copied when it is stored otherwise)."""
+    stored = _hwn_view(array)
+    return stored.reshape(rows, stored.size // rows if rows else 0)
+
+
+@numpy_kernel.register
+def _im2col(op: Im2Col, node: Apply) -> Kernel:
+    stride = op.stride
+
+    def im2col(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        (kh, kw), ((top, bottom), (left, right)), (ho, wo) = op.geometry(x.shape, kernel)
+        n, c, h, w = x.shape
+        source = _hwn_view(x)
+        if top or bottom or left or right:
+            padded = np.zeros((c, h + top + bottom, w + left + right, n), dtype=x.dtype)
+            padded[:, top : top + h, left : left + w] = source
+            source = padded
+        else:
+            source = np.ascontiguousarray(source)
+        columns = np.empty((kh, kw, c, ho, wo, n), dtype=x.dtype)
+        for i in range(kh):
+            rows = window_slice(i, ho, stride[0])
+            for j in range(kw):
+                columns[i, j] = source[:, rows, window_slice(j, wo, stride[1])]
+        return _from_hwn(columns)
+
+    return Kernel(im2col)
+
+
+@numpy_kernel.register
+def _col2im(op: Col2Im, node: Apply) -> Kernel:
+    stride = op.stride
+
+    def col2im(columns: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
+        n, c, h, w = (int(length) for length in image_shape)
+        kh, kw, _, _, ho, wo = columns.shape
+        (top, bottom), (left, right) = resolve_padding(op.padding, (kh, kw))
+        padded = np.zeros((c, h + top + bottom, w + left + right, n), dtype=columns.dtype)
+        stored = _hwn_view(columns)
+        for i in range(kh):
+            rows = window_slice(i, ho, stride[0])
+            for j in range(kw):
+                padded[:, rows, window_slice(j, wo, stride[1])] += stored[i, j]
+        return _from_hwn(padded[:, top : top + h, left : left + w])
+
+    return Kernel(col2im)
+
+
+@numpy_kernel.register
+def _conv_contraction(op: ConvContraction, node: Apply) -> Kernel:
+    return Kernel(_CONTRACTIONS[op.result])
+
+
+def _conv_output(filters: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    check_output_operands(filters, columns)
+    kh, kw, c, n, ho, wo = columns.shape
+    product = filter_matrix(filters) @ _hwn_matrix(columns, kh * kw * c)
+    return _from_hwn(product.reshape(filters.shape[0], ho, wo, n))
+
+
+def _conv_columns(filters: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    check_columns_operands(filters, grad)
+    o, c, kh, kw = filters.shape
+    n, _, ho, wo = grad.shape
+    product = filter_matrix(filters).T @ _hwn_matrix(grad, o)
+    return _from_hwn(product.reshape(kh, kw, c, ho, wo, n))
+
+
+def _conv_filters(columns: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    check_filters_operands(columns, grad)
+    kh, kw, c = columns.shape[:3]
+    o = grad.shape[1]
+    product = _hwn_matrix(grad, o) @ _hwn_matrix(columns, kh * kw * c).T
+    return product.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+
+
+_CONTRACTIONS = {"output": _conv_output, "columns": _conv_columns, "filters": _conv_filters}
+
+
+# --- pooling --------------------------------------------------------------------------------
+@numpy_kernel.register
+def _max_pool_grad(op: MaxPool2dGrad, node: Apply) -> Kernel:
+    """Windows that tile the input: each cell gets its window's gradient if it is the window's
+    first maximum (as the op's ``perform``), computed on the arrays seen in the order their
+    memory is stored, with temporaries stored the same way (arrays of different layouts in one
+    numpy call make it crawl). Other windows: the op's own computation."""
+    (ph, pw), perform = op.pool_size, op.perform
+
+    def max_pool_grad(x: np.ndarray, pooled: np.ndarray, g: np.ndarray) -> np.ndarray:
+        if not op.tiles(*x.shape[2:]) or g.shape != pooled.shape or pooled.shape[2:] != op.output_counts(x.shape):
+            return perform(x, pooled, g)
+        order = stored_order(x)
+        # The stored axes, H and W each split into (windows, cells): every window offset is then
+        # one view, indexed at the two cell axes.
+        split: list[int] = []
+        for axis in order:
+            split += (
+                [x.shape[axis] // ph, ph] if axis == 2 else [x.shape[axis] // pw, pw] if axis == 3 else [x.shape[axis]]
+            )
+        rows, columns = _cell_axis(order, 2), _cell_axis(order, 3)
+        windows = np.ascontiguousarray(x.transpose(order)).reshape(split)
+        result = np.empty(split, dtype=x.dtype)
+        pooled = np.ascontiguousarray(pooled.transpose(order))
+        g = np.ascontiguousarray(g.transpose(order))
+        taken, hit = np.empty(pooled.shape, dtype=bool), np.empty(pooled.shape, dtype=bool)
+        offsets = [(i, j) for i in range(ph) for j in range(pw)]
+        for index, (i, j) in enumerate(offsets):
+            cell = [slice(None)] * len(split)
+            cell[rows], cell[columns] = i, j
+            window, target = windows[tuple(cell)], result[tuple(cell)]
+            if len(offsets) == 1:  # every cell is its window's maximum
+                target[...] = g
+            elif index == 0:
+                np.multiply(g, np.equal(window, pooled, out=taken), out=target)
+            elif index == len(offsets) - 1:  # the maximum wherever no earlier cell held it
+                np.multiply(g, np.logical_not(taken, out=hit), out=target)
+            else:
+                np.equal(window, pooled, out=hit)
+                np.greater(hit, taken, out=hit)  # a maximum, and none came before
+                np.logical_or(taken, hit, out=taken)
+                np.multiply(g, hit, out=target)
+        stored_shape = tuple(x.shape[axis] for axis in order)
+        return result.reshape(stored_shape).transpose(np.argsort(order))
+
+    return Kernel(max_pool_grad)
+
+
+def _cell_axis(order: tuple[int, ...], axis: int) -> int:
+    """The position of the cell axis of NCHW axis ``axis`` (2: H, 3: W) among the stored axes
+    once H and W are each split into (windows, cells)."""
+    position = order.index(axis)
+    return position + sum(1 for earlier in order[:position] if earlier in (2, 3)) + 1
