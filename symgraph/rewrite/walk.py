@@ -32,7 +32,7 @@ def tracks(*op_classes: type) -> Callable[[Rule], Rule]:
     return mark
 
 
-class _Rules:
+class RulesByClass:
     """The rules to try on a node, by its op's class (looked up once per class)."""
 
     def __init__(self, rules: Sequence[Rule]):
@@ -50,7 +50,7 @@ class _Rules:
 
 def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGraph:
     """``fgraph`` with ``rules`` applied to every node, in one walk in topological order."""
-    rules_for = _Rules(rules)
+    rules_for = RulesByClass(rules)
     is_not = operator.is_not
 
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
@@ -74,7 +74,7 @@ def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGra
     return fgraph.rewrite(visit)
 
 
-def _first_match(node: Apply, rules_for: _Rules) -> Sequence[Variable] | None:
+def _first_match(node: Apply, rules_for: RulesByClass) -> Sequence[Variable] | None:
     for rule in rules_for(type(node.op)):
         replaced = rule(node)
         if replaced is not None:

@@ -30,12 +30,13 @@ from ...nn.conv import (
     window_slice,
 )
 from ...nn.dropout import BernoulliMask
-from ...nn.pool import MaxPool2dGrad, stored_order
+from ...nn.pool import MaxPool2d, MaxPool2dGrad, stored_order
 from ...ops.elemwise import Elemwise
 from ...ops.random import RandomOp
-from ...ops.shape import Alloc, BroadcastTo, Shape, SumTo
+from ...ops.shape import Alloc, BroadcastTo, Reshape, Shape, SumTo
 from ...ops.subgraph import Map
 from ...ops.subtensor import IncSubtensor, Subtensor, indexer
+from . import workspace
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is slow to build, one per node
@@ -79,6 +80,17 @@ _OUT_BY_KEYWORD_ONLY = (np.maximum, np.minimum)
 @numpy_kernel.register
 def _sum_to(op: SumTo, node: Apply) -> Kernel:
     return Kernel(op.summer(node.inputs[0].ndim), shaped_by=(0, 1))
+
+
+@numpy_kernel.register
+def _reshape(op: Reshape, node: Apply) -> Kernel:
+    def reshape(x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        result = x.reshape(tuple(target.tolist()))
+        # A view in an order of its own (flattening an image stored batch innermost) would make
+        # every elementwise op on it mix layouts with arrays in C order, and crawl: C order.
+        return result if result.flags.c_contiguous else np.ascontiguousarray(result)
+
+    return Kernel(reshape)
 
 
 @numpy_kernel.register
@@ -144,7 +156,21 @@ def _from_hwn(stored: np.ndarray) -> np.ndarray:
 def _hwn_matrix(array: np.ndarray, rows: int) -> np.ndarray:
     """``array`` stored N last, as a ``(rows, -1)`` matrix (copied when it is stored otherwise)."""
     stored = _hwn_view(array)
+    if not stored.flags.c_contiguous:
+        stored = _copy(stored)
     return stored.reshape(rows, stored.size // rows if rows else 0)
+
+
+def _copy(array: np.ndarray) -> np.ndarray:
+    """A C-ordered copy of ``array``."""
+    copied = workspace.empty(array.shape, array.dtype)
+    copied[...] = array
+    return copied
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of two matrices, into recycled memory."""
+    return np.matmul(a, b, out=workspace.empty((a.shape[0], b.shape[1]), np.result_type(a, b)))
 
 
 @numpy_kernel.register
@@ -156,12 +182,12 @@ def _im2col(op: Im2Col, node: Apply) -> Kernel:
         n, c, h, w = x.shape
         source = _hwn_view(x)
         if top or bottom or left or right:
-            padded = np.zeros((c, h + top + bottom, w + left + right, n), dtype=x.dtype)
+            padded = workspace.zeros((c, h + top + bottom, w + left + right, n), x.dtype)
             padded[:, top : top + h, left : left + w] = source
             source = padded
-        else:
-            source = np.ascontiguousarray(source)
-        columns = np.empty((kh, kw, c, ho, wo, n), dtype=x.dtype)
+        elif not source.flags.c_contiguous:
+            source = _copy(source)
+        columns = workspace.empty((kh, kw, c, ho, wo, n), x.dtype)
         for i in range(kh):
             rows = window_slice(i, ho, stride[0])
             for j in range(kw):
@@ -179,7 +205,7 @@ def _col2im(op: Col2Im, node: Apply) -> Kernel:
         n, c, h, w = (int(length) for length in image_shape)
         kh, kw, _, _, ho, wo = columns.shape
         (top, bottom), (left, right) = resolve_padding(op.padding, (kh, kw))
-        padded = np.zeros((c, h + top + bottom, w + left + right, n), dtype=columns.dtype)
+        padded = workspace.zeros((c, h + top + bottom, w + left + right, n), columns.dtype)
         stored = _hwn_view(columns)
         for i in range(kh):
             rows = window_slice(i, ho, stride[0])
@@ -198,7 +224,7 @@ def _conv_contraction(op: ConvContraction, node: Apply) -> Kernel:
 def _conv_output(filters: np.ndarray, columns: np.ndarray) -> np.ndarray:
     check_output_operands(filters, columns)
     kh, kw, c, n, ho, wo = columns.shape
-    product = filter_matrix(filters) @ _hwn_matrix(columns, kh * kw * c)
+    product = _product(filter_matrix(filters), _hwn_matrix(columns, kh * kw * c))
     return _from_hwn(product.reshape(filters.shape[0], ho, wo, n))
 
 
@@ -206,7 +232,7 @@ def _conv_columns(filters: np.ndarray, grad: np.ndarray) -> np.ndarray:
     check_columns_operands(filters, grad)
     o, c, kh, kw = filters.shape
     n, _, ho, wo = grad.shape
-    product = filter_matrix(filters).T @ _hwn_matrix(grad, o)
+    product = _product(filter_matrix(filters).T, _hwn_matrix(grad, o))
     return _from_hwn(product.reshape(kh, kw, c, ho, wo, n))
 
 
@@ -242,10 +268,10 @@ def _max_pool_grad(op: MaxPool2dGrad, node: Apply) -> Kernel:
                 [x.shape[axis] // ph, ph] if axis == 2 else [x.shape[axis] // pw, pw] if axis == 3 else [x.shape[axis]]
             )
         rows, columns = _cell_axis(order, 2), _cell_axis(order, 3)
-        windows = np.ascontiguousarray(x.transpose(order)).reshape(split)
-        result = np.empty(split, dtype=x.dtype)
-        pooled = np.ascontiguousarray(pooled.transpose(order))
-        g = np.ascontiguousarray(g.transpose(order))
+        windows = _contiguous(x.transpose(order)).reshape(split)
+        result = workspace.empty(tuple(split), x.dtype)
+        pooled = _contiguous(pooled.transpose(order))
+        g = _contiguous(g.transpose(order))
         taken, hit = np.empty(pooled.shape, dtype=bool), np.empty(pooled.shape, dtype=bool)
         offsets = [(i, j) for i in range(ph) for j in range(pw)]
         for index, (i, j) in enumerate(offsets):
@@ -267,6 +293,41 @@ def _max_pool_grad(op: MaxPool2dGrad, node: Apply) -> Kernel:
         return result.reshape(stored_shape).transpose(np.argsort(order))
 
     return Kernel(max_pool_grad)
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    return array if array.flags.c_contiguous else _copy(array)
+
+
+@numpy_kernel.register
+def _max_pool(op: MaxPool2d, node: Apply) -> Kernel:
+    """Without padding: the maximum of each window, rows first (as the op's ``perform``), into
+    arrays stored as the input is. With padding: the op's own computation."""
+    (ph, pw), (sh, sw), perform = op.pool_size, op.stride, op.perform
+
+    def max_pool(x: np.ndarray) -> np.ndarray:
+        if op.padding != (0, 0):
+            return perform(x)
+        counts = op.output_counts(x.shape)
+        rows = [x[:, :, window_slice(i, counts[0], sh), :] for i in range(ph)]
+        combined = _maximum(rows)
+        return _maximum([combined[:, :, :, window_slice(j, counts[1], sw)] for j in range(pw)])
+
+    return Kernel(max_pool)
+
+
+def _maximum(arrays: list[np.ndarray]) -> np.ndarray:
+    """The elementwise maximum of ``arrays`` into a new array stored as the first is."""
+    order = stored_order(arrays[0])
+    result = workspace.empty(tuple(arrays[0].shape[axis] for axis in order), arrays[0].dtype)
+    result = result.transpose(np.argsort(order))
+    if len(arrays) == 1:
+        result[...] = arrays[0]
+        return result
+    np.maximum(arrays[0], arrays[1], out=result)
+    for array in arrays[2:]:
+        np.maximum(result, array, out=result)
+    return result
 
 
 def _cell_axis(order: tuple[int, ...], axis: int) -> int:
