@@ -79,12 +79,19 @@ FUSIONS: tuple[FusionRule, ...] = (mask_before_routing,)
 
 def fuse(fgraph: FunctionGraph, rules: Sequence[FusionRule] = FUSIONS) -> FunctionGraph:
     """``fgraph`` with the fusion ``rules`` applied, in one walk in topological order."""
-    clients = fgraph.clients
+    present = {type(node.op) for node in fgraph.nodes}
+    rules = [
+        rule
+        for rule in rules
+        if all(any(issubclass(kind, needed) for kind in present) for needed in getattr(rule, "needs", ()))
+    ]
+    if not rules:
+        return fgraph
     computed = [id(variable) for variable in fgraph.computed]
     rules_for = RulesByClass(rules)
 
     def users(variable: Variable) -> int:
-        return len(clients.get(variable, ())) + computed.count(id(variable))
+        return len(fgraph.clients.get(variable, ())) + computed.count(id(variable))
 
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
         for rule in rules_for(type(node.op)):

@@ -29,6 +29,7 @@ from ...nn.conv import (
     resolve_padding,
     window_slice,
 )
+from ...nn.activations import Softmax
 from ...nn.dropout import BernoulliMask
 from ...nn.pool import MaxPool2d, MaxPool2dGrad, stored_order
 from ...ops.elemwise import Elemwise
@@ -80,6 +81,23 @@ _OUT_BY_KEYWORD_ONLY = (np.maximum, np.minimum)
 @numpy_kernel.register
 def _sum_to(op: SumTo, node: Apply) -> Kernel:
     return Kernel(op.summer(node.inputs[0].ndim), shaped_by=(0, 1))
+
+
+@numpy_kernel.register
+def _softmax(op: Softmax, node: Apply) -> Kernel:
+    """The op's computation with the ufuncs' own reductions (``numpy.max`` and ``numpy.sum`` cost a
+    few microseconds of Python each: a prediction's whole softmax takes ten), and a variant that
+    overwrites its input when nothing else needs it."""
+    axis = op.axis
+    largest, total = np.maximum.reduce, np.add.reduce
+
+    def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        e = np.subtract(x, largest(x, axis=axis, keepdims=True), out=out)
+        np.exp(e, out=e)
+        e /= total(e, axis=axis, keepdims=True)
+        return e
+
+    return Kernel(softmax, destroys=(0,), inplace_function=lambda x: softmax(x, out=x))
 
 
 @numpy_kernel.register
