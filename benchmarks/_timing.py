@@ -27,6 +27,12 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}{warning}"
 
 
+def threads() -> int:
+    """The threads numpy's BLAS uses (``OPENBLAS_NUM_THREADS``, else one per core), for PyTorch to
+    use as many."""
+    return int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
+
+
 def per_call(function: Callable[[], object], seconds: float = 0.2) -> float:
     """Seconds per call of ``function``, from a loop long enough to last about ``seconds``."""
     loops = 1

@@ -9,7 +9,7 @@ runs in a process of its own (its thread pool and numpy's OpenBLAS threads fight
 one, which makes it look about twice as slow as it is); the other process waits while it runs.
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/cnn_step.py [--profile]
-``--profile`` also prints where symgraph's step spends its time, node by node.
+``--profile`` also prints where symgraph's step spends its time (``sg.function(..., profile=True)``).
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import re
 import sys
-import time
-from collections import defaultdict
 
 import numpy as np
-from _timing import Worker, compare_with_workers, format_time, machine, serve
+from _timing import Worker, compare_with_workers, format_time, machine, serve, threads
 
 import symgraph as sg
 
@@ -51,7 +48,7 @@ def initial_params(seed: int = 0) -> list[np.ndarray]:
     ]
 
 
-def symgraph_step(params: list[np.ndarray], drop: float = DROP) -> tuple[sg.Function, list]:
+def symgraph_step(params: list[np.ndarray], drop: float = DROP, profile: bool = False) -> tuple[sg.Function, list]:
     """The compiled training step (a function of (X, y) giving the loss, updating the weights) and
     its shared parameters."""
     x = sg.tensor4("x", dtype="float32", shape=(None, CHANNELS, SIDE, SIDE))
@@ -65,7 +62,8 @@ def symgraph_step(params: list[np.ndarray], drop: float = DROP) -> tuple[sg.Func
     h = sg.nn.max_pool2d(h, 2)
     h = sg.nn.dropout(h.flatten(2), rate=drop)
     loss = sg.nn.categorical_crossentropy(sg.nn.softmax(h @ W3 + b3), y).mean()
-    return sg.function([x, y], loss, updates=sg.optim.sgd(loss, shared, LEARNING_RATE), phase="train"), shared
+    updates = sg.optim.sgd(loss, shared, LEARNING_RATE)
+    return sg.function([x, y], loss, updates=updates, phase="train", profile=profile), shared
 
 
 def check_agreement(params: list[np.ndarray], reference_class, X: np.ndarray, y: np.ndarray) -> None:
@@ -89,7 +87,7 @@ def torch_step(params: list[np.ndarray]):
     import torch
     from torch.nn import functional
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads())
     tensors = [torch.tensor(value, requires_grad=True) for value in params]
     W1, b1, W2, b2, W3, b3 = tensors
 
@@ -109,52 +107,16 @@ def torch_step(params: list[np.ndarray]):
     return step
 
 
-def profile_nodes(train: sg.Function, X: np.ndarray, y: np.ndarray, calls: int = 50) -> None:
-    """Time each node of the compiled program by wrapping the callable its line calls."""
-    namespace = train.program.run.__globals__
-    lines = train.source.splitlines()
-    # One callable may serve several nodes (numpy.multiply for every mul): label it by all of them.
-    served: dict[str, list] = defaultdict(list)
-    for number, node in train.program.line_table.items():
-        match = re.search(r"= (f\d+)\(", lines[number - 1])
-        if match is not None:
-            served[match.group(1)].append(node)
-    totals: dict[str, float] = defaultdict(float)
-    node_counts: dict[str, int] = defaultdict(int)
-    originals = {}
-    for identifier, nodes in served.items():
-        originals[identifier] = function = namespace[identifier]
-        label = ", ".join(sorted({f"{node.op.name}{' (grad)' if node.gradient else ''}" for node in nodes}))
-        node_counts[label] += len(nodes)
-
-        def timed(*args, _function=function, _label=label, **kwargs):
-            start = time.perf_counter()
-            try:
-                return _function(*args, **kwargs)
-            finally:
-                totals[_label] += time.perf_counter() - start
-
-        namespace[identifier] = timed
-    try:
-        for _ in range(5):
-            train(X, y)
-        totals.clear()
-        start = time.perf_counter()
-        for _ in range(calls):
-            train(X, y)
-        whole = (time.perf_counter() - start) / calls
-    finally:
-        namespace.update(originals)
-    print(f"\nsymgraph step by op (mean of {calls} calls, {format_time(whole)} per call with timers):")
-    for label, seconds in sorted(totals.items(), key=lambda item: -item[1])[:25]:
-        count = node_counts[label]
-        print(
-            f"  {format_time(seconds / calls):>10s}  {100 * seconds / calls / whole:5.1f}%  {label} [{count} node{'s' * (count > 1)}]"
-        )
-    rest = whole - sum(totals.values()) / calls
-    print(
-        f"  {format_time(rest):>10s}  {100 * rest / whole:5.1f}%  (program itself: argument checks, copies, updates, calls)"
-    )
+def profile_nodes(params: list[np.ndarray], X: np.ndarray, y: np.ndarray, calls: int = 50) -> None:
+    """Where symgraph's step spends its time: the same step compiled with ``profile=True``."""
+    train, _ = symgraph_step(params, profile=True)
+    for _ in range(5):
+        train(X, y)
+    train.profile.reset()
+    for _ in range(calls):
+        train(X, y)
+    print(f"\nsymgraph's step, profiled ({calls} calls; times with the profiler's own overhead):")
+    train.profile.summary(limit=25)
 
 
 def torch_worker() -> None:
@@ -230,7 +192,7 @@ def main() -> None:
         verdict = "meets" if times["symgraph"] <= times["pytorch eager"] else "misses"
         print(f"  target: symgraph <= 1.0x PyTorch eager (each in its own process): {verdict} it")
     if arguments.profile:
-        profile_nodes(train, X, y)
+        profile_nodes(params, X, y)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import os
 import sys
 
 import numpy as np
-from _timing import Worker, compare_with_workers, format_time, machine, serve
+from _timing import Worker, compare_with_workers, format_time, machine, serve, threads
 
 import symgraph as sg
 
@@ -63,7 +63,7 @@ def symgraph_predict(params: list[np.ndarray]):
 def torch_step(params: list[np.ndarray]):
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads())
     tensors = [torch.tensor(value, requires_grad=True) for value in params]
     layers = len(tensors) // 2
 

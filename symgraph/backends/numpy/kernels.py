@@ -288,8 +288,7 @@ def _max_pool_grad(op: MaxPool2dGrad, node: Apply) -> Kernel:
         rows, columns = _cell_axis(order, 2), _cell_axis(order, 3)
         windows = _contiguous(x.transpose(order)).reshape(split)
         result = workspace.empty(tuple(split), x.dtype)
-        pooled = _contiguous(pooled.transpose(order))
-        g = _contiguous(g.transpose(order))
+        pooled, g = _in_order(pooled.transpose(order)), _in_order(g.transpose(order))
         taken, hit = np.empty(pooled.shape, dtype=bool), np.empty(pooled.shape, dtype=bool)
         offsets = [(i, j) for i in range(ph) for j in range(pw)]
         for index, (i, j) in enumerate(offsets):
@@ -315,6 +314,11 @@ def _max_pool_grad(op: MaxPool2dGrad, node: Apply) -> Kernel:
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
     return array if array.flags.c_contiguous else _copy(array)
+
+
+def _in_order(array: np.ndarray) -> np.ndarray:
+    """``array`` itself if its axes are stored in their order (contiguous or not), else a copy."""
+    return array if stored_order(array) == tuple(range(array.ndim)) else _copy(array)
 
 
 @numpy_kernel.register

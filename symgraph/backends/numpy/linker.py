@@ -16,12 +16,18 @@ For ``y = exp(x) + 1`` on a vector ``x`` the source reads::
         if i0.__class__ is not ndarray or i0.dtype is not d2 or i0.ndim != 1: i0 = convert1(i0)
         try:
             v5 = f4(i0)
-            v5 = f6(v5, c3, out=v5)
+            v5 = f6(v5, c3, v5)
         except BaseException as error:
             fail(error, line_table)
         return v5
 
 (``exp`` makes a new array, which ``+ 1`` overwrites, reusing its name, since nothing else reads it.)
+
+A program of more than ``_PART_SIZE`` statements is cut into functions of that many (``part12``...),
+each compiled on its own: CPython's ``compile()`` of one function of 100,000 lines takes seconds
+and over a gigabyte. The program calls them in turn, passing each the values it reads in a list
+that the part empties (so that it holds the only reference to what dies inside it) and taking
+back the values later statements read. The parts' lines are numbered as in ``f.source``.
 
 Updates computed straight into a shared array (``W <- W - lr * g``) come last, in two versions:
 in place, and, when numpy is set to raise on floating-point errors (or warnings are errors),
