@@ -127,3 +127,37 @@ def test_a_training_step_gives_the_same_values_call_after_call():
             np.testing.assert_array_equal(got, expected)
     for got, expected in zip(kept, first):
         np.testing.assert_array_equal(got, expected)
+
+
+# --- kernels in parts on several threads -------------------------------------------------------
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_kernels_split_across_threads_compute_what_the_ops_do(monkeypatch, parts):
+    from symgraph.backends.numpy import threads
+
+    monkeypatch.setattr(threads, "MINIMUM", 0)  # split even the small arrays of a test
+    monkeypatch.setattr(threads, "cores", lambda: parts)
+    x = sg.tensor4("x")
+    w = sg.shared(np.random.default_rng(6).normal(size=(4, 3, 3, 3)), name="w")
+    h = sg.nn.relu(sg.nn.conv2d(x, w, padding=1))
+    pooled = sg.nn.max_pool2d(h, 2)
+    cost = (pooled * pooled).sum() + sg.nn.max_pool2d(h, 3, stride=1, padding=1).sum()
+    outputs = [cost, *sg.grad(cost, [x, w])]
+    value = np.round(np.random.default_rng(7).normal(size=(3, 3, 6, 8)) * 2)  # with ties
+    for got, expected in zip(sg.function([x], outputs)(value), sg.function([x], outputs, backend="python")(value)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_failing_part_makes_the_kernel_raise(monkeypatch):
+    from symgraph.backends.numpy import threads
+
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    done = []
+
+    def work(part):
+        if part.start:
+            raise ValueError("second part")
+        done.append(part)
+
+    with pytest.raises(ValueError, match="second part"):
+        threads.in_parts(work, 10, threads.MINIMUM)
+    assert done == [slice(0, 5)]

@@ -18,6 +18,7 @@ import numpy as np
 
 from ...graph.basic import Apply
 from ...graph.op import Op
+from ...nn.activations import Softmax
 from ...nn.conv import (
     Col2Im,
     ConvContraction,
@@ -29,7 +30,6 @@ from ...nn.conv import (
     resolve_padding,
     window_slice,
 )
-from ...nn.activations import Softmax
 from ...nn.dropout import BernoulliMask
 from ...nn.pool import MaxPool2d, MaxPool2dGrad, stored_order
 from ...ops.elemwise import Elemwise
@@ -37,7 +37,7 @@ from ...ops.random import RandomOp
 from ...ops.shape import Alloc, BroadcastTo, Reshape, Shape, SumTo
 from ...ops.subgraph import Map
 from ...ops.subtensor import IncSubtensor, Subtensor, indexer
-from . import workspace
+from . import threads, workspace
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is slow to build, one per node
@@ -191,25 +191,37 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b, out=workspace.empty((a.shape[0], b.shape[1]), np.result_type(a, b)))
 
 
+def _inside(offset: int, count: int, step: int, pad: int, length: int) -> tuple[int, int, slice]:
+    """Along one axis, for the window cell at ``offset``: the outputs ``[first, last)`` whose cell
+    lies in the image rather than in its padding, and the slice of the image they read."""
+    first = min(count, max(0, -((offset - pad) // step)))  # ceil((pad - offset) / step)
+    last = min(count, max(first, (length - 1 - offset + pad) // step + 1))
+    start = first * step + offset - pad
+    return first, last, slice(start, start + (last - first - 1) * step + 1, step) if last > first else slice(0, 0)
+
+
 @numpy_kernel.register
 def _im2col(op: Im2Col, node: Apply) -> Kernel:
-    stride = op.stride
+    """Each window cell's block copied straight from the image, its padding written as zeros (no
+    padded copy of the image), the channels split across the cores."""
+    (sh, sw) = op.stride
 
     def im2col(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        (kh, kw), ((top, bottom), (left, right)), (ho, wo) = op.geometry(x.shape, kernel)
+        (kh, kw), ((top, _), (left, _)), (ho, wo) = op.geometry(x.shape, kernel)
         n, c, h, w = x.shape
-        source = _hwn_view(x)
-        if top or bottom or left or right:
-            padded = workspace.zeros((c, h + top + bottom, w + left + right, n), x.dtype)
-            padded[:, top : top + h, left : left + w] = source
-            source = padded
-        elif not source.flags.c_contiguous:
-            source = _copy(source)
+        source = _contiguous(_hwn_view(x))
         columns = workspace.empty((kh, kw, c, ho, wo, n), x.dtype)
-        for i in range(kh):
-            rows = window_slice(i, ho, stride[0])
-            for j in range(kw):
-                columns[i, j] = source[:, rows, window_slice(j, wo, stride[1])]
+        spans = [(_inside(i, ho, sh, top, h), _inside(j, wo, sw, left, w)) for i in range(kh) for j in range(kw)]
+
+        def gather(part: slice) -> None:  # the channels from part.start to part.stop
+            for (i, j), ((r0, r1, rows), (c0, c1, cells)) in zip(np.ndindex(kh, kw), spans):
+                block = columns[i, j, part]
+                block[:, r0:r1, c0:c1] = source[part, rows, cells]
+                for border in (block[:, :r0], block[:, r1:], block[:, r0:r1, :c0], block[:, r0:r1, c1:]):
+                    if border.size:
+                        border.fill(0)
+
+        threads.in_parts(gather, c, columns.nbytes)
         return _from_hwn(columns)
 
     return Kernel(im2col)
@@ -217,19 +229,37 @@ def _im2col(op: Im2Col, node: Apply) -> Kernel:
 
 @numpy_kernel.register
 def _col2im(op: Col2Im, node: Apply) -> Kernel:
-    stride = op.stride
+    """Each window cell's block added straight into the image, what falls in the padding left out
+    (a cell whose block covers the whole image is copied first, instead of zeros), the channels
+    split across the cores."""
+    (sh, sw) = op.stride
 
     def col2im(columns: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
         n, c, h, w = (int(length) for length in image_shape)
         kh, kw, _, _, ho, wo = columns.shape
-        (top, bottom), (left, right) = resolve_padding(op.padding, (kh, kw))
-        padded = workspace.zeros((c, h + top + bottom, w + left + right, n), columns.dtype)
+        (top, _), (left, _) = resolve_padding(op.padding, (kh, kw))
         stored = _hwn_view(columns)
-        for i in range(kh):
-            rows = window_slice(i, ho, stride[0])
-            for j in range(kw):
-                padded[:, rows, window_slice(j, wo, stride[1])] += stored[i, j]
-        return _from_hwn(padded[:, top : top + h, left : left + w])
+        blocks = [
+            (_inside(i, ho, sh, top, h), _inside(j, wo, sw, left, w), stored[i, j])
+            for i in range(kh)
+            for j in range(kw)
+        ]
+        covering = [(rows, cells) == (slice(0, h, 1), slice(0, w, 1)) for (_, _, rows), (_, _, cells), _ in blocks]
+        first = blocks.pop(covering.index(True)) if any(covering) else None
+        image = workspace.empty((c, h, w, n), columns.dtype)
+
+        def add_back(part: slice) -> None:  # the channels from part.start to part.stop
+            if first is None:
+                image[part].fill(0)
+            else:
+                (r0, r1, _), (c0, c1, _), block = first
+                image[part] = block[part, r0:r1, c0:c1]
+            for (r0, r1, rows), (c0, c1, cells), block in blocks:
+                if r1 > r0 and c1 > c0:
+                    image[part, rows, cells] += block[part, r0:r1, c0:c1]
+
+        threads.in_parts(add_back, c, columns.nbytes)
+        return _from_hwn(image)
 
     return Kernel(col2im)
 
@@ -291,21 +321,26 @@ def _max_pool_grad(op: MaxPool2dGrad, node: Apply) -> Kernel:
         pooled, g = _in_order(pooled.transpose(order)), _in_order(g.transpose(order))
         taken, hit = np.empty(pooled.shape, dtype=bool), np.empty(pooled.shape, dtype=bool)
         offsets = [(i, j) for i in range(ph) for j in range(pw)]
-        for index, (i, j) in enumerate(offsets):
-            cell = [slice(None)] * len(split)
-            cell[rows], cell[columns] = i, j
-            window, target = windows[tuple(cell)], result[tuple(cell)]
-            if len(offsets) == 1:  # every cell is its window's maximum
-                target[...] = g
-            elif index == 0:
-                np.multiply(g, np.equal(window, pooled, out=taken), out=target)
-            elif index == len(offsets) - 1:  # the maximum wherever no earlier cell held it
-                np.multiply(g, np.logical_not(taken, out=hit), out=target)
-            else:
-                np.equal(window, pooled, out=hit)
-                np.greater(hit, taken, out=hit)  # a maximum, and none came before
-                np.logical_or(taken, hit, out=taken)
-                np.multiply(g, hit, out=target)
+
+        def route(part: slice) -> None:  # the outermost stored axis, from part.start to part.stop
+            for index, (i, j) in enumerate(offsets):
+                cell: list = [slice(None)] * len(split)
+                cell[0], cell[rows], cell[columns] = part, i, j
+                window, target = windows[tuple(cell)], result[tuple(cell)]
+                values, best, seen, found = g[part], pooled[part], taken[part], hit[part]
+                if len(offsets) == 1:  # every cell is its window's maximum
+                    target[...] = values
+                elif index == 0:
+                    np.multiply(values, np.equal(window, best, out=seen), out=target)
+                elif index == len(offsets) - 1:  # the maximum wherever no earlier cell held it
+                    np.multiply(values, np.logical_not(seen, out=found), out=target)
+                else:
+                    np.equal(window, best, out=found)
+                    np.greater(found, seen, out=found)  # a maximum, and none came before
+                    np.logical_or(seen, found, out=seen)
+                    np.multiply(values, found, out=target)
+
+        threads.in_parts(route, split[0], result.nbytes)
         stored_shape = tuple(x.shape[axis] for axis in order)
         return result.reshape(stored_shape).transpose(np.argsort(order))
 
@@ -343,12 +378,20 @@ def _maximum(arrays: list[np.ndarray]) -> np.ndarray:
     order = stored_order(arrays[0])
     result = workspace.empty(tuple(arrays[0].shape[axis] for axis in order), arrays[0].dtype)
     result = result.transpose(np.argsort(order))
-    if len(arrays) == 1:
-        result[...] = arrays[0]
-        return result
-    np.maximum(arrays[0], arrays[1], out=result)
-    for array in arrays[2:]:
-        np.maximum(result, array, out=result)
+    outermost = order[0]
+
+    def combine(part: slice) -> None:  # along the outermost stored axis
+        index: list = [slice(None)] * result.ndim
+        index[outermost] = part
+        where = tuple(index)
+        if len(arrays) == 1:
+            result[where] = arrays[0][where]
+            return
+        np.maximum(arrays[0][where], arrays[1][where], out=result[where])
+        for array in arrays[2:]:
+            np.maximum(result[where], array[where], out=result[where])
+
+    threads.in_parts(combine, result.shape[outermost], sum(array.nbytes for array in arrays))
     return result
 
 

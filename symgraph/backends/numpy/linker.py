@@ -152,17 +152,17 @@ def link(fgraph: FunctionGraph, plan: MemoryPlan, kernels: dict[Apply, Kernel], 
         statements, parts = _split(writer, body_end, after + [ending])
     line_table: dict[int, Apply] = {}
     units = []  # (first line, text) of each function, compiled one at a time
-    part_lines: list[str] = []
+    offset = 0  # the lines written so far
     for header, part_statements, part_ending in parts:
-        first = len(part_lines) + 1
-        part_lines += header
-        for statement, node in part_statements:
-            part_lines.append("    " + statement)
+        first = offset + 1
+        offset += len(header)
+        for _, node in part_statements:
+            offset += 1
             if node is not None:
-                line_table[len(part_lines)] = node
-        part_lines += part_ending
-        units.append((first, "\n".join(part_lines[first - 1 :]) + "\n"))
-    offset = len(part_lines)
+                line_table[offset] = node
+        offset += len(part_ending)
+        body = "\n".join("    " + statement for statement, _ in part_statements)
+        units.append((first, "\n".join(header) + "\n" + body + "\n" + "\n".join(part_ending) + "\n"))
     for statement, node, depth, _, _ in statements:
         lines.append(indent + "    " * (depth + 1) + statement)
         if node is not None:
@@ -172,7 +172,7 @@ def link(fgraph: FunctionGraph, plan: MemoryPlan, kernels: dict[Apply, Kernel], 
     lines += [indent + line for line in after]
     lines.append("    " + ending)
     units.append((offset + 1, "\n".join(lines) + "\n"))
-    source = "\n".join(part_lines + lines) + "\n"
+    source = "".join(text for _, text in units)
     writer.namespace["line_table"] = line_table
     generated = time.perf_counter()
     for first, text in units:
