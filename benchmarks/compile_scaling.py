@@ -115,7 +115,7 @@ def large_chain_with_gradient(length: int) -> dict:
         "build": built - start,
         "grad": differentiated - built,
         "compile": compiled - differentiated,
-        "steps": f.compile_times,
+        "steps": getattr(f, "compile_times", {}),  # symgraph before issue 14 had none
         "nodes": len(nodes),
         "variables": len(variables),
         "compiled_nodes": len(f.nodes),
@@ -167,7 +167,7 @@ def main() -> None:
     )
     print(
         f"chain of 10,000 ops: build {format_time(statistics.median(b for b, _ in large))}, "
-        f"compile {format_time(statistics.median(c for _, c in large))}, total {format_time(large_total)} (target < 0.6 s)"
+        f"compile {format_time(statistics.median(c for _, c in large))} (target < 0.3 s), total {format_time(large_total)}"
     )
     print(f"10,000 / 1,000 ratio: {large_total / small_total:.1f}x (target < 12x)")
     gradient_time = median_of(lambda: time_chain_gradient(10_000), 3)
@@ -179,8 +179,9 @@ def main() -> None:
             f"784-1024-1024-10 MLP training function, {label}: grad + compile {format_time(seconds)} (target < 20 ms)"
         )
     x, y = chain(10_000)
-    steps = [sg.function([x], y).compile_times for _ in range(3)]
-    print_steps("\nchain of 10,000 ops", {name: statistics.median(s[name] for s in steps) for name in steps[0]})
+    steps = [getattr(sg.function([x], y), "compile_times", {}) for _ in range(3)]
+    if steps[0]:
+        print_steps("\nchain of 10,000 ops", {name: statistics.median(s[name] for s in steps) for name in steps[0]})
 
     runs = [in_subprocess(50_000) for _ in range(1 if arguments.quick else 3)]
     run = min(runs, key=lambda r: r["build"] + r["grad"] + r["compile"])
@@ -201,7 +202,8 @@ def main() -> None:
         f"  peak memory {peak / 1e6:.0f} MB (target < 500 MB), {graph / 1e6:.0f} MB above the process "
         f"before building: {graph / run['nodes'] / 1e3:.2f} KB per node (target < 3 KB)"
     )
-    print_steps("  its compiling (the fastest run)", run["steps"])
+    if run["steps"]:
+        print_steps("  its compiling (the fastest run)", run["steps"])
 
 
 if __name__ == "__main__":

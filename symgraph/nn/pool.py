@@ -28,6 +28,7 @@ from ..ops.shape import shape, static_shape_value, zeros_like
 from .conv import Pair, as_pair, window_count, window_slice
 
 __all__ = ["AvgPool2d", "AvgPool2dGrad", "MaxPool2d", "MaxPool2dGrad", "MaxPool2dSelect", "avg_pool2d", "max_pool2d"]
+# (``SameLayout`` is the compiler's: rewrite/fusion.py puts it in compiled graphs.)
 
 
 class _Pooling(Op):
@@ -214,6 +215,23 @@ class MaxPool2dSelect(_Pooling):
             zeros_like(pooled) if needed[1] else None,
             route(x, pooled, output_grads[0]) if needed[2] else None,
         ]
+
+
+class SameLayout(Op):
+    """``(x, like) -> x``: the value of ``x``, which a backend may store in memory as ``like`` is
+    stored (the numpy backend copies it when the two differ: numpy's loops over arrays of
+    different layouts are several times slower than a copy). ``like`` has ``x``'s shape."""
+
+    view_map = {0: 0}
+
+    def output_types(self, x: TensorType, like: TensorType) -> list[TensorType]:
+        return [x]
+
+    def perform(self, x: np.ndarray, like: np.ndarray) -> np.ndarray:
+        return x
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        return [output_grads[0], None]
 
 
 # --- average pooling ----------------------------------------------------------------------------

@@ -8,7 +8,10 @@ computation something else still reads is not fused away, which would compute it
   been routed to the full-size input, ``route(z, pool(z), g) * (z > 0)``, is applied before
   instead, on the pooled gradient: ``route(z, pool(z), g * (pool(z) > 0))``. A routed cell holds
   its window's maximum, so ``z > 0`` there is ``pool(z) > 0``; every other cell is zero either way.
-  Two passes over the pooled array replace two over the input, four times larger.
+  Two passes over the pooled array replace two over the input, four times larger. The gradient
+  is first stored as the pooled array is (``SameLayout``), so that the mask's product does not mix
+  layouts (after a convolution the pooled array is stored batch innermost, a gradient coming
+  back from a dense layer in C order).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from ..graph.basic import Apply, Constant, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.source import building
-from ..nn.pool import MaxPool2d, MaxPool2dGrad
+from ..nn.pool import MaxPool2d, MaxPool2dGrad, SameLayout
 from ..ops.elemwise import Elemwise, gt, mul
 from .walk import RulesByClass, tracks
 
@@ -66,7 +69,7 @@ def mask_before_routing(node: Apply, inputs: list[Variable], users: Users) -> Se
         ):
             continue
         with building(source=node.source, gradient=node.gradient, scope=node.scope):
-            return [route.op(x, pooled, mul(g, gt(pooled, zero)))]
+            return [route.op(x, pooled, mul(SameLayout()(g, pooled), gt(pooled, zero)))]
     return None
 
 

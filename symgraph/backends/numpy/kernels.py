@@ -31,7 +31,7 @@ from ...nn.conv import (
     window_slice,
 )
 from ...nn.dropout import BernoulliMask
-from ...nn.pool import MaxPool2d, MaxPool2dGrad, stored_order
+from ...nn.pool import MaxPool2d, MaxPool2dGrad, SameLayout, stored_order
 from ...ops.elemwise import Elemwise
 from ...ops.random import RandomOp
 from ...ops.shape import Alloc, BroadcastTo, Reshape, Shape, SumTo
@@ -348,6 +348,21 @@ def _max_pool_grad(op: MaxPool2dGrad, node: Apply) -> Kernel:
         return result.reshape(stored_shape).transpose(np.argsort(order))
 
     return Kernel(max_pool_grad)
+
+
+@numpy_kernel.register
+def _same_layout(op: SameLayout, node: Apply) -> Kernel:
+    def same_layout(x: np.ndarray, like: np.ndarray) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.ndim < 2 or x.shape != like.shape:
+            return x
+        order = stored_order(like)
+        if stored_order(x) == order:
+            return x
+        copied = workspace.empty(tuple(x.shape[axis] for axis in order), x.dtype).transpose(np.argsort(order))
+        copied[...] = x
+        return copied
+
+    return Kernel(same_layout)
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
