@@ -98,6 +98,12 @@ class Worker:
         self.process.stdin.flush()
         return float(self._read())
 
+    def fastest(self, calls: int) -> float:
+        """The fastest of ``calls`` single calls, in seconds."""
+        self.process.stdin.write(f"fastest {calls}\n")
+        self.process.stdin.flush()
+        return float(self._read())
+
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait()
@@ -111,18 +117,37 @@ def serve(function: Callable[[], object], header: str = "ready") -> None:
         function()
     print(header, flush=True)
     for line in sys.stdin:
-        print(repr(per_call(function, float(line))), flush=True)
+        if line.startswith("fastest"):
+            print(repr(fastest(function, int(line.split()[1]))), flush=True)
+        else:
+            print(repr(per_call(function, float(line))), flush=True)
+
+
+def fastest(function: Callable[[], object], calls: int) -> float:
+    """The fastest of ``calls`` single calls of ``function``, in seconds: on a loaded machine, the
+    calls that nothing interrupted."""
+    best = float("inf")
+    for _ in range(calls):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def compare_with_workers(
-    candidates: dict[str, Callable[[], object]], workers: dict[str, Worker], rounds: int, seconds: float
+    candidates: dict[str, Callable[[], object]],
+    workers: dict[str, Worker],
+    rounds: int,
+    seconds: float,
+    fastest_of: int = 0,
 ) -> dict[str, float]:
     """:func:`compare` of in-process candidates and of workers (each timed in its own process),
-    in interleaved rounds."""
+    in interleaved rounds; with ``fastest_of``, each round takes the fastest of that many single
+    calls instead of the mean over ``seconds`` (for a loaded machine)."""
     samples: dict[str, list[float]] = {name: [] for name in [*candidates, *workers]}
     for _ in range(rounds):
         for name, function in candidates.items():
-            samples[name].append(per_call(function, seconds))
+            samples[name].append(fastest(function, fastest_of) if fastest_of else per_call(function, seconds))
         for name, worker in workers.items():
-            samples[name].append(worker.per_call(seconds))
+            samples[name].append(worker.fastest(fastest_of) if fastest_of else worker.per_call(seconds))
     return {name: statistics.median(values) for name, values in samples.items()}
