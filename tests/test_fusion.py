@@ -161,3 +161,27 @@ def test_a_failing_part_makes_the_kernel_raise(monkeypatch):
     with pytest.raises(ValueError, match="second part"):
         threads.in_parts(work, 10, threads.MINIMUM)
     assert done == [slice(0, 5)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_kernels_split_across_threads_work_in_a_forked_child(monkeypatch):
+    import multiprocessing
+
+    from symgraph.backends.numpy import threads
+
+    monkeypatch.setattr(threads, "MINIMUM", 0)
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    x = sg.tensor4("x")
+    f = sg.function([x], sg.nn.max_pool2d(x, 2))
+    value = np.random.default_rng(8).normal(size=(2, 3, 4, 4))
+    expected = f(value)  # the parent's worker thread now exists
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=lambda: sending.send(f(value)), daemon=True)  # forked: nothing pickled
+    child.start()
+    if not receiving.poll(60):
+        child.terminate()
+        raise AssertionError("the child computed nothing: its kernel's threads hung")
+    got = receiving.recv()
+    child.join()
+    np.testing.assert_array_equal(got, expected)

@@ -53,3 +53,13 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="symgraph-kernel")
         return _executor
+
+
+def _forget_pool() -> None:
+    """In a child process made by ``fork``, the parent's worker threads do not exist: start anew."""
+    global _executor, _lock
+    _executor, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
