@@ -120,13 +120,20 @@ def plot_history(losses, accuracies, history: dict) -> None:
 
 
 def write_graph_pictures(model, folder: str) -> list[str]:
-    """Pictures of the compiled train and predict graphs; the names of the files written."""
+    """Pictures of the compiled train and predict graphs (each call's nodes folded into one box:
+    a dropout, the loss, the gradients, Adam's update of each parameter), and the explorer of
+    each and of both side by side (HTML pages that need no install); the names of the files
+    written."""
     import symgraph as sg
 
+    written = []
     try:
         sg.plot(model.train, os.path.join(folder, "train_graph.svg"))
         sg.plot(model.predict, os.path.join(folder, "predict_graph.svg"))
+        written += ["train_graph.svg", "predict_graph.svg"]
     except ImportError as error:
         print(f"graph pictures skipped: {error}")
-        return []
-    return ["train_graph.svg", "predict_graph.svg"]
+    sg.plot(model.train, os.path.join(folder, "train_graph.html"))
+    sg.plot(model.predict, os.path.join(folder, "predict_graph.html"))
+    sg.plot([model.train, model.predict], os.path.join(folder, "train_vs_predict.html"), titles=["train", "predict"])
+    return written + ["train_graph.html", "predict_graph.html", "train_vs_predict.html"]

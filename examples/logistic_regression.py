@@ -13,7 +13,9 @@ import symgraph as sg
 options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 options.add_argument("--epochs", type=int, default=500, help="gradient steps on the training set (default 500)")
 options.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default 0)")
-options.add_argument("--out", default="out/logistic_regression", help="folder for the graph picture")
+options.add_argument(
+    "--out", default="out/logistic_regression", help="folder for the graph picture (default out/logistic_regression)"
+)
 options.add_argument("--float32", action="store_true", help="compute in float32 (default float64)")
 args = options.parse_args()
 sg.config.floatX = "float32" if args.float32 else "float64"
@@ -30,7 +32,7 @@ X, Y, X_test, Y_test = features[~test], targets[~test], features[test], targets[
 # ----------------------------------------------------------------------------------------------
 x = sg.matrix("x")
 y = sg.vector("y")
-w = sg.shared(np.zeros(X.shape[1]), name="w")
+w = sg.shared(np.zeros(X.shape[1], sg.config.floatX), name="w")
 b = sg.shared(0.0, name="b")
 p_1 = 1 / (1 + sg.exp(-(x @ w) - b))  # the probability that the target is 1
 prediction = p_1 > 0.5

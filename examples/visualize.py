@@ -1,13 +1,14 @@
 """Pictures of a small MLP with dropout: its forward graph, its gradients, its train and predict functions.
 
-Writes into --out (default examples/out/visualize):
-  forward.<fmt>             the cost, as built (the dropout mask, orange, is phase-dependent)
-  gradient.<fmt>            the cost and its gradients (gradient ops lilac, dashed)
-  gradient_collapsed.<fmt>  the same with all gradient ops folded into one box
-  train.<fmt>               the compiled train function: a random mask, updates back to the weights
+Writes into --out (default out/visualize, as every example writes into out/<its name>):
+  forward.<fmt>             the cost, as built (the dropout box, orange, is phase-dependent)
+  gradient.<fmt>            the cost and its gradients (one lilac 'gradients' box)
+  gradient_expanded.<fmt>   the same with every node drawn, each group a labelled frame
+  train.<fmt>               the compiled train function: a dropout box, SGD's boxes updating the weights
   predict.<fmt>             the compiled predict function: no dropout left at all
-  train_vs_predict.<fmt>    the two side by side
-  train.txt, predict.txt    sg.debugprint of the two functions
+  train_vs_predict.<fmt>    the two side by side, what only one holds outlined in pink
+  explorer.html             the interactive explorer of the two side by side (any browser, no install)
+  train.txt, predict.txt    sg.debugprint of the two functions (add expand=True for every node)
 Uses Graphviz's `dot` when installed, else matplotlib (or choose with --renderer).
 """
 
@@ -19,9 +20,7 @@ import numpy as np
 import symgraph as sg
 
 options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-options.add_argument(
-    "--out", default="examples/out/visualize", help="folder for the pictures (default examples/out/visualize)"
-)
+options.add_argument("--out", default="out/visualize", help="folder for the pictures (default out/visualize)")
 options.add_argument("--format", default="png", choices=["png", "svg", "pdf"], help="picture format (default png)")
 options.add_argument(
     "--renderer",
@@ -51,9 +50,7 @@ params = [W1, b1, W2, b2]
 grads = sg.grad(cost, params)
 for param, grad in zip(params, grads):
     grad.name = f"d_cost/d_{param.name}"
-train = sg.function(
-    [x, t], cost, updates=[(p, p - 0.1 * g) for p, g in zip(params, grads)], phase="train", name="train"
-)
+train = sg.function([x, t], cost, updates=sg.optim.sgd(cost, params, lr=0.1), phase="train", name="train")
 predict = sg.function([x], probabilities.argmax(axis=1), phase="predict", name="predict")
 # ----------------------------------------------------------------------------------------------
 
@@ -69,12 +66,14 @@ def picture(name, obj, **options):
 try:
     picture("forward", cost)
     picture("gradient", [cost, *grads])
-    picture("gradient_collapsed", [cost, *grads], collapse="gradient")
+    picture("gradient_expanded", [cost, *grads], expand=True)
     picture("train", train)
     picture("predict", predict)
     picture("train_vs_predict", train, compare=predict, titles=["train: dropout draws a mask", "predict: no dropout"])
 except ImportError as error:
     raise SystemExit(f"cannot draw: {error}") from None
+explorer = sg.plot([train, predict], os.path.join(args.out, "explorer.html"), titles=["train", "predict"])
+print(f"wrote {explorer}")
 for name, function in (("train", train), ("predict", predict)):
     path = os.path.join(args.out, f"{name}.txt")
     with open(path, "w") as text:

@@ -40,6 +40,7 @@ from .ops.elemwise import (
     minimum,
     neq,
     or_,
+    round,
     sign,
     sin,
     sqrt,
@@ -52,6 +53,7 @@ from .ops.elemwise import (
 from .ops.linalg import dot, matmul, outer, tensordot
 from .ops.reduce import argmax, argmin, max, mean, min, prod, std, sum, var
 from .ops.shape import (
+    alloc,
     broadcast_to,
     concatenate,
     dimshuffle,
@@ -66,14 +68,35 @@ from .ops.shape import (
     zeros,
     zeros_like,
 )
+from .ops.ifelse import ifelse
+from .ops.scan_build import scan
 from .ops.subgraph import OpFromGraph
 from .ops.subtensor import inc_subtensor, set_subtensor
 from .variables import (
+    bmatrix,
+    bscalar,
+    btensor3,
+    btensor4,
+    bvector,
+    dmatrix,
+    dscalar,
+    dtensor3,
+    dtensor4,
+    dvector,
+    fmatrix,
+    fscalar,
+    ftensor3,
+    ftensor4,
+    fvector,
     imatrix,
     iscalar,
+    itensor3,
+    itensor4,
     ivector,
     lmatrix,
     lscalar,
+    ltensor3,
+    ltensor4,
     lvector,
     matrix,
     scalar,
@@ -83,13 +106,16 @@ from .variables import (
     tensor4,
     vector,
 )
-from .compile.function import Function, function
+from .compile.function import Function, In, function
 from .grad import grad, hessian, jacobian, verify_grad
 from .ops.random import RandomStreams, seed
 from .ops.shape import arange
 from . import nn, optim
 from .nn import dropout
 from .printing import debugprint
+from .serialize import load, save
+from .onnx import export_onnx
+from .errors import LoadError
 from .viz import plot, to_dot, to_networkx
 
 _methods.install()
@@ -101,28 +127,34 @@ __version__ = "0.1.0"
 __all__ = [
     # declaring
     "scalar", "vector", "matrix", "tensor3", "tensor4", "tensor",
-    "iscalar", "ivector", "imatrix", "lscalar", "lvector", "lmatrix",
+    "dscalar", "dvector", "dmatrix", "dtensor3", "dtensor4",
+    "fscalar", "fvector", "fmatrix", "ftensor3", "ftensor4",
+    "iscalar", "ivector", "imatrix", "itensor3", "itensor4",
+    "lscalar", "lvector", "lmatrix", "ltensor3", "ltensor4",
+    "bscalar", "bvector", "bmatrix", "btensor3", "btensor4",
     "shared", "constant", "as_tensor", "config",
     # graph objects
     "Variable", "SharedVariable", "Constant", "Apply", "TensorType", "Function", "FunctionGraph",
-    # defining ops and subgraphs
-    "Op", "OpFromGraph",
+    # defining ops and subgraphs, loops and branches
+    "Op", "OpFromGraph", "scan", "ifelse",
     # elementwise
     "abs", "exp", "log", "log1p", "expm1", "sqrt", "square", "sign", "sin", "cos", "tanh",
-    "floor", "ceil", "maximum", "minimum", "clip", "where", "switch",
+    "floor", "ceil", "round", "maximum", "minimum", "clip", "where", "switch",
     "eq", "neq", "lt", "le", "gt", "ge", "and_", "or_", "xor", "invert", "cast",
     # reductions and linear algebra
     "sum", "mean", "max", "min", "prod", "var", "std", "argmax", "argmin",
     "dot", "matmul", "outer", "tensordot",
     # shapes and indexing
     "reshape", "flatten", "dimshuffle", "transpose", "expand_dims", "broadcast_to", "shape",
-    "concatenate", "stack", "arange", "zeros", "ones", "zeros_like", "ones_like",
+    "concatenate", "stack", "arange", "alloc", "zeros", "ones", "zeros_like", "ones_like",
     "set_subtensor", "inc_subtensor",
     # randomness, dropout, compiling, gradients
-    "RandomStreams", "seed", "dropout", "function",
+    "RandomStreams", "seed", "dropout", "function", "In",
     "grad", "jacobian", "hessian", "verify_grad",
     # looking at graphs
     "debugprint", "to_networkx", "to_dot", "plot",
+    # saving, loading, exporting
+    "save", "load", "LoadError", "export_onnx",
     # submodules and the errors' base class
     "nn", "optim", "errors", "SymgraphError",
 ]  # fmt: skip

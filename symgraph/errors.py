@@ -48,6 +48,16 @@ class GradientError(SymgraphError, AssertionError):
     """``sg.verify_grad`` found symbolic and numeric gradients that disagree."""
 
 
+class LoadError(SymgraphError, ValueError):
+    """``sg.load`` was given a file it cannot load (truncated, malformed, hostile, an unknown op,
+    written by a newer symgraph); the message says what is wrong. Nothing was loaded."""
+
+
+class ExportError(SymgraphError, ValueError):
+    """``sg.export_onnx`` was given a function it cannot export: one with updates or random draws,
+    or a node whose op has no ONNX form (named in the message)."""
+
+
 class NodeError(SymgraphError):
     """An error raised while a compiled function computed a node.
 

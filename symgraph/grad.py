@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DisconnectedInputError, GradientError, ShapeError
+from .errors import DisconnectedInputError, DTypeError, GradientError, PhaseError, ShapeError
 from .graph.basic import Apply, Variable
 from .graph.source import Scope, build_context, building, describe, user_source, warn_user
 from .graph.traversal import postorder
@@ -74,7 +74,7 @@ def _starting_gradients(cost: Variable | None, known_grads: dict | None) -> dict
                 "reduce it first (e.g. cost.sum() or cost.mean())"
             )
         if not cost.type.is_float:
-            raise TypeError(f"sg.grad needs a float cost, but {cost.label()} is {cost.dtype}")
+            raise DTypeError(f"sg.grad needs a float cost, but {cost.label()} is {cost.dtype}")
         starts[cost] = constant(np.ones((), dtype=cost.type.numpy_dtype))
     for variable, gradient in (known_grads or {}).items():
         gradient = as_tensor(gradient)
@@ -127,6 +127,26 @@ def _backward(
             _check_gradient(node, variable, gradient)
             contributions.setdefault(variable, []).append(gradient)
     return {variable: _total(contributions.get(variable)) for variable in wrt if contributions.get(variable)}
+
+
+def vector_jacobian_product(
+    outputs: Sequence[Variable], cotangents: Sequence[Variable], wrt: Sequence[Variable]
+) -> list[Variable | None]:
+    """The gradients of ``sum_k <outputs[k], cotangents[k]>`` with respect to ``wrt`` (``None``
+    where nothing flows), for ops that hold a graph (their gradient is this product on the inner
+    graph). Unlike ``known_grads``, a cotangent adds to what flows into its output from the other
+    outputs (an inner graph may give both ``h`` and ``f(h)``); an output given twice gets the sum."""
+    starts: dict[Variable, Variable] = {}
+    for output, cotangent in zip(outputs, cotangents):
+        starts[output] = add(starts[output], cotangent) if output in starts else cotangent
+    if not starts:
+        return [None] * len(wrt)
+    with building(gradient=True):
+        gradients = _backward(starts, list(wrt), (), set())
+    return [
+        gradients.get(variable) if gradients.get(variable) is None else cast(gradients[variable], variable.dtype)
+        for variable in wrt
+    ]
 
 
 class _GradientScopes:
@@ -254,6 +274,8 @@ def verify_grad(
         point = [point]
     point = [np.array(value) for value in point]
     point = [value if value.dtype.kind == "f" else value.astype(np.float64) for value in point]
+    if isinstance(rng, np.random.RandomState):  # what Theano code passes
+        rng = rng.randint(2**31)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     dtype = np.result_type(*point)
     low_precision = dtype == np.float32
@@ -266,6 +288,12 @@ def verify_grad(
         for position, value in enumerate(point)
     ]
     output = as_tensor(fun(*inputs))
+    if phase is None:
+        from .rewrite.phase import missing_phase_message, phase_dependent_nodes
+
+        dependent = phase_dependent_nodes([output])
+        if dependent:
+            raise PhaseError(missing_phase_message(dependent, "sg.verify_grad"))
     evaluate = function(inputs, output, phase=phase, on_unused_input="ignore", apply_updates=False)
     output_shape = np.shape(evaluate(*point))
     for _ in range(n_tests):

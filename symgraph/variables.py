@@ -15,12 +15,6 @@ from .ops.basic import constant
 
 __all__ = [
     "constant",
-    "imatrix",
-    "iscalar",
-    "ivector",
-    "lmatrix",
-    "lscalar",
-    "lvector",
     "matrix",
     "scalar",
     "shared",
@@ -28,7 +22,7 @@ __all__ = [
     "tensor3",
     "tensor4",
     "vector",
-]
+] + [prefix + kind for prefix in "dfilb" for kind in ("scalar", "vector", "matrix", "tensor3", "tensor4")]
 
 
 def tensor(name: str | None = None, dtype: Any = None, shape: Sequence[int | None] | None = None) -> Variable:
@@ -58,12 +52,25 @@ vector = _declarer(1, None, "A symbolic 1-d input (floatX unless ``dtype``).")
 matrix = _declarer(2, None, "A symbolic 2-d input (floatX unless ``dtype``).")
 tensor3 = _declarer(3, None, "A symbolic 3-d input (floatX unless ``dtype``).")
 tensor4 = _declarer(4, None, "A symbolic 4-d input (floatX unless ``dtype``), e.g. NCHW images.")
-iscalar = _declarer(0, "int32", "A symbolic int32 scalar.")
-ivector = _declarer(1, "int32", "A symbolic int32 vector.")
-imatrix = _declarer(2, "int32", "A symbolic int32 matrix.")
-lscalar = _declarer(0, "int64", "A symbolic int64 scalar.")
-lvector = _declarer(1, "int64", "A symbolic int64 vector.")
-lmatrix = _declarer(2, "int64", "A symbolic int64 matrix.")
+
+# Theano's typed declarations: a prefix for the dtype, a suffix for the number of dimensions.
+_PREFIXES = {"d": "float64", "f": "float32", "i": "int32", "l": "int64", "b": "int8"}
+_KINDS = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4}
+
+
+def _typed(prefix: str, kind: str) -> Any:
+    dtype, ndim = _PREFIXES[prefix], _KINDS[kind]
+    doc = f"A symbolic {dtype} input of {ndim} dimension(s) (Theano's ``T.{prefix}{kind}``)."
+    declare = _declarer(ndim, dtype, doc)
+    declare.__name__ = declare.__qualname__ = prefix + kind
+    return declare
+
+
+dscalar, dvector, dmatrix, dtensor3, dtensor4 = (_typed("d", kind) for kind in _KINDS)
+fscalar, fvector, fmatrix, ftensor3, ftensor4 = (_typed("f", kind) for kind in _KINDS)
+iscalar, ivector, imatrix, itensor3, itensor4 = (_typed("i", kind) for kind in _KINDS)
+lscalar, lvector, lmatrix, ltensor3, ltensor4 = (_typed("l", kind) for kind in _KINDS)
+bscalar, bvector, bmatrix, btensor3, btensor4 = (_typed("b", kind) for kind in _KINDS)
 
 
 def shared(

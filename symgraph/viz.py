@@ -1,14 +1,19 @@
 """Pictures of graphs: ``sg.to_networkx``, ``sg.to_dot`` and ``sg.plot``.
 
 ``to_networkx`` is the model every picture is drawn from: one node per variable and per operation,
-edges in the direction data flows, and attributes that say what each node is. ``to_dot`` writes it
-as Graphviz source (no Graphviz needed), and ``plot`` draws it, with Graphviz's ``dot`` program when
-it is installed and with matplotlib otherwise (:mod:`symgraph.viz_matplotlib`).
+edges in the direction data flows, and attributes that say what each node is, including the group
+(the user-level call, :mod:`symgraph.grouping`) it belongs to. ``to_dot`` writes it as Graphviz
+source (no Graphviz needed), and ``plot`` draws it, with Graphviz's ``dot`` program when it is
+installed and with matplotlib otherwise (:mod:`symgraph.viz_matplotlib`), or writes the interactive
+explorer (:mod:`symgraph.explorer`) for an ``.html`` path.
 
 Both renderers draw the same things the same way: operations as boxes, variables as ellipses;
 inputs blue, shared variables green, constants grey, outputs red; random and phase-dependent
 operations (dropout) orange with a thick border; gradient operations lilac with a dashed border;
-updates of shared variables as dashed green arrows back to them.
+a closed group as one yellow box (orange if it draws random numbers, lilac if it is all gradient)
+named after the call that built it; an open group as a labelled frame around its nodes; updates of
+shared variables as dashed green arrows back to them; beside another graph, what only one of them
+holds with a thick pink outline (dashed: a group in both, holding different nodes).
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
-from .graph.basic import Apply, Variable
-from .graph.traversal import postorder
-from .printing import GraphSubject, graph_subject, node_marks, op_text, type_text
+from .graph.basic import Apply, Constant, Variable
+from .graph.type import format_shape
+from .grouping import Group, Grouping
+from .printing import GraphSubject, graph_subject, node_marks, op_text, type_text, variable_text
+from .viz_groups import container, differences, fold_groups
 
 __all__ = ["plot", "to_dot", "to_networkx"]
 
 FORMATS = (".svg", ".png", ".pdf")
+EXPLORER = ".html"
 RENDERERS = ("auto", "graphviz", "matplotlib")
 MAX_PIXELS = 60e6  # a larger PNG takes long to draw and to open; vector formats have no limit
 LARGE = 200  # nodes drawn, past which Graphviz is told to lay them out faster
@@ -52,6 +61,8 @@ COLORS = {
     "collapsed": ("#fff3bf", "#e67700"),
 }
 UPDATE_COLOR = "#2b8a3e"
+ONLY_COLOR = "#d6336c"  # what one graph holds and the other, beside it, does not
+GROUP_FRAME = ("#fcfcfd", "#adb5bd")  # an open group: a light frame with its name
 LEGEND = (
     ("input", "input"),
     ("shared", "shared"),
@@ -60,11 +71,12 @@ LEGEND = (
     ("op", "operation"),
     ("gradient", "gradient op"),
     ("random", "random / phase-dependent op"),
+    ("collapsed", "group (a call's nodes)"),
 )
 
 
 # --- the graph as networkx --------------------------------------------------------------------------
-def to_networkx(obj: Any, collapse: Any = None) -> nx.DiGraph:
+def to_networkx(obj: Any, collapse: Any = None, expand: Any = True) -> nx.DiGraph:
     """The graph of ``obj`` as a ``networkx.DiGraph``, edges in the direction data flows.
 
     ``obj`` is a variable, a list of variables or a compiled function (then its compiled graph).
@@ -77,29 +89,50 @@ def to_networkx(obj: Any, collapse: Any = None) -> nx.DiGraph:
     Edges carry ``update`` (``False``) and ``position`` (variable to op: which input) or
     ``index`` (op to variable: which output).
 
+    Groups: the nodes one user-level call built (a ``batch_norm``, a loss, an optimizer's update
+    of one parameter, a dropout) form a group (see :mod:`symgraph.grouping`). Every node carries
+    ``group``, the key of the innermost group it is in (``'group0'``...; ``None`` outside any), and
+    ``scope``, the names of the groups it is in, outermost first (``()`` outside any); the graph
+    attribute ``groups`` maps each key to ``name``, ``parent`` (a key or ``None``), ``scope``,
+    ``source`` and ``updates`` (the shared variables that are the group's own state).
+
+    ``expand``: ``True`` (the default here) keeps every node; ``False`` folds each group into one
+    op node, keyed by the group's key, with ``op`` = the group's name (``'adam W0'``), ``group`` =
+    its key, ``collapsed`` = the number of ops it holds, and edges to and from what it reads and
+    computes; a list of group names (or keys) opens those groups and folds the others.
+
     The updates of a compiled function are edges from the new value to the shared variable with
     ``update=True``: they close cycles (the value is read at the next call), so drop them for a
     DAG: ``nx.subgraph_view(g, filter_edge=lambda u, v: not g.edges[u, v]['update'])``.
 
-    ``collapse`` folds parts of the graph into one box each (an op node with ``op='collapsed'``
-    and ``collapsed`` = the number of ops it holds): ``'gradient'`` folds every gradient op (and
-    the variables only they use); a variable, or the name of one, folds every op it is computed
-    from; a list folds several, each into its own box.
+    ``collapse`` folds other parts of the graph into one box each (an op node with
+    ``op='collapsed'`` and ``collapsed`` = the number of ops it holds): ``'gradient'`` folds every
+    gradient op (and the variables only they use); a variable, or the name of one, folds every op
+    it is computed from; a list folds several, each into its own box.
     """
-    graph, keys = _build(graph_subject(obj))
-    if collapse is not None:
-        _collapse(graph, collapse, keys)
-    return graph
+    if isinstance(obj, nx.DiGraph):
+        if collapse is not None:
+            raise ValueError("collapse needs the symbolic graph, not a networkx graph")
+        graph = obj.copy()
+        graph.graph.setdefault("groups", {})
+    else:
+        graph, keys = _build(graph_subject(obj))
+        if collapse is not None:
+            _collapse(graph, collapse, keys)
+    return fold_groups(graph, expand)
 
 
 def _build(subject: GraphSubject) -> tuple[nx.DiGraph, dict[int, str]]:
     """The full graph, and the key of each variable (by ``id``), for ``collapse``."""
-    graph = nx.DiGraph(title=subject.title, phase=subject.phase)
+    nodes = subject.nodes()
+    grouping = subject.grouping(nodes)
+    graph = nx.DiGraph(title=subject.title, phase=subject.phase, groups=_group_attributes(grouping))
     keys: dict[int, str] = {}
     # What unnamed variables are called in pictures: "output 0", "new W1" (an update's value).
     roles = {id(value): f"new {shared.label()}" for shared, value in subject.updates}
     roles.update((id(variable), f"output {n}") for n, variable in enumerate(subject.outputs))
     outputs = {id(variable) for variable in subject.outputs}
+    times = subject.times or {}
     counts = {"v": 0, "op": 0}
 
     def add_variable(variable: Variable) -> str:
@@ -107,16 +140,18 @@ def _build(subject: GraphSubject) -> tuple[nx.DiGraph, dict[int, str]]:
         if key is None:
             key = keys[id(variable)] = f"v{counts['v']}"
             counts["v"] += 1
-            graph.add_node(key, **_variable_attributes(variable, id(variable) in outputs, roles.get(id(variable))))
+            attributes = _variable_attributes(variable, id(variable) in outputs, roles.get(id(variable)))
+            graph.add_node(key, **attributes, **_membership(grouping.of_variable.get(id(variable))))
         return key
 
     for variable in subject.inputs:
         add_variable(variable)
-    computed = subject.outputs + [value for _, value in subject.updates]
-    for node in postorder(computed):
+    for node in nodes:
         op_key = f"op{counts['op']}"
         counts["op"] += 1
-        graph.add_node(op_key, **_op_attributes(node))
+        graph.add_node(op_key, **_op_attributes(node), **_membership(grouping.of_node[id(node)]))
+        if id(node) in times:
+            graph.nodes[op_key]["time"] = times[id(node)]
         for position, variable in enumerate(node.inputs):
             graph.add_edge(add_variable(variable), op_key, position=position, update=False)
         for index, variable in enumerate(node.outputs):
@@ -128,14 +163,31 @@ def _build(subject: GraphSubject) -> tuple[nx.DiGraph, dict[int, str]]:
     return graph, keys
 
 
+def _membership(group: Group | None) -> dict:
+    return {"group": None if group is None else group.key, "scope": () if group is None else group.names()}
+
+
+def _group_attributes(grouping: Grouping) -> dict[str, dict]:
+    return {
+        key: {
+            "name": group.name,
+            "parent": None if group.parent is None else group.parent.key,
+            "scope": group.names(),
+            "source": str(group.source) if group.source is not None else "",
+            "updates": list(group.updates),
+        }
+        for key, group in grouping.groups.items()
+    }
+
+
 def _variable_attributes(variable: Variable, is_output: bool, role: str | None) -> dict:
     kind = variable.kind
     if is_output and kind == "intermediate":
         kind = "output"
     tensor = hasattr(variable.type, "shape")
-    head = variable.label() if variable.owner is None or variable.name else role
+    head = variable_text(variable) if variable.owner is None or variable.name else role
     type_line = type_text(variable)
-    return {
+    attributes = {
         "kind": kind,
         "label": f"{head}\n{type_line}" if head else type_line,
         "name": variable.name,
@@ -143,6 +195,17 @@ def _variable_attributes(variable: Variable, is_output: bool, role: str | None) 
         "shape": tuple(variable.type.shape) if tensor else None,
         "gradient": bool(variable.owner is not None and variable.owner.gradient),
     }
+    if isinstance(variable, Constant):
+        attributes["value"] = _exact_value(variable)
+    return attributes
+
+
+def _exact_value(constant: Constant) -> str:
+    """The constant's value in full (the label rounds it), for the explorer's details."""
+    data = np.asarray(constant.data)
+    if data.size > 16:
+        return f"array of shape {format_shape(data.shape)}"
+    return repr(data.item()) if data.ndim == 0 else np.array2string(data, separator=", ")
 
 
 def _op_attributes(node: Apply) -> dict:
@@ -250,24 +313,39 @@ def _hide_intermediates(graph: nx.DiGraph) -> nx.DiGraph:
         if data["kind"] != "intermediate" or data["name"]:
             continue
         producers = list(drawn.predecessors(key))
-        if len(producers) != 1 or drawn.out_degree(producers[0]) != 1:
-            continue  # several outputs: each keeps its own ellipse, so they stay told apart
+        if len(producers) != 1 or _data_outputs(drawn, producers[0]) != 1:
+            continue  # several outputs read: each keeps its own ellipse, so they stay told apart
         if any(drawn.edges[key, target].get("update") for target in drawn.successors(key)):
             continue
         (producer,) = producers
         type_line = data["label"].rsplit("\n", 1)[-1]
         drawn.nodes[producer]["label"] += f"\n{type_line}"
+        # The op now stands for its output too: the explorer's details show its type.
+        drawn.nodes[producer]["output_dtype"] = data["dtype"]
+        drawn.nodes[producer]["output_shape"] = data["shape"]
         for target in drawn.successors(key):
             drawn.add_edge(producer, target, **drawn.edges[key, target])
         drawn.remove_node(key)
     return drawn
 
 
-def drawable(obj: Any, collapse: Any = None, intermediates: bool = False) -> nx.DiGraph:
-    """The graph as pictures draw it: ``to_networkx(obj, collapse)``, with unnamed intermediate
-    variables folded into their ops unless ``intermediates``."""
+def _data_outputs(graph: nx.DiGraph, op: str) -> int:
+    """How many outputs of ``op`` are read as data (a random generator's new state, only the
+    value of an update, does not count)."""
+    return sum(
+        1
+        for output in graph.successors(op)
+        if not any(graph.edges[output, target].get("update") for target in graph.successors(output))
+    )
+
+
+def drawable(obj: Any, collapse: Any = None, intermediates: bool = False, expand: Any = False) -> nx.DiGraph:
+    """The graph as pictures draw it: ``to_networkx(obj, collapse)`` with unnamed intermediate
+    variables folded into their ops unless ``intermediates``, and groups folded unless ``expand``."""
     graph = to_networkx(obj, collapse)
-    return graph if intermediates else _hide_intermediates(graph)
+    if not intermediates:
+        graph = _hide_intermediates(graph)
+    return fold_groups(graph, expand)
 
 
 def style(data: dict) -> tuple[str, str, str]:
@@ -278,10 +356,24 @@ def style(data: dict) -> tuple[str, str, str]:
     if data["stochastic"] or data["phase_dependent"]:
         return "random", "box", "bold"
     if data.get("collapsed"):
-        return "collapsed", "box", "dashed" if data["gradient"] else "solid"
+        return ("gradient" if data["gradient"] else "collapsed"), "box", "dashed" if data["gradient"] else "solid"
     if data["gradient"]:
         return "gradient", "box", "dashed"
     return "op", "box", "solid"
+
+
+def several(obj: Any) -> bool:
+    """Whether ``obj`` is several graphs to show side by side (a list of compiled functions, say),
+    rather than one graph (a variable, or a list of variables)."""
+    return isinstance(obj, (list, tuple)) and bool(obj) and not all(isinstance(item, Variable) for item in obj)
+
+
+def subjects_of(obj: Any, compare: Any = None) -> list[Any]:
+    """The graphs to draw: ``obj`` (one, or several side by side), then those of ``compare``."""
+    objects = list(obj) if several(obj) else [obj]
+    if compare is not None:
+        objects += list(compare) if several(compare) else [compare]
+    return objects
 
 
 # --- DOT --------------------------------------------------------------------------------------------
@@ -301,13 +393,15 @@ def to_dot(
     compare: Any = None,
     titles: Sequence[str] | None = None,
     legend: bool = True,
+    expand: Any = False,
 ) -> str:
     """Graphviz DOT source for a picture of ``obj`` (the text ``plot`` hands to ``dot``).
 
     Takes the arguments of :func:`plot` but ``path``; needs no Graphviz. Node names are the keys of
-    :func:`to_networkx`, prefixed ``g0_``, ``g1_``... for each object drawn side by side.
+    :func:`to_networkx`, prefixed ``g0_``, ``g1_``... for each graph drawn side by side; a closed
+    group is a ``box3d`` node, an open one a cluster ``cluster_g0_group3`` labelled with its name.
     """
-    panels = _panels(obj, compare, titles, collapse, intermediates)
+    panels = _panels(obj, compare, titles, collapse, intermediates, expand)
     lines = [
         "digraph symgraph {",
         '  graph [rankdir=TB, fontname="Helvetica", fontsize=14, nodesep=0.25, ranksep=0.35, newrank=true];',
@@ -320,29 +414,51 @@ def to_dot(
         # nodes; bounded, and with fewer passes against crossings, seconds.
         lines.append("  graph [nslimit=1, mclimit=0.3];")
     for number, (graph, title) in enumerate(panels):
-        lines += _dot_panel(graph, title, f"g{number}_", cluster=len(panels) > 1, label_updates=not large)
+        # A label on an update edge costs dot seconds each (10 of them: 5 s on 150 nodes); the
+        # legend says what the dashed green arrows are.
+        updates = sum(1 for _, _, update in graph.edges(data="update") if update)
+        lines += _dot_panel(
+            graph, title, f"g{number}_", cluster=len(panels) > 1, label_updates=not large and updates <= 3
+        )
     if legend:
-        lines += _dot_legend()
+        # Beside a graph of many layers a column, which costs width only; beside a short one, rows.
+        tall = max(_depth(graph) for graph, _ in panels) > 12
+        lines += _dot_legend(compared=len(panels) > 1, columns=1 if tall else 3)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
+def _depth(graph: nx.DiGraph) -> int:
+    """How many layers a drawing of ``graph`` has (cycles made by folding groups counted once)."""
+    condensed = nx.condensation(data_flow(graph))
+    return nx.dag_longest_path_length(condensed) + 1 if condensed.number_of_nodes() else 0
+
+
 def _panels(
-    obj: Any, compare: Any, titles: Sequence[str] | None, collapse: Any, intermediates: bool
+    obj: Any,
+    compare: Any,
+    titles: Sequence[str] | None,
+    collapse: Any,
+    intermediates: bool,
+    expand: Any,
 ) -> list[tuple[nx.DiGraph, str]]:
-    objects = [obj]
-    if compare is not None:
-        objects += list(compare) if _is_many(compare) else [compare]
-    subjects = [graph_subject(item) for item in objects]
+    """Each graph to draw, groups folded as ``expand`` says, with its title; beside others, its
+    nodes that they lack carry ``only`` (``'only'`` or ``'changed'``)."""
+    subjects = [graph_subject(item) for item in subjects_of(obj, compare)]
     if titles is not None and len(titles) != len(subjects):
         raise ValueError(f"titles gives {len(titles)} titles for {len(subjects)} graphs")
     names = list(titles) if titles is not None else [subject.title for subject in subjects]
-    return [(drawable(subject, collapse, intermediates), name) for subject, name in zip(subjects, names)]
-
-
-def _is_many(compare: Any) -> bool:
-    """A list of things to compare with, rather than one list of variables."""
-    return isinstance(compare, (list, tuple)) and not all(isinstance(item, Variable) for item in compare)
+    full = [drawable(subject, collapse, intermediates, expand=True) for subject in subjects]
+    marks = differences(full) if len(full) > 1 else [{}]
+    panels = []
+    for graph, found, name in zip(full, marks, names):
+        folded = fold_groups(graph, expand)
+        for key, data in folded.nodes(data=True):
+            if key in found:
+                data["only"] = found[key]
+        folded.graph["only"] = {key: mark for key, mark in found.items() if key in folded.graph.get("groups", {})}
+        panels.append((folded, name))
+    return panels
 
 
 def _dot_panel(graph: nx.DiGraph, title: str, prefix: str, cluster: bool, label_updates: bool) -> list[str]:
@@ -355,8 +471,7 @@ def _dot_panel(graph: nx.DiGraph, title: str, prefix: str, cluster: bool, label_
         ]
     elif title:
         lines.append(f"  label={quote(title)}; labelloc=t;")
-    for key, data in graph.nodes(data=True):
-        lines.append(f"{indent}{quote(prefix + key)} [{_dot_node_attributes(data)}];")
+    lines += _dot_nodes(graph, prefix, indent)
     for source, target, data in graph.edges(data=True):
         extra = ""
         if data.get("update"):
@@ -370,18 +485,69 @@ def _dot_panel(graph: nx.DiGraph, title: str, prefix: str, cluster: bool, label_
     return lines
 
 
+def _dot_nodes(graph: nx.DiGraph, prefix: str, indent: str) -> list[str]:
+    """The node statements, those of each open group inside a cluster labelled with its name."""
+    groups = graph.graph.get("groups", {})
+    inside: dict[str | None, list[str]] = {}
+    for key in graph.nodes:
+        inside.setdefault(container(graph, key), []).append(key)
+    children: dict[str | None, list[str]] = {}
+    for key in list(inside):
+        while key is not None:  # every open group on the way holds a cluster
+            parent = groups[key]["parent"]
+            if key not in children.setdefault(parent, []):
+                children[parent].append(key)
+            key = parent
+    lines: list[str] = []
+    # An explicit stack (groups nest shallowly, but nothing here recurses).
+    stack: list[tuple[str | None, int, bool]] = [(None, 0, False)]
+    while stack:
+        group, depth, closing = stack.pop()
+        pad = indent + "  " * depth
+        if closing:
+            lines.append(pad + "}")
+            continue
+        if group is not None:
+            info = groups[group]
+            lines.append(f"{pad}subgraph {quote('cluster_' + prefix + group)} {{")
+            lines.append(f"{pad}  {_dot_cluster_attributes(info, graph.graph.get('only', {}).get(group))}")
+            stack.append((group, depth, True))
+        inner = pad + ("  " if group is not None else "")
+        for key in inside.get(group, []):
+            lines.append(f"{inner}{quote(prefix + key)} [{_dot_node_attributes(graph.nodes[key])}];")
+        for child in reversed(children.get(group, [])):
+            stack.append((child, depth + (1 if group is not None else 0), False))
+    return lines
+
+
+def _dot_cluster_attributes(info: dict, only: str | None) -> str:
+    fill, line = GROUP_FRAME
+    styles = "rounded,filled" + (",dashed" if only == "changed" else "")
+    border = f'color="{ONLY_COLOR}"; penwidth=2.5;' if only else f'color="{line}";'
+    tooltip = f" tooltip={quote('built at ' + info['source'])};" if info.get("source") else ""
+    label = f"label={quote(info['name'])}; labeljust=l; fontsize=11;"
+    return f'{label} style="{styles}"; fillcolor="{fill}"; {border}{tooltip}'
+
+
 def _dot_node_attributes(data: dict, fontsize: float | None = None) -> str:
     colour, shape, border = style(data)
     fill, line = COLORS[colour]
     styles = ["filled"] + (["rounded"] if shape == "box" else []) + (["dashed"] if border == "dashed" else [])
+    width = 2.5 if border == "bold" or data["kind"] == "output" else 1
+    only = data.get("only")
+    if only:  # what the graph beside lacks: a pink outline, dashed for a group holding other nodes
+        line, width = ONLY_COLOR, 3.5
+        styles = [style for style in styles if style != "dashed"] + (["dashed"] if only == "changed" else [])
     attributes = [
         f"label={quote(data['label'])}",
         f"shape={'box3d' if data.get('collapsed') else shape}",
         f'style="{",".join(styles)}"',
         f'fillcolor="{fill}"',
         f'color="{line}"',
-        f"penwidth={2.5 if border == 'bold' or data['kind'] == 'output' else 1}",
+        f"penwidth={width}",
     ]
+    if only:
+        attributes.append("peripheries=2")
     if data.get("source"):
         attributes.append(f"tooltip={quote('built at ' + data['source'])}")
     if fontsize is None and data["kind"] == "constant":
@@ -391,25 +557,49 @@ def _dot_node_attributes(data: dict, fontsize: float | None = None) -> str:
     return ", ".join(attributes)
 
 
-def _dot_legend() -> list[str]:
-    lines = ["  subgraph cluster_legend {", '    label="legend"; fontsize=10; style=rounded; color="#ced4da";']
+def legend_entries(compared: bool) -> list[tuple[str, dict]]:
+    """The legend's nodes, ``(key, attributes)``: one per colour, and, for graphs side by side,
+    the outline of what only one holds."""
+    entries = []
     for colour, text in LEGEND:
-        kind = "op" if colour in ("op", "gradient", "random") else colour
-        data = {
-            "kind": kind,
-            "label": text,
-            "stochastic": colour == "random",
-            "phase_dependent": False,
-            "gradient": colour == "gradient",
-        }
-        lines.append(f"    {quote('legend_' + colour)} [{_dot_node_attributes(data, fontsize=9)}];")
-    # Updates as a word in their colour: a labelled edge inside the legend's row costs dot minutes
-    # on large graphs.
+        entries.append(
+            (
+                colour,
+                {
+                    "kind": "op" if colour in ("op", "gradient", "random", "collapsed") else colour,
+                    "label": text,
+                    "stochastic": colour == "random",
+                    "phase_dependent": False,
+                    "gradient": colour == "gradient",
+                    "collapsed": 1 if colour == "collapsed" else 0,
+                },
+            )
+        )
+    if compared:
+        only = {"kind": "op", "label": "only in this graph", "stochastic": False, "phase_dependent": False}
+        entries.append(("only", {**only, "gradient": False, "only": "only"}))
+    return entries
+
+
+def _dot_legend(compared: bool = False, columns: int = 3) -> list[str]:
+    """The legend: a small grid of sample nodes, ``columns`` a row, so that it stays narrow."""
+    lines = ["  subgraph cluster_legend {", '    label="legend"; fontsize=10; style=rounded; color="#ced4da";']
+    entries = legend_entries(compared)
+    for key, data in entries:
+        lines.append(f"    {quote('legend_' + key)} [{_dot_node_attributes(data, fontsize=9)}];")
+    # Updates as a word in their colour: a labelled edge inside the legend costs dot minutes on
+    # large graphs.
     lines.append(
         f'    "legend_update" [label="- - update ->", shape=plaintext, fontcolor="{UPDATE_COLOR}", fontsize=9];'
     )
-    row = [quote("legend_" + colour) for colour, _ in LEGEND] + ['"legend_update"']
-    lines += ["    {rank=same; " + " ".join(row) + "}", f"    {' -> '.join(row)} [style=invis];", "  }"]
+    names = [quote("legend_" + key) for key, _ in entries] + ['"legend_update"']
+    rows = [names[start : start + columns] for start in range(0, len(names), columns)]
+    for row in rows:
+        lines.append("    {rank=same; " + " ".join(row) + "}")
+        if len(row) > 1:
+            lines.append(f"    {' -> '.join(row)} [style=invis];")
+    lines.append(f"    {' -> '.join(row[0] for row in rows)} [style=invis];")
+    lines.append("  }")
     return lines
 
 
@@ -429,55 +619,71 @@ def plot(
     *,
     compare: Any = None,
     titles: Sequence[str] | None = None,
+    expand: Any = False,
     collapse: Any = None,
     intermediates: bool = False,
     legend: bool = True,
     renderer: str = "auto",
     dpi: int = 100,
 ) -> Path:
-    """Write a picture of the graph of ``obj`` to ``path``: ``.svg``, ``.png`` or ``.pdf``.
+    """Write a picture of the graph of ``obj`` to ``path``: ``.svg``, ``.png`` or ``.pdf``; or,
+    for an ``.html`` path, the interactive explorer (:mod:`symgraph.explorer`).
 
     ``obj`` is a variable, a list of variables or a compiled function (its compiled graph, titled
-    with its name and phase). Operations are boxes, variables ellipses: inputs blue, shared
-    variables green, constants grey, outputs red with a thick border; random and phase-dependent
-    operations (dropout) orange with a thick border; gradient operations lilac with a dashed
-    border; updates are dashed green arrows back to their shared variable. Each box and ellipse
-    shows names, dtypes and static shapes (``?`` for unknown lengths).
+    with its name and phase), or a list of compiled functions (``[train, predict]``), drawn side by
+    side. Operations are boxes, variables ellipses: inputs blue, shared variables green, constants
+    grey, outputs red with a thick border; random and phase-dependent operations (dropout) orange
+    with a thick border; gradient operations lilac with a dashed border; updates are dashed green
+    arrows back to their shared variable. Each box and ellipse shows names, dtypes and static
+    shapes (``?`` for unknown lengths). The nodes one user-level call built (a dropout, a loss, an
+    optimizer's update of one parameter, a ``batch_norm``) are one box named after the call.
 
+    - ``expand``: ``False`` (the default) draws each group as one box; ``True`` draws every node,
+      each group a labelled frame around its own; a list of group names opens those only
+      (``expand=['adam W1']``). The explorer starts with every group closed, whatever ``expand``.
     - ``compare``: another object (or a list of them) drawn beside ``obj`` in the same picture,
-      e.g. ``sg.plot(f_train, 'mlp.svg', compare=f_predict, titles=['train', 'predict'])`` shows
-      the dropout nodes of the train function and their absence from the predict one.
+      e.g. ``sg.plot(f_train, 'mlp.svg', compare=f_predict, titles=['train', 'predict'])``; what
+      one graph holds and the other lacks has a thick pink outline (dashed: a group both hold,
+      with different nodes inside), so that the masks, the batch statistics and the updates of a
+      train function stand out beside its predict function.
     - ``titles``: one title per graph drawn (default: the function's name and phase).
     - ``collapse``: ``'gradient'``, a variable, a variable's name, or a list of them: each folds
-      into one box (all gradient ops; everything a variable is computed from). Makes large graphs
-      readable.
+      into one box (all gradient ops; everything a variable is computed from).
     - ``intermediates``: draw every unnamed intermediate variable as its own ellipse; by default
       its dtype and shape are the last line of the box of the op that computes it.
     - ``legend``: draw a legend of the colours.
     - ``renderer``: ``'graphviz'`` (the ``dot`` program: a layered drawing), ``'matplotlib'`` (a
       layered drawing of its own, no Graphviz needed), or ``'auto'``: Graphviz when ``dot`` is
-      installed, else matplotlib.
+      installed, else matplotlib. The explorer needs neither.
     - ``dpi``: the resolution of ``.png`` pictures, lowered for large graphs so that an image
       stays under 60 megapixels (prefer ``.svg`` or ``.pdf`` for graphs of hundreds of nodes).
 
-    Returns the path written. Needs the viz extra (``pip install symgraph[viz]``) and, for the
-    Graphviz renderer, the ``dot`` program (Debian/Ubuntu: ``apt-get install graphviz``).
+    Returns the path written. Pictures need the viz extra (``pip install symgraph[viz]``) and, for
+    the Graphviz renderer, the ``dot`` program (Debian/Ubuntu: ``apt-get install graphviz``).
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise ValueError(f"sg.plot writes {', '.join(FORMATS)} files; {str(path)!r} has another suffix")
+    if suffix not in FORMATS + (EXPLORER,):
+        raise ValueError(
+            f"sg.plot writes {', '.join(FORMATS)} pictures or an {EXPLORER} explorer; {str(path)!r} has another suffix"
+        )
     if renderer not in RENDERERS:
         raise ValueError(f"renderer must be one of {RENDERERS}, not {renderer!r}")
+    if suffix == EXPLORER:
+        from .explorer import write_explorer
+
+        return write_explorer(
+            subjects_of(obj, compare), path, titles=titles, collapse=collapse, intermediates=intermediates
+        )
     chosen = _choose_renderer(renderer)
     if chosen == "graphviz":
-        source = to_dot(obj, collapse, intermediates, compare, titles, legend)
+        source = to_dot(obj, collapse, intermediates, compare, titles, legend, expand)
         data = _run_dot(source, suffix[1:], dpi)
         path.write_bytes(data)
         return path
     from .viz_matplotlib import draw
 
-    panels = _panels(obj, compare, titles, collapse, intermediates)
+    panels = _panels(obj, compare, titles, collapse, intermediates, expand)
     draw(panels, path, legend=legend, dpi=dpi)
     return path
 

@@ -1,10 +1,9 @@
 """The matplotlib renderer of ``sg.plot``: a layered drawing for machines without Graphviz.
 
-The layout is a small Sugiyama-style one: nodes go in layers by the longest path from the roots
-(roots just above their first user), a few sweeps order each layer by the mean position of its
-neighbours (fewer crossings), and each node is then placed as near that mean as the boxes beside
-it allow. Everything is measured in points at full size, so that text fits its box; very large
-graphs are drawn smaller as a whole (a vector format stays readable when zoomed).
+The layout is :mod:`symgraph.viz_layout`'s (layers by longest path, a few sweeps against
+crossings, open groups laid out on their own inside a labelled frame). Everything is measured in
+points at full size, so that text fits its box; very large graphs are drawn smaller as a whole (a
+vector format stays readable when zoomed).
 
 Only ``matplotlib.figure.Figure`` is used, never ``pyplot``: no window, no global state.
 """
@@ -12,38 +11,24 @@ Only ``matplotlib.figure.Figure`` is used, never ``pyplot``: no window, no globa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
-from .viz import COLORS, LEGEND, MAX_PIXELS, UPDATE_COLOR, data_flow, style
+from .viz import COLORS, GROUP_FRAME, MAX_PIXELS, ONLY_COLOR, UPDATE_COLOR, data_flow, legend_entries, style
+from .viz_groups import container
+from .viz_layout import FRAME_TITLE, NODE_GAP, Placed, frame_size, nested, place
 
 FONT = 9.0  # points, at full size
 CHAR = 0.62 * FONT  # a character's mean width in DejaVu Sans
 LINE = 1.25 * FONT
 PAD = 5.0
-LAYER_GAP = 24.0
-NODE_GAP = 10.0
 MARGIN = 16.0
 TITLE_BAND = 30.0
-LEGEND_BAND = 40.0
-SWEEPS = 4
-BALANCING_PASSES = 3
-WAYPOINT_WIDTH = 4.0
+LEGEND_ROW = 30.0
 MAX_INCHES = 200.0  # matplotlib's raster limit is 2**16 pixels a side; keep well under it
-
-
-@dataclass
-class Placed:
-    """A node's centre and size, in points."""
-
-    x: float
-    y: float
-    width: float
-    height: float
 
 
 # --- layout -------------------------------------------------------------------------------------------
@@ -57,190 +42,162 @@ def node_size(data: dict) -> tuple[float, float]:
     return width, height
 
 
-def _ranks(flow: nx.DiGraph) -> dict[str, int]:
-    """Each node's layer: after all its inputs (cycles made by collapsing share a layer)."""
-    condensed = nx.condensation(flow)
-    component = condensed.graph["mapping"]
-    depth = {}
-    for level, generation in enumerate(nx.topological_generations(condensed)):
-        for member in generation:
-            depth[member] = level
-    rank = {key: depth[component[key]] for key in flow}
-    # A root sits right above its first user, not at the very top (a learning rate used last).
-    for key in flow:
-        if flow.in_degree(key) == 0 and flow.out_degree(key) > 0:
-            rank[key] = max(0, min(rank[user] for user in flow.successors(key)) - 1)
-    return rank
-
-
-def _with_waypoints(flow: nx.DiGraph, rank: dict[str, int]) -> tuple[nx.DiGraph, dict[tuple, list]]:
-    """The graph where an edge spanning several layers runs through a waypoint in each layer it
-    crosses, so that the ordering keeps it clear of the boxes; and each such edge's waypoints."""
-    layered = nx.DiGraph()
-    layered.add_nodes_from(flow)
-    waypoints: dict[tuple, list] = {}
-    for source, target in flow.edges:
-        span = rank[target] - rank[source]
-        if span <= 1:
-            layered.add_edge(source, target)
-            continue
-        chain = [("waypoint", source, target, step) for step in range(1, span)]
-        for step, point in enumerate(chain, start=1):
-            rank[point] = rank[source] + step
-        nx.add_path(layered, [source, *chain, target])
-        waypoints[(source, target)] = chain
-    return layered, waypoints
-
-
-def _place_layer(layer: list, wanted: dict, widths: dict) -> dict:
-    """Centres as near ``wanted`` as possible, boxes kept apart, in the given order.
-
-    The mean of a left-to-right pass (each pushed right of its neighbour) and a right-to-left
-    pass (each pushed left) keeps every gap, and balances the push on both sides.
-    """
-    n = len(layer)
-    gaps = [(widths[layer[i - 1]] + widths[layer[i]]) / 2 + NODE_GAP for i in range(1, n)]
-    left = [wanted[layer[0]]]
-    for i in range(1, n):
-        left.append(max(wanted[layer[i]], left[-1] + gaps[i - 1]))
-    right = [wanted[layer[-1]]]
-    for i in range(n - 2, -1, -1):
-        right.append(min(wanted[layer[i]], right[-1] - gaps[i]))
-    right.reverse()
-    return {key: (a + b) / 2 for key, a, b in zip(layer, left, right)}
-
-
-def _mean_of(neighbours: list, x: dict, default: float) -> float:
-    return sum(x[key] for key in neighbours) / len(neighbours) if neighbours else default
-
-
-def _order(layered: nx.DiGraph, layers: list[list], widths: dict) -> dict:
-    """The x of every node and waypoint, after a few sweeps that order each layer by the mean
-    position of its neighbours in the layer above (going down) or below (going up)."""
-    x: dict = {}
-    for layer in layers:
-        x.update(_place_layer(layer, dict.fromkeys(layer, 0.0), widths))
-    for sweep in range(SWEEPS):
-        downward = sweep % 2 == 0
-        for layer in layers if downward else reversed(layers):
-            near = layered.predecessors if downward else layered.successors
-            wanted = {key: _mean_of(list(near(key)), x, x[key]) for key in layer}
-            layer.sort(key=lambda key: (wanted[key], x[key]))
-            x.update(_place_layer(layer, wanted, widths))
-    # Last passes pull each node towards all its neighbours, above and below (straightening edges).
-    for _ in range(BALANCING_PASSES):
-        for layer in layers:
-            wanted = {key: _mean_of([*layered.predecessors(key), *layered.successors(key)], x, x[key]) for key in layer}
-            x.update(_place_layer(layer, wanted, widths))
-    return x
-
-
-def layout(graph: nx.DiGraph) -> tuple[dict[str, Placed], dict[tuple[str, str], list[tuple[float, float]]]]:
-    """The position and size of every node, in points (the first layer at ``y = 0``), and the
-    route of every edge that is not an update: a list of points from its source to its target."""
+def layout(graph: nx.DiGraph) -> tuple[dict[str, Placed], dict[str, Placed], dict[tuple[str, str], list]]:
+    """The position and size of every node and of every open group's frame, in points (``y``
+    growing downwards), and the route of every edge that is not an update: a list of points from
+    its source to its target."""
     flow = data_flow(graph)
     sizes = {key: node_size(data) for key, data in graph.nodes(data=True)}
-    rank = _ranks(flow)
-    layered, waypoints = _with_waypoints(flow, rank)
-    widths = {key: sizes[key][0] if key in sizes else WAYPOINT_WIDTH for key in layered}
-    layers: list[list] = [[] for _ in range(max(rank.values(), default=-1) + 1)]
-    for key in layered:  # insertion order: the order of first use, a good start
-        layers[rank[key]].append(key)
-    x = _order(layered, layers, widths)
-    placed: dict[str, Placed] = {}
-    bands: list[tuple[float, float]] = []
-    top = 0.0
-    for layer in layers:
-        height = max((sizes[key][1] for key in layer if key in sizes), default=LINE)
-        bands.append((top, top - height))
-        for key in layer:
-            if key in sizes:
-                placed[key] = Placed(x[key], top - height / 2, *sizes[key])
-        top -= height + LAYER_GAP
-    return placed, _routes(flow, placed, waypoints, x, rank, bands)
+    groups = graph.graph.get("groups", {})
+    nested_layout = nested(
+        flow,
+        sizes,
+        container=lambda key: container(graph, key),
+        parent=lambda group: groups[group]["parent"],
+        block_size=lambda group, block: frame_size(block),
+    )
+    placed, frames, routes = place(nested_layout, sizes)
+    _spread_ports(placed, routes)
+    return placed, frames, routes
 
 
-def _routes(flow: nx.DiGraph, placed: dict[str, Placed], waypoints: dict, x: dict, rank: dict, bands: list) -> dict:
-    """Each edge as points: out of the bottom of its source, through its waypoints (straight down
-    across the layers they stand in), into the top of its target; ports spread along the box."""
-    routes = {}
-    out_port, in_port = _ports(flow, placed, waypoints, x)
-    for source, target in flow.edges:
-        a, b = placed[source], placed[target]
-        if rank[target] <= rank[source]:  # inside a cycle made by collapsing: side to side
-            routes[(source, target)] = [(a.x + a.width / 2, a.y), (b.x + b.width / 2, b.y)]
-            continue
-        points = [(out_port[(source, target)], a.y - a.height / 2)]
-        for point in waypoints.get((source, target), []):
-            top, bottom = bands[rank[point]]
-            points += [(x[point], top), (x[point], bottom)]
-        points.append((in_port[(source, target)], b.y + b.height / 2))
-        routes[(source, target)] = points
-    return routes
-
-
-def _ports(flow: nx.DiGraph, placed: dict[str, Placed], waypoints: dict, x: dict) -> tuple[dict, dict]:
-    """Where each edge leaves its source and enters its target, spread along the box in the order
+def _spread_ports(placed: dict[str, Placed], routes: dict) -> None:
+    """Where each edge leaves its source and enters its target: spread along the box in the order
     of the other ends, so that the edges into one node do not cross."""
-
-    def near_end(edge: tuple, at_source: bool) -> float:
-        chain = waypoints.get(edge)
-        if chain:
-            return x[chain[0] if at_source else chain[-1]]
-        return placed[edge[1] if at_source else edge[0]].x
-
-    out_port: dict = {}
-    in_port: dict = {}
-    for key, box in placed.items():
-        for edges, ports, at_source in (
-            ([(key, user) for user in flow.successors(key)], out_port, True),
-            ([(maker, key) for maker in flow.predecessors(key)], in_port, False),
-        ):
-            edges.sort(key=lambda edge: near_end(edge, at_source))
+    leaving: dict[str, list] = {}
+    entering: dict[str, list] = {}
+    for (source, target), points in routes.items():
+        if points[0][1] == placed[source].y:  # side to side: no port to spread
+            continue
+        leaving.setdefault(source, []).append((points[1][0], (source, target)))
+        entering.setdefault(target, []).append((points[-2][0], (source, target)))
+    for ends, first in ((leaving, True), (entering, False)):
+        for key, edges in ends.items():
+            box = placed[key]
+            edges.sort(key=lambda item: item[0])
             count = len(edges)
             step = min(box.width * 0.6 / max(count - 1, 1), 14.0)
-            for number, edge in enumerate(edges):
-                ports[edge] = box.x + (number - (count - 1) / 2) * step
-    return out_port, in_port
+            for number, (_, edge) in enumerate(edges):
+                points = routes[edge]
+                index = 0 if first else -1
+                points[index] = (box.x + (number - (count - 1) / 2) * step, points[index][1])
 
 
-def _bounds(placed: dict[str, Placed], routes: dict) -> tuple[float, float, float, float]:
-    """``(left, right, bottom, top)`` of everything drawn, margins included."""
-    xs = [b.x - b.width / 2 for b in placed.values()] + [b.x + b.width / 2 for b in placed.values()]
-    ys = [b.y - b.height / 2 for b in placed.values()] + [b.y + b.height / 2 for b in placed.values()]
+def _bounds(placed: dict[str, Placed], frames: dict[str, Placed], routes: dict) -> tuple[float, float, float, float]:
+    """``(left, right, top, bottom)`` of everything drawn, margins included (``y`` downwards)."""
+    boxes = list(placed.values()) + list(frames.values())
+    xs = [b.x - b.width / 2 for b in boxes] + [b.x + b.width / 2 for b in boxes]
+    ys = [b.y - b.height / 2 for b in boxes] + [b.y + b.height / 2 for b in boxes]
     xs += [point[0] for route in routes.values() for point in route]
     if not xs:
-        return 0.0, 1.0, -1.0, 0.0
+        return 0.0, 1.0, 0.0, 1.0
     return min(xs) - MARGIN, max(xs) + MARGIN, min(ys) - MARGIN, max(ys) + MARGIN
 
 
 # --- drawing ------------------------------------------------------------------------------------------
-def _node_patches(graph: nx.DiGraph, placed: dict[str, Placed], scale: float) -> Any:
+def _node_patches(graph: nx.DiGraph, placed: dict[str, Placed], scale: float) -> list:
+    """The patch collections of the nodes: what only this graph holds gets an outer pink
+    outline first, a closed group a second box behind it (a stack of cards), then each node."""
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Ellipse, FancyBboxPatch
 
+    def shape(box: Placed, ellipse: bool, grow: float = 0.0, shift: float = 0.0) -> Any:
+        if ellipse:
+            return Ellipse((box.x + shift, box.y + shift), box.width + 2 * grow, box.height + 2 * grow)
+        return FancyBboxPatch(
+            (box.x - box.width / 2 - grow + shift, box.y - box.height / 2 - grow + shift),
+            box.width + 2 * grow,
+            box.height + 2 * grow,
+            boxstyle=f"round,pad=0,rounding_size={min(5.0, box.height / 3) + grow}",
+        )
+
+    halos, halo_styles, cards, card_colours = [], [], [], []
     patches, faces, edges, widths, styles = [], [], [], [], []
     for key, data in graph.nodes(data=True):
         box = placed[key]
-        colour, shape, border = style(data)
-        if shape == "ellipse":
-            patches.append(Ellipse((box.x, box.y), box.width, box.height))
-        else:
-            patches.append(
-                FancyBboxPatch(
-                    (box.x - box.width / 2, box.y - box.height / 2),
-                    box.width,
-                    box.height,
-                    boxstyle=f"round,pad=0,rounding_size={min(5.0, box.height / 3)}",
-                )
-            )
+        colour, form, border = style(data)
         fill, line = COLORS[colour]
+        if data.get("only"):
+            halos.append(shape(box, form == "ellipse", grow=4.0))
+            halo_styles.append((0, (4, 2)) if data["only"] == "changed" else "solid")
+        if data.get("collapsed"):
+            cards.append(shape(box, False, shift=3.0))
+            card_colours.append((fill, line))
+        patches.append(shape(box, form == "ellipse"))
         faces.append(fill)
         edges.append(line)
         thick = border == "bold" or data["kind"] == "output"
         widths.append((2.2 if thick else 0.9) * scale)
         styles.append((0, (4, 2)) if border == "dashed" else "solid")
-    return PatchCollection(patches, facecolors=faces, edgecolors=edges, linewidths=widths, linestyles=styles, zorder=2)
+    collections = []
+    if halos:
+        collections.append(
+            PatchCollection(
+                halos,
+                facecolors="none",
+                edgecolors=ONLY_COLOR,
+                linewidths=2.6 * scale,
+                linestyles=halo_styles,
+                zorder=2,
+            )
+        )
+    if cards:
+        collections.append(
+            PatchCollection(
+                cards,
+                facecolors=[fill for fill, _ in card_colours],
+                edgecolors=[line for _, line in card_colours],
+                linewidths=0.9 * scale,
+                zorder=2,
+            )
+        )
+    collections.append(
+        PatchCollection(patches, facecolors=faces, edgecolors=edges, linewidths=widths, linestyles=styles, zorder=2)
+    )
+    return collections
+
+
+def _frames(axes: Any, graph: nx.DiGraph, frames: dict[str, Placed], scale: float) -> None:
+    """Each open group: a light rounded frame with its name at the top left."""
+    from matplotlib.patches import FancyBboxPatch
+
+    groups = graph.graph.get("groups", {})
+    marks = graph.graph.get("only", {})
+    fill, line = GROUP_FRAME
+    for key, box in sorted(frames.items(), key=lambda item: len(_ancestry(groups, item[0]))):
+        only = marks.get(key)
+        axes.add_patch(
+            FancyBboxPatch(
+                (box.x - box.width / 2, box.y - box.height / 2),
+                box.width,
+                box.height,
+                boxstyle="round,pad=0,rounding_size=6",
+                facecolor=fill,
+                edgecolor=ONLY_COLOR if only else line,
+                linewidth=(2.4 if only else 0.9) * scale,
+                linestyle=(0, (4, 2)) if only == "changed" else "solid",
+                zorder=0.5,
+            )
+        )
+        axes.text(
+            box.x - box.width / 2 + 6,
+            box.y - box.height / 2 + FRAME_TITLE / 2 + 2,
+            groups[key]["name"],
+            ha="left",
+            va="center",
+            fontsize=FONT * scale,
+            color="#495057",
+            zorder=0.6,
+            parse_math=False,
+        )
+
+
+def _ancestry(groups: dict, key: str | None) -> list:
+    chain = []
+    while key is not None:
+        chain.append(key)
+        key = groups[key]["parent"]
+    return chain
 
 
 def _edges(graph: nx.DiGraph, placed: dict[str, Placed], routes: dict, scale: float, axes: Any) -> None:
@@ -269,7 +226,7 @@ def _edges(graph: nx.DiGraph, placed: dict[str, Placed], routes: dict, scale: fl
                 FancyArrowPatch(
                     start,
                     end,
-                    connectionstyle=f"arc3,rad={-bend}",
+                    connectionstyle=f"arc3,rad={bend}",
                     arrowstyle="-|>",
                     mutation_scale=8 * scale,
                     color=UPDATE_COLOR,
@@ -280,9 +237,9 @@ def _edges(graph: nx.DiGraph, placed: dict[str, Placed], routes: dict, scale: fl
             )
 
 
-def _draw_panel(axes: Any, graph: nx.DiGraph, placed: dict[str, Placed], routes: dict, scale: float) -> None:
-    axes.add_collection(_node_patches(graph, placed, scale))
-    _edges(graph, placed, routes, scale, axes)
+def _draw_nodes(axes: Any, graph: nx.DiGraph, placed: dict[str, Placed], scale: float) -> None:
+    for collection in _node_patches(graph, placed, scale):
+        axes.add_collection(collection)
     for key, data in graph.nodes(data=True):
         box = placed[key]
         size = FONT * (0.85 if data["kind"] == "constant" else 1.0) * scale
@@ -299,29 +256,27 @@ def _draw_panel(axes: Any, graph: nx.DiGraph, placed: dict[str, Placed], routes:
         )  # a name is text, even with dollar signs in it
 
 
-def _legend(axes: Any, scale: float) -> float:
-    """Draw the legend in a row from ``x = 0``; return its width."""
+def _legend(axes: Any, scale: float, compared: bool, width: float) -> float:
+    """Draw the legend in rows from ``x = 0`` at most ``width`` wide; return its height."""
     graph = nx.DiGraph()
     placed = {}
-    x = 0.0
-    for colour, text in LEGEND:
-        kind = "op" if colour in ("op", "gradient", "random") else colour
-        graph.add_node(
-            colour,
-            kind=kind,
-            label=text,
-            stochastic=colour == "random",
-            phase_dependent=False,
-            gradient=colour == "gradient",
-        )
-        width, height = node_size(graph.nodes[colour])
-        placed[colour] = Placed(x + width / 2, 0.0, width, height)
-        x += width + NODE_GAP
+    x, y, row_height = 0.0, 0.0, 0.0
+    entries = legend_entries(compared)
+    for key, data in entries:
+        graph.add_node(key, **data)
+        box_width, box_height = node_size(data)
+        if x > 0 and x + box_width > width:
+            x, y = 0.0, y + LEGEND_ROW
+        placed[key] = Placed(x + box_width / 2, y, box_width, box_height)
+        row_height = max(row_height, box_height)
+        x += box_width + NODE_GAP
+    if x > 0 and x + 80 > width:
+        x, y = 0.0, y + LEGEND_ROW
     if axes is not None:
-        _draw_panel(axes, graph, placed, {}, scale)
-        axes.plot([x, x + 30], [0, 0], color=UPDATE_COLOR, linestyle=(0, (4, 3)), linewidth=1.0 * scale)
-        axes.text(x + 34, 0, "update", fontsize=FONT * scale, va="center", color=UPDATE_COLOR)
-    return x + 80
+        _draw_nodes(axes, graph, placed, scale)
+        axes.plot([x, x + 30], [y, y], color=UPDATE_COLOR, linestyle=(0, (4, 3)), linewidth=1.0 * scale)
+        axes.text(x + 34, y, "update", fontsize=FONT * scale, va="center", color=UPDATE_COLOR)
+    return y + LEGEND_ROW
 
 
 def draw(panels: Sequence[tuple[nx.DiGraph, str]], path: Path, legend: bool = True, dpi: int = 100) -> None:
@@ -330,24 +285,30 @@ def draw(panels: Sequence[tuple[nx.DiGraph, str]], path: Path, legend: bool = Tr
     from matplotlib.figure import Figure
 
     layouts = [layout(graph) for graph, _ in panels]
-    bounds = [_bounds(placed, routes) for placed, routes in layouts]
+    bounds = [_bounds(placed, frames, routes) for placed, frames, routes in layouts]
     widths = [right - left for left, right, _, _ in bounds]
-    heights = [top - bottom + TITLE_BAND for _, _, bottom, top in bounds]
-    band = LEGEND_BAND if legend else 0.0
-    total_width = max(sum(widths) + MARGIN * (len(panels) - 1), _legend(None, 1.0) if legend else 0.0)
+    heights = [bottom - top + TITLE_BAND for _, _, top, bottom in bounds]
+    graphs_width = sum(widths) + MARGIN * (len(panels) - 1)
+    compared = len(panels) > 1
+    band = _legend(None, 1.0, compared, max(graphs_width, 400.0)) + MARGIN if legend else 0.0
+    total_width = max(graphs_width, 400.0 if legend else 0.0)
     total_height = max(heights) + band
     scale = min(1.0, MAX_INCHES * 72 / total_width, MAX_INCHES * 72 / total_height)
     figure = Figure(figsize=(total_width * scale / 72, total_height * scale / 72))
     place = _Placer(figure, total_width, total_height)
     left_edge = 0.0
-    for (graph, title), (placed, routes), (left, right, bottom, top), height in zip(panels, layouts, bounds, heights):
-        axes = place(left_edge, total_height - band - height, right - left, height)
+    for (graph, title), (placed, frames, routes), (left, right, top, bottom), height in zip(
+        panels, layouts, bounds, heights
+    ):
+        axes = place(left_edge, total_height - height, right - left, height)  # top-aligned, legend below
         axes.set_xlim(left, right)
-        axes.set_ylim(bottom, top + TITLE_BAND)
-        _draw_panel(axes, graph, placed, routes, scale)
+        axes.set_ylim(bottom, top - TITLE_BAND)  # inverted: y grows downwards, as data flows
+        _frames(axes, graph, frames, scale)
+        _edges(graph, placed, routes, scale, axes)
+        _draw_nodes(axes, graph, placed, scale)
         axes.text(
             (left + right) / 2,
-            top + TITLE_BAND / 2,
+            top - TITLE_BAND / 2,
             title,
             ha="center",
             va="center",
@@ -356,10 +317,10 @@ def draw(panels: Sequence[tuple[nx.DiGraph, str]], path: Path, legend: bool = Tr
         )
         left_edge += right - left + MARGIN
     if legend:
-        axes = place(0.0, total_height - band, total_width, band)
+        axes = place(0.0, 0.0, total_width, band)
         axes.set_xlim(-MARGIN, total_width - MARGIN)
-        axes.set_ylim(-band / 2, band / 2)
-        _legend(axes, scale)
+        axes.set_ylim(band - LEGEND_ROW / 2, -LEGEND_ROW / 2)
+        _legend(axes, scale, compared, total_width - 2 * MARGIN)
     # SVG text stays text (searchable, selectable, smaller) rather than outlines.
     with rc_context({"svg.fonttype": "none"}):
         figure.savefig(path, format=path.suffix[1:].lower(), dpi=_dpi(dpi, figure))

@@ -311,7 +311,7 @@ def test_kernel_larger_than_the_padded_input_is_refused():
     ("arguments", "error", "message"),
     [
         ({"padding": "same", "stride": 2}, ValueError, "same.*stride 1"),
-        ({"padding": "full"}, ValueError, "padding must be"),
+        ({"padding": "fully"}, ValueError, r"padding \(border_mode\) must be"),
         ({"padding": -1}, ValueError, "at least 0"),
         ({"stride": 0}, ValueError, "at least 1"),
         ({"stride": (1, 2, 3)}, TypeError, "pair"),

@@ -22,6 +22,8 @@ import symgraph as sg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 API_PATH = os.path.join(ROOT, "docs", "API.md")
+if not os.path.isfile(API_PATH):
+    pytest.skip(f"no {API_PATH}: these tests check it", allow_module_level=True)
 
 
 def _text() -> str:

@@ -406,6 +406,8 @@ def next_line():
 
 def test_tutorial_example_runs_and_its_formulations_agree():
     script = Path(__file__).resolve().parents[1] / "examples" / "dropout_tutorial.py"
+    if not script.is_file():
+        pytest.skip(f"no {script}: this test runs it")
     result = subprocess.run(
         [sys.executable, str(script), "--samples", "100", "--keep-prob", "0.8", "--seed", "1"],
         capture_output=True,

@@ -798,15 +798,23 @@ def test_declarations_check_their_shape():
         assert variable.owner is None
 
 
-@pytest.mark.parametrize(
-    "misuse", [bool, iter, len, lambda v: 1 if v else 0, lambda v: list(v), lambda v: [i for i in v]]
-)
-def test_truth_iteration_and_length_raise_clear_type_errors(misuse):
+@pytest.mark.parametrize("misuse", [iter, len, lambda v: list(v), lambda v: [i for i in v]])
+def test_iteration_and_length_raise_clear_type_errors(misuse):
     x = sg.vector("my_vector")
     with pytest.raises(TypeError, match="my_vector"):
         misuse(x)
     with pytest.raises(TypeError):
         misuse(x > 0)
+
+
+@pytest.mark.parametrize(
+    ("truth", "of_a_variable"), [(bool, True), (lambda v: 1 if v else 0, 1), (lambda v: not v, False)]
+)
+def test_a_comparison_has_no_truth_value_but_other_variables_are_true(truth, of_a_variable):
+    x = sg.vector("my_vector")
+    assert truth(x) == of_a_variable  # Theano's rule: "if not W:" asks whether W was given
+    with pytest.raises(TypeError, match=r"sg\.switch"):
+        truth(x > 0)
 
 
 def test_chained_comparison_is_refused():

@@ -190,3 +190,12 @@ def _nodes(variable):
     from symgraph.graph.traversal import postorder
 
     return postorder([variable])
+
+
+def test_verify_grad_and_eval_without_a_phase_name_themselves_not_sg_function():
+    x = sg.vector("x")
+    y = sg.nn.dropout(x, rate=0.5) * 2
+    with pytest.raises(PhaseError, match=r"Give sg\.verify_grad phase="):
+        sg.verify_grad(lambda v: sg.nn.dropout(v, rate=0.5).sum(), [np.ones(3)])
+    with pytest.raises(PhaseError, match=r"Give \.eval\(\) phase="):
+        y.eval({x: np.ones(3)})

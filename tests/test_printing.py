@@ -78,7 +78,7 @@ def test_gradient_nodes_are_marked_and_forward_nodes_are_not():
 
 def test_dropout_marked_random_and_phase_dependent():
     x = sg.matrix("x")
-    text = sg.debugprint(sg.nn.dropout(x, rate=0.5), file=io.StringIO())
+    text = sg.debugprint(sg.nn.dropout(x, rate=0.5), file=io.StringIO(), expand=True)
     (line,) = [line for line in text.splitlines() if "dropout_mask" in line]
     assert "[random]" in line and "[phase-dependent]" in line
 
@@ -89,8 +89,8 @@ def test_compiled_functions_show_phase_outputs_updates_and_no_dropout_when_predi
     y = sg.nn.dropout(x @ W, rate=0.5).sum()
     train = sg.function([x], y, updates=[(W, W * 0.5)], phase="train", name="train_fn")
     predict = sg.function([x], y, phase="predict", name="predict_fn")
-    train_text = sg.debugprint(train, file=io.StringIO())
-    predict_text = sg.debugprint(predict, file=io.StringIO())
+    train_text = sg.debugprint(train, file=io.StringIO(), expand=True)
+    predict_text = sg.debugprint(predict, file=io.StringIO(), expand=True)
     assert train_text.splitlines()[0] == "function train_fn (phase='train', mode='fast_run')"
     assert predict_text.splitlines()[0] == "function predict_fn (phase='predict', mode='fast_run')"
     assert "output 0:" in train_text and "update of W <-" in train_text
@@ -114,7 +114,7 @@ def test_compiling_leaves_the_users_graph_and_its_names_alone():
 def test_multi_output_node_outputs_share_the_node_id():
     x = sg.matrix("x")
     f = sg.function([x], sg.nn.dropout(x, rate=0.5), phase="train")
-    text = sg.debugprint(f, file=io.StringIO())
+    text = sg.debugprint(f, file=io.StringIO(), expand=True)
     mask = re.search(r"bernoulli_mask\{[^}]*\}\.1 \[id (\w+)\]", text)
     state = re.search(r"bernoulli_mask\{[^}]*\}\.0 \[id (\w+)\]", text)
     assert mask and state and mask.group(1) == state.group(1)

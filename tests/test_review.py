@@ -198,11 +198,13 @@ def test_fill_and_stack_give_gradients_in_their_inputs_dtypes():
     assert [g.dtype for g in gradients] == ["float32", "float64"]
 
 
-def test_arange_refuses_bounds_that_are_not_integer_scalars():
-    with pytest.raises(TypeError, match="arange takes integer bounds"):
-        sg.arange(2.5)  # numpy gives [0., 1., 2.]; truncating it gave [0, 1]
-    with pytest.raises(TypeError, match="arange takes integer bounds"):
-        sg.arange(sg.scalar("stop"))
+def test_arange_takes_float_bounds_as_numpy_and_refuses_non_scalars():
+    # Float bounds give numpy's floats (truncating them once gave [0, 1] for 2.5).
+    np.testing.assert_array_equal(sg.arange(2.5).eval(), np.arange(2.5))
+    stop = sg.scalar("stop")
+    np.testing.assert_array_equal(sg.arange(stop).eval({stop: 2.5}), np.arange(2.5))
+    with pytest.raises(TypeError, match="arange takes numbers"):
+        sg.arange(sg.tensor("flag", dtype="bool", shape=()))
     with pytest.raises(ShapeError, match="stop must be a scalar"):
         sg.arange(sg.lvector("stop"))
     stop = sg.iscalar("stop")

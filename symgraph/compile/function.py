@@ -10,16 +10,20 @@ result into a callable.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import gc
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..backends import Backend, get_backend
 from ..backends.base import LinkOptions, Program
-from ..errors import MissingInputError, PhaseError, UnusedInputError, UpdateError
+from ..errors import InputError, MissingInputError, PhaseError, UnusedInputError, UpdateError
 from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.source import Source, describe, user_source, warn_user
@@ -40,14 +44,115 @@ from .modes import Mode, get_mode
 _ON_UNUSED = ("raise", "warn", "ignore")
 
 
+class _NoDefault:
+    """The mark of an input without a default value."""
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "NO_DEFAULT"  # one object, also after pickling
+
+
+NO_DEFAULT = _NoDefault()
+
+
+class In:
+    """An input of ``sg.function`` with a default value or a name of its own (Theano's ``In``).
+
+    ``sg.function([x, sg.In(lr, value=0.1)], ...)`` gives a function callable as ``f(data)``,
+    ``f(data, 0.5)`` or ``f(data, lr=0.5)``. ``value=None`` means no default. ``name`` is the
+    keyword the input is given by (the variable's name by default).
+    """
+
+    __slots__ = ("name", "value", "variable")
+
+    def __init__(self, variable: Variable, value: Any = None, name: str | None = None):
+        if not isinstance(variable, Variable):
+            raise TypeError(f"sg.In takes a symbolic input variable, not {variable!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"the name of an input is a string, not {name!r}")
+        self.variable = variable
+        self.value = value
+        self.name = name if name is not None else variable.name
+
+    def __repr__(self) -> str:
+        return f"In({self.variable.label()}, value={self.value!r}, name={self.name!r})"
+
+
+def _keyword_positions(names: Sequence[str | None]) -> tuple[dict[str, int], set[str]]:
+    """Each input name's position; the names several inputs share are ambiguous (usable only by
+    position)."""
+    positions: dict[str, int] = {}
+    ambiguous: set[str] = set()
+    for position, name in enumerate(names):
+        if name is None:
+            continue
+        if name in positions or name in ambiguous:
+            positions.pop(name, None)
+            ambiguous.add(name)
+        else:
+            positions[name] = position
+    return positions, ambiguous
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileRecord:
+    """What ``sg.function`` was given, the ``givens`` already substituted: the user's graph, not
+    the rewritten one. ``sg.save`` and ``pickle`` keep a function as this record and compile it
+    again when loading."""
+
+    inputs: tuple
+    input_names: tuple  #: per input, the keyword it is given by (``sg.In``'s name), or ``None``
+    defaults: tuple  #: per input, its default value (``sg.In``'s) or ``NO_DEFAULT``
+    outputs: tuple
+    single_output: bool | None
+    updates: tuple  #: ``(shared variable, new value)`` pairs
+    phase: str | None
+    mode: Mode
+    backend: str
+    name: str
+    on_unused_input: str
+    allow_input_downcast: bool
+    apply_updates: bool
+
+    def compile(self) -> "Function":
+        outputs = None if self.single_output is None else self.outputs[0] if self.single_output else list(self.outputs)
+        inputs = [
+            In(variable, None if default is NO_DEFAULT else default, name)
+            if name != variable.name or default is not NO_DEFAULT
+            else variable
+            for variable, name, default in zip(self.inputs, self.input_names, self.defaults)
+        ]
+        return function(
+            inputs,
+            outputs,
+            updates=list(self.updates),
+            phase=self.phase,
+            mode=self.mode,
+            name=self.name,
+            on_unused_input=self.on_unused_input,
+            allow_input_downcast=self.allow_input_downcast,
+            backend=self.backend,
+            apply_updates=self.apply_updates,
+        )
+
+
 class Function:
-    """A compiled graph. Call it with one argument per input.
+    """A compiled graph. Call it with one argument per input, by position or by input name
+    (``f(x=data)``); inputs given with ``sg.In(variable, value=...)`` may be left out.
 
     ``graph`` is the compiled, rewritten :class:`FunctionGraph` (``sg.debugprint(f)`` and
     ``sg.plot(f, path)`` show it); ``source`` is the generated Python code (numpy backend);
     ``profile`` the time of each node over the calls (compiled with ``profile=True``, else
     ``None``); ``compile_times`` the seconds each step of compiling took.
+    Pickling (and ``copy.deepcopy``) keeps what ``sg.function`` was given and compiles it again
+    (without profiling); unpickling runs whatever code a file names, so never unpickle an
+    untrusted file: ``sg.load`` is the safe way.
     """
+
+    #: What ``sg.function`` was given (``None`` for a function made otherwise).
+    _record: CompileRecord | None = None
 
     def __init__(
         self,
@@ -58,6 +163,8 @@ class Function:
         backend: Backend,
         name: str,
         single: bool | None,
+        input_names: Sequence[str | None] | None = None,
+        defaults: Sequence[Any] | None = None,
         compile_times: dict[str, float] | None = None,
     ):
         self.profile = program.profile
@@ -73,9 +180,54 @@ class Function:
         self.name = name
         self.single_output = single
         self.compile_times = dict(compile_times or {})
+        #: Per input, its default value (given with ``sg.In``) or ``NO_DEFAULT``.
+        self.defaults = tuple(defaults) if defaults is not None else (NO_DEFAULT,) * len(self.inputs)
+        names = list(input_names) if input_names is not None else [variable.name for variable in self.inputs]
+        self._positions, self._ambiguous = _keyword_positions(names)
+        self._program_run = self._run
+        if any(default is not NO_DEFAULT for default in self.defaults):
+            self._run = self._run_with_defaults
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs:  # by name: the slow path; positional calls go straight to the program
+            args = self._bind(args, kwargs)
         return self._run(args)
+
+    def _run_with_defaults(self, args: tuple) -> Any:
+        if len(args) != len(self.inputs):
+            args = self._bind(args, {})
+        return self._program_run(args)
+
+    def _bind(self, args: tuple, kwargs: dict) -> tuple:
+        """The arguments in input order, from positional ones, keyword ones (by input name) and
+        the defaults given with ``sg.In``."""
+        count = len(self.inputs)
+        if len(args) > count:
+            return args  # the program's count check says how many it takes
+        values = list(args) + [NO_DEFAULT] * (count - len(args))
+        for key, value in kwargs.items():
+            position = self._positions.get(key)
+            if position is None:
+                if key in self._ambiguous:
+                    raise InputError(
+                        f"function {self.name} has several inputs named {key!r}: give them by position, "
+                        "or name them apart with sg.In(variable, name=...)"
+                    )
+                named = ", ".join(repr(name) for name in self._positions) or "none"
+                raise InputError(f"function {self.name} has no input named {key!r} (its named inputs: {named})")
+            if values[position] is not NO_DEFAULT:
+                how = "by position and by name" if position < len(args) else "twice"
+                raise InputError(f"function {self.name} got input {key!r} (argument {position}) {how}")
+            values[position] = value
+        missing = []
+        for position, value in enumerate(values):
+            if value is NO_DEFAULT:
+                values[position] = self.defaults[position]
+                if values[position] is NO_DEFAULT:
+                    missing.append(f"{self.inputs[position].label()} (argument {position})")
+        if missing:
+            raise InputError(f"function {self.name} is missing input(s) {', '.join(missing)}, which have no default")
+        return tuple(values)
 
     @property
     def source(self) -> str:
@@ -87,6 +239,11 @@ class Function:
         """The nodes in the order the program computes them."""
         return list(self.program.order)
 
+    def __reduce__(self) -> tuple:
+        if self._record is None:
+            raise TypeError(f"function {self.name} was not made by sg.function: it cannot be pickled")
+        return (_recompile, (self._record,))
+
     def __repr__(self) -> str:
         inputs = ", ".join(variable.label() for variable in self.inputs)
         phase = f", phase={self.phase!r}" if self.phase else ""
@@ -94,6 +251,17 @@ class Function:
             f"<Function {self.name}({inputs}): {len(self.graph.nodes)} nodes{phase}, "
             f"mode={self.mode.name!r}, backend={self.backend.name!r}>"
         )
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the graph explorer of the compiled graph (symgraph.explorer)."""
+        from ..explorer import repr_html
+
+        return repr_html(self)
+
+
+def _recompile(record: CompileRecord) -> Function:
+    """A pickled function, compiled again from what ``sg.function`` was given."""
+    return record.compile()
 
 
 def _garbage_collection_paused(compile_function: Callable[..., Function]) -> Callable[..., Function]:
@@ -154,6 +322,7 @@ def function(
     if on_unused_input not in _ON_UNUSED:
         raise ValueError(f"on_unused_input must be one of {_ON_UNUSED}, not {on_unused_input!r}")
     name = _function_name(name, call_site)
+    inputs, input_names, defaults = _unwrap_inputs(inputs, allow_input_downcast, name)
     inputs = _check_inputs(inputs)
     output_list, single = _normalize_outputs(outputs)
     user_updates = _normalize_updates(updates, call_site)
@@ -162,6 +331,10 @@ def function(
     fgraph = FunctionGraph(inputs, output_list, user_updates)
     if givens:
         fgraph = _substitute(fgraph, givens)
+    record = CompileRecord(
+        tuple(inputs), tuple(input_names), tuple(defaults), tuple(fgraph.outputs), single, tuple(fgraph.updates),
+        phase, mode, backend.name, name, on_unused_input, allow_input_downcast, apply_updates,
+    )  # fmt: skip
     laps.lap("givens")
     fgraph = inline_subgraphs(fgraph)
     laps.lap("inline")
@@ -191,7 +364,9 @@ def function(
     )
     program = backend.link(fgraph, options)
     laps.lap("link", program.pass_times)
-    return Function(program, fgraph, phase, mode, backend, name, single, laps.times)
+    compiled = Function(program, fgraph, phase, mode, backend, name, single, input_names, defaults, laps.times)
+    compiled._record = record
+    return compiled
 
 
 class _Laps:
@@ -223,6 +398,34 @@ def _function_name(name: Any, call_site: Source | None) -> str:
 
 
 # --- checking what the user gave ----------------------------------------------------------------
+def _unwrap_inputs(inputs: Any, allow_downcast: bool, name: str) -> tuple[Any, list, list]:
+    """The input variables (``sg.In`` unwrapped), their keyword names and their defaults (each
+    converted now, so that a bad default is an error when compiling)."""
+    if not isinstance(inputs, (list, tuple)):
+        return inputs, [], []  # _check_inputs explains what is wrong
+    variables, names, defaults = [], [], []
+    for position, item in enumerate(inputs):
+        if not isinstance(item, In):
+            variables.append(item)
+            names.append(getattr(item, "name", None))
+            defaults.append(NO_DEFAULT)
+            continue
+        variables.append(item.variable)
+        names.append(item.name)
+        if item.value is None:
+            defaults.append(NO_DEFAULT)
+        elif isinstance(item.value, Variable):
+            raise TypeError(f"the default of input {position} ({item.variable.label()}) is a value, not a variable")
+        else:
+            what = f"the default of input {position} ({item.variable.label()}) of function {name}"
+            value = item.variable.type.filter(item.value, what=what, allow_downcast=allow_downcast)
+            if isinstance(value, np.ndarray):  # the caller's array may change later; the default may not
+                value = value.copy()
+                value.flags.writeable = False
+            defaults.append(value)
+    return variables, names, defaults
+
+
 def _check_inputs(inputs: Any) -> list[Variable]:
     if isinstance(inputs, Variable) or not isinstance(inputs, (list, tuple)):
         raise TypeError("sg.function takes a list of input variables as its first argument, e.g. sg.function([x], y)")
@@ -389,6 +592,7 @@ def _check_inputs_needed(fgraph: FunctionGraph, on_unused: str, name: str) -> No
 #: a graph alive.
 _EVAL_CACHE: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
 _EVAL_CACHE_SIZE = 32
+_EVAL_CACHE_LOCK = threading.Lock()
 
 
 def evaluate(variable: Variable, inputs_to_values: dict | None, phase: str | None, where: str = ".eval()") -> Any:
@@ -396,16 +600,19 @@ def evaluate(variable: Variable, inputs_to_values: dict | None, phase: str | Non
     inputs_to_values = inputs_to_values or {}
     inputs = list(inputs_to_values)
     key = (id(variable), tuple(id(v) for v in inputs), phase)
-    entry = _EVAL_CACHE.get(key)
+    with _EVAL_CACHE_LOCK:
+        entry = _EVAL_CACHE.get(key)
+        if entry is not None:
+            _EVAL_CACHE.move_to_end(key)
     if entry is None or entry[0]() is not variable or any(a is not b for a, b in zip(entry[1], inputs)):
         if phase is None:
             dependent = phase_dependent_nodes([variable])
             if dependent:
                 raise PhaseError(missing_phase_message(dependent, where))
         compiled = function(inputs, variable, phase=phase, on_unused_input="ignore", apply_updates=False)
-        entry = _EVAL_CACHE[key] = (weakref.ref(variable), inputs, compiled)
-        while len(_EVAL_CACHE) > _EVAL_CACHE_SIZE:
-            _EVAL_CACHE.popitem(last=False)
-    else:
-        _EVAL_CACHE.move_to_end(key)
+        entry = (weakref.ref(variable), inputs, compiled)
+        with _EVAL_CACHE_LOCK:
+            _EVAL_CACHE[key] = entry
+            while len(_EVAL_CACHE) > _EVAL_CACHE_SIZE:
+                _EVAL_CACHE.popitem(last=False)
     return entry[2](*[inputs_to_values[v] for v in inputs])

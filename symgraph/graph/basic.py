@@ -71,14 +71,27 @@ class Variable:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.label()}: {self.type.describe()})"
 
+    def _repr_html_(self) -> str | None:
+        """Jupyter shows the graph explorer of a computed variable (symgraph.explorer)."""
+        from ..explorer import repr_html
+
+        return repr_html(self)
+
     def __hash__(self) -> int:
         return id(self)
 
     def __bool__(self) -> bool:
-        raise TypeError(
-            f"the truth value of symbolic variable {self.label()} is unknown until the graph runs; "
-            "use sg.switch(condition, a, b) (or sg.where) for a choice inside the graph"
-        )
+        """True, as in Theano (so that ``if not W:`` tests whether ``W`` was given), except for the
+        result of a comparison, whose truth value is only known when the graph runs."""
+        owner = self.owner
+        if owner is not None and owner.op.boolean_result and self.type.dtype == "bool":
+            raise TypeError(
+                f"the truth value of the comparison {self.label()} is unknown until the graph runs "
+                "(a chained comparison such as a < b < c asks for it too); use "
+                "sg.switch(condition, a, b) (or sg.where) to choose elementwise inside the graph, or "
+                "sg.ifelse(condition, then_branch, else_branch) to compute one branch only"
+            )
+        return True
 
     def __iter__(self):
         raise TypeError(

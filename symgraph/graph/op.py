@@ -13,6 +13,10 @@ Two ops are equal exactly when they are the same class with equal ``__props__`` 
 nodes are merged by the compiler, so ``__props__`` must name every parameter that changes the
 computation. Ops are plain data: they pickle and deep-copy.
 
+Every subclass registers itself in ``OP_CLASSES`` under ``module.qualname`` when its class
+statement runs: that is how ``sg.load`` finds an op's class by the name a file gives, never by
+importing a module the file names (so a user's ops must be imported before loading).
+
 Optional facts about the computation: ``view_map`` (outputs that may share memory with an input),
 ``stochastic`` (draws random numbers), ``phase_dependent`` (computes differently in ``'train'``
 and ``'predict'``: ``specialize`` says how). How a backend runs an op is the backend's business:
@@ -39,9 +43,22 @@ from typing import Any
 from .basic import Apply, SharedVariable, Variable
 from .type import Type
 
+#: Every ``Op`` subclass by its name, ``module.qualname`` (the latest class of a name wins, as
+#: when a notebook runs a class statement again).
+OP_CLASSES: dict[str, type["Op"]] = {}
+
+
+def op_class_name(cls: type) -> str:
+    """The name a saved file gives an op's class: ``module.qualname``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
 
 class Op:
     """One kind of operation. Subclass it to add an op (see the module's docstring)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        OP_CLASSES[op_class_name(cls)] = cls
 
     #: Attributes that, with the class, make two ops equal (so that equal nodes can be merged).
     __props__: tuple[str, ...] = ()
@@ -55,6 +72,10 @@ class Op:
     read_only_output = False
     #: Reads nothing of its inputs but their shapes: scheduled as soon as they exist.
     reads_only_shape = False
+    #: Its boolean outputs are truth values (comparisons, and logical combinations of them): their
+    #: Python truth value raises, so that ``if x > 0:`` cannot pass silently (every other variable
+    #: is true, as in Theano).
+    boolean_result = False
 
     @property
     def name(self) -> str:

@@ -186,7 +186,42 @@ _KIND_ORDER = {"b": 0, "u": 1, "i": 1, "f": 2}
 def _describe_value(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of dtype {value.dtype} and shape {value.shape}"
+    if isinstance(value, np.generic):
+        return f"a numpy {value.dtype} scalar"
     return f"a {type(value).__name__}"
+
+
+# Theano's typed declarations: sg.lvector is an int64 vector, sg.fmatrix a float32 matrix...
+_PREFIXES = {"float64": "d", "float32": "f", "int64": "l", "int32": "i", "int8": "b"}
+_RANK_NAMES = ("scalar", "vector", "matrix", "tensor3", "tensor4")
+
+
+def _declaration(dtype: np.dtype, ndim: int) -> str:
+    """How to declare an input of ``dtype`` and ``ndim`` dimensions (``sg.lvector``, say)."""
+    prefix = _PREFIXES.get(dtype.name)
+    if ndim >= len(_RANK_NAMES):
+        return f"sg.tensor(name, dtype='{dtype.name}', shape=...)"
+    if prefix is None:
+        return f"sg.{_RANK_NAMES[ndim]}(name, dtype='{dtype.name}')"
+    return f"sg.{prefix}{_RANK_NAMES[ndim]}"
+
+
+def _ways_out(given: np.dtype, tensor_type: TensorType) -> str:
+    """What to do about an array of dtype ``given`` that does not cast safely to ``tensor_type``.
+    For a function's argument of a wider dtype of the same kind (numpy's int64 labels for an int32
+    input), declaring the input with that dtype is one way out, converting the arguments another."""
+    target = tensor_type.dtype
+    if given.kind != tensor_type.numpy_dtype.kind:
+        return (
+            f"Convert it with .astype('{target}') (a compiled function's arguments may also be converted "
+            "by compiling it with allow_input_downcast=True)."
+        )
+    lost = "wrapping around values that do not fit" if given.kind in "iu" else "rounding"
+    return (
+        f"For a function's argument, either declare the input {given.name} "
+        f"({_declaration(given, tensor_type.ndim)}) or compile the function with allow_input_downcast=True "
+        f"(which converts such arguments, {lost}); or convert it with .astype('{target}')."
+    )
 
 
 def filter_tensor(tensor_type: TensorType, value: Any, *, what: str, allow_downcast: bool = False) -> np.ndarray:
@@ -205,9 +240,7 @@ def filter_tensor(tensor_type: TensorType, value: Any, *, what: str, allow_downc
             if not (allow_downcast or np.can_cast(array.dtype, target, "safe")):
                 raise InputError(
                     f"{what} expects dtype {tensor_type.dtype}, got {_describe_value(value)}; "
-                    f"{array.dtype} does not cast safely to {tensor_type.dtype}. Convert it with "
-                    f".astype('{tensor_type.dtype}') (a compiled function's arguments may also be "
-                    "converted by compiling it with allow_input_downcast=True)."
+                    f"{array.dtype} does not cast safely to {tensor_type.dtype}. {_ways_out(array.dtype, tensor_type)}"
                 )
             array = array.astype(target)
     else:

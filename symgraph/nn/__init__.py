@@ -2,12 +2,13 @@
 pooling. Each is differentiable by ``sg.grad``."""
 
 from ..ops.elemwise import tanh
+from . import stabilize  # sg.log and sg.log1p build the stable forms of log(sigmoid(x)), ...
 from .activations import log_softmax, relu, sigmoid, softmax, softplus
 from .batchnorm import batch_norm
 from .conv import conv2d
 from .dropout import dropout
 from .losses import binary_crossentropy, categorical_crossentropy
-from .pool import avg_pool2d, max_pool2d
+from .pool import avg_pool2d, max_pool2d, pool_2d
 
 __all__ = [
     "avg_pool2d",
@@ -18,6 +19,7 @@ __all__ = [
     "dropout",
     "log_softmax",
     "max_pool2d",
+    "pool_2d",
     "relu",
     "sigmoid",
     "softmax",

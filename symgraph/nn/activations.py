@@ -20,19 +20,36 @@ from ..ops.shape import normalize_axes
 __all__ = ["LogSoftmax", "Softmax", "log_softmax", "relu", "sigmoid", "softmax", "softplus", "tanh"]
 
 
+def _floating(x: np.ndarray) -> np.ndarray:
+    """``x`` itself if it holds floats, else ``x`` in the float the op declares for it
+    (``float_result_rule``: float16 for booleans and 8-bit integers, float64 for wider ones), so
+    that ``-x`` neither wraps around (uint8) nor fails (bool)."""
+    if x.dtype.kind == "f":
+        return x
+    return x.astype(float_result_rule([x.dtype])[-1])
+
+
 def _sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    # exp(-log(1 + exp(-x))): logaddexp never overflows.
-    result = np.logaddexp(0, -x, out=out)
-    np.negative(result, out=result)
-    return np.exp(result, out=result)
+    # 1 / (1 + exp(-x)), where exp(-x) may overflow to inf for very negative x: the result is
+    # then 0, as it should be, so the overflow is no error. (numpy's logaddexp, the obvious
+    # stable form, is dozens of times slower in float32.)
+    x = _floating(x)
+    if out is None:  # an array to work in, also for a 0-d x (whose ufunc results are scalars)
+        out = np.empty_like(x)
+    np.negative(x, out=out)
+    with np.errstate(over="ignore", under="ignore"):
+        np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
 
 
 def _relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    return np.maximum(x, 0, out=out)
+    # False, not 0: a Python bool keeps every dtype, where a Python int makes booleans int64.
+    return np.maximum(x, False, out=out)
 
 
 def _softplus(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    return np.logaddexp(0, x, out=out)
+    return np.logaddexp(0, _floating(x), out=out)
 
 
 def _sigmoid_grad(x, z, g):

@@ -13,11 +13,15 @@ again one, so batch norm is differentiable to any order in both phases.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
 
 from ..errors import ShapeError
-from ..graph.basic import SharedVariable, Variable
-from ..graph.type import format_shape
+from ..graph.basic import Apply, SharedVariable, Variable
+from ..graph.op import Op
+from ..graph.type import TensorType, format_shape
 from ..ops.basic import as_tensor, cast
 from ..ops.elemwise import as_float, maximum, sqrt
 from ..ops.shape import normalize_axes, shape_at
@@ -34,8 +38,41 @@ def _broadcast(parameter: Variable, axes: tuple[int, ...], ndim: int) -> Variabl
     return parameter.dimshuffle(*["x" if axis in axes else next(kept) for axis in range(ndim)])
 
 
+class CheckBatch(Op):
+    """The input itself, after checking at run time that the axes the statistics are taken over
+    hold values: the mean of an empty batch is NaN, and would become the running statistics.
+    (The error names the node through the user's line that built the batch_norm.)"""
+
+    __props__ = ("axes",)
+    view_map: ClassVar[dict[int, int]] = {0: 0}
+
+    def __init__(self, axes: tuple[int, ...]):
+        self.axes = tuple(axes)
+
+    @property
+    def name(self) -> str:
+        return "check_batch"
+
+    def output_types(self, x: TensorType) -> list[TensorType]:
+        return [x]
+
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        empty = [axis for axis in self.axes if x.shape[axis] == 0]
+        if empty:
+            raise ValueError(
+                f"batch_norm in the train phase got an input of shape {x.shape}, with no value along "
+                f"axis {empty[0]} to take the batch statistics from (they would be NaN, and so would the "
+                "running statistics); give it at least one example, or skip empty batches"
+            )
+        return x
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        return [output_grads[0]]
+
+
 def _train_graph(x, gamma, beta, running_mean, running_var, axes, momentum, eps):
     """The output normalized with the batch's statistics, and the running statistics' updates."""
+    x = CheckBatch(axes)(x)
     mean = x.mean(axis=axes)
     centered = x - _broadcast(mean, axes, x.ndim)
     variance = (centered * centered).mean(axis=axes)

@@ -29,7 +29,8 @@ from ..graph.op import Op
 from ..graph.type import TensorType, format_shape
 from ..ops.basic import as_tensor, cast, constant
 from ..ops.elemwise import as_float
-from ..ops.shape import as_shape, shape, shape_at, static_shape_value
+from ..ops.shape import as_shape, shape, shape_at, specify_shape, static_shape_value, zeros
+from ..ops.subtensor import set_subtensor
 
 __all__ = ["Col2Im", "ConvContraction", "Im2Col", "conv2d"]
 
@@ -66,7 +67,9 @@ def conv_padding(padding: Any, stride: Pair) -> Padding:
             if stride != (1, 1):
                 raise ValueError(f"padding='same' needs stride 1 (as in PyTorch), got stride {stride}")
             return "same"
-        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', not {padding!r}")
+        raise ValueError(
+            f"padding (border_mode) must be an int, a pair, 'valid', 'same', 'full' or 'half', not {padding!r}"
+        )
     rows, columns = as_pair(padding, "padding", 0)
     return ((rows, rows), (columns, columns))
 
@@ -77,6 +80,11 @@ def resolve_padding(padding: Padding, kernel: Pair) -> tuple[Pair, Pair]:
     if padding != "same":
         return padding  # type: ignore[return-value]
     return tuple((total // 2, total - total // 2) for total in (kernel[0] - 1, kernel[1] - 1))  # type: ignore[return-value]
+
+
+def dilated(kernel: tuple, dilation: Pair) -> tuple:
+    """The extent of a kernel whose cells are ``dilation`` apart: ``(k - 1) * d + 1`` per axis."""
+    return tuple(None if size is None else (size - 1) * step + 1 for size, step in zip(kernel, dilation))
 
 
 def window_count(length: int | None, kernel: int | None, stride: int, pads: Pair) -> int | None:
@@ -124,14 +132,15 @@ def _check_fits(what: str, image_shape: tuple, kernel: Pair, counts: Sequence[in
 
 # --- gathering windows: im2col and its adjoint --------------------------------------------------
 class Im2Col(Op):
-    """``(x, kernel_size) -> columns``: ``columns[i, j, c, n, h, w] = padded_x[n, c, h*sh + i, w*sw + j]``,
-    of shape ``(kh, kw, C, N, Ho, Wo)``."""
+    """``(x, kernel_size) -> columns``: ``columns[i, j, c, n, h, w] = padded_x[n, c, h*sh + i*dh, w*sw + j*dw]``,
+    of shape ``(kh, kw, C, N, Ho, Wo)`` (``dilation`` ``(dh, dw)`` spreads the kernel's cells)."""
 
-    __props__ = ("stride", "padding")
+    __props__ = ("stride", "padding", "dilation")
 
-    def __init__(self, stride: Pair, padding: Padding):
+    def __init__(self, stride: Pair, padding: Padding, dilation: Pair = (1, 1)):
         self.stride = stride
         self.padding = padding
+        self.dilation = dilation
 
     @property
     def name(self) -> str:
@@ -139,7 +148,8 @@ class Im2Col(Op):
 
     def make_node(self, x: Variable, kernel: Variable) -> Apply:
         kernel_size = _static_pair(kernel)
-        counts = _window_counts("conv2d", x.type, kernel_size, self.stride, self.padding)
+        spread = dilated(kernel_size, self.dilation)
+        counts = _window_counts("conv2d", x.type, spread, self.stride, self.padding)
         n, c = x.type.shape[:2]
         return Apply(self, [x, kernel], [TensorType(x.dtype, kernel_size + (c, n) + counts)])
 
@@ -147,16 +157,17 @@ class Im2Col(Op):
         """``(kh, kw), ((top, bottom), (left, right)), (ho, wo)`` for an input of ``x_shape``,
         or a ``ValueError`` when no window fits."""
         kh, kw = int(kernel[0]), int(kernel[1])
-        pads = resolve_padding(self.padding, (kh, kw))
+        spread = dilated((kh, kw), self.dilation)
+        pads = resolve_padding(self.padding, spread)
         counts = tuple(
             window_count(length, size, step, pad)
-            for length, size, step, pad in zip(x_shape[2:], (kh, kw), self.stride, pads)
+            for length, size, step, pad in zip(x_shape[2:], spread, self.stride, pads)
         )
-        _check_fits("conv2d", x_shape, (kh, kw), counts, self.padding)
+        _check_fits("conv2d", x_shape, spread, counts, self.padding)
         return (kh, kw), pads, counts
 
     def perform(self, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        stride = self.stride
+        stride, (dh, dw) = self.stride, self.dilation
         (kh, kw), ((top, bottom), (left, right)), (ho, wo) = self.geometry(x.shape, kernel)
         n, c, h, w = x.shape
         source = x.transpose(1, 0, 2, 3)  # channel-major: each offset's copy is one block
@@ -166,25 +177,26 @@ class Im2Col(Op):
             source = padded
         columns = np.empty((kh, kw, c, n, ho, wo), dtype=x.dtype)
         for i in range(kh):
-            rows = window_slice(i, ho, stride[0])
+            rows = window_slice(i * dh, ho, stride[0])
             for j in range(kw):
-                columns[i, j] = source[:, :, rows, window_slice(j, wo, stride[1])]
+                columns[i, j] = source[:, :, rows, window_slice(j * dw, wo, stride[1])]
         return columns
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         x, _ = node.inputs
-        return [Col2Im(self.stride, self.padding)(output_grads[0], shape(x)), None]
+        return [Col2Im(self.stride, self.padding, self.dilation)(output_grads[0], shape(x)), None]
 
 
 class Col2Im(Op):
     """``(columns, image_shape) -> x``: the adjoint of :class:`Im2Col`; each column is added back
     to the cells of its window (overlapping windows add up; padding is dropped)."""
 
-    __props__ = ("stride", "padding")
+    __props__ = ("stride", "padding", "dilation")
 
-    def __init__(self, stride: Pair, padding: Padding):
+    def __init__(self, stride: Pair, padding: Padding, dilation: Pair = (1, 1)):
         self.stride = stride
         self.padding = padding
+        self.dilation = dilation
 
     @property
     def name(self) -> str:
@@ -197,21 +209,21 @@ class Col2Im(Op):
         return Apply(self, [columns, image_shape], [TensorType(columns.dtype, tuple(static))])
 
     def perform(self, columns: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
-        stride = self.stride
+        stride, (dh, dw) = self.stride, self.dilation
         n, c, h, w = (int(length) for length in image_shape)
         kh, kw, _, _, ho, wo = columns.shape
-        (top, bottom), (left, right) = resolve_padding(self.padding, (kh, kw))
+        (top, bottom), (left, right) = resolve_padding(self.padding, dilated((kh, kw), self.dilation))
         padded = np.zeros((c, n, h + top + bottom, w + left + right), dtype=columns.dtype)
         for i in range(kh):
-            rows = window_slice(i, ho, stride[0])
+            rows = window_slice(i * dh, ho, stride[0])
             for j in range(kw):
-                padded[:, :, rows, window_slice(j, wo, stride[1])] += columns[i, j]
+                padded[:, :, rows, window_slice(j * dw, wo, stride[1])] += columns[i, j]
         return padded[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         columns, _ = node.inputs
         kernel = as_shape([shape_at(columns, 0), shape_at(columns, 1)])
-        return [Im2Col(self.stride, self.padding)(output_grads[0], kernel), None]
+        return [Im2Col(self.stride, self.padding, self.dilation)(output_grads[0], kernel), None]
 
 
 # --- the contractions ---------------------------------------------------------------------------
@@ -342,16 +354,47 @@ def kernel_size(filters: Variable) -> Variable:
     return as_shape([shape_at(filters, 2), shape_at(filters, 3)])
 
 
-def conv2d(x: Any, filters: Any, stride: Any = 1, padding: Any = 0) -> Variable:
+def conv2d(
+    x: Any = None,
+    filters: Any = None,
+    stride: Any = None,
+    padding: Any = None,
+    *,
+    input: Any = None,
+    input_shape: Sequence[int | None] | None = None,
+    filter_shape: Sequence[int | None] | None = None,
+    border_mode: Any = None,
+    subsample: Any = None,
+    filter_dilation: Any = None,
+    filter_flip: bool = False,
+    image_shape: Sequence[int | None] | None = None,
+    num_groups: int = 1,
+) -> Variable:
     """2-D convolution (cross-correlation, no kernel flip, as PyTorch) of NCHW images ``x`` with
     OIHW ``filters``, giving ``(N, O, Ho, Wo)``.
 
-    ``stride``: an int or a pair. ``padding``: an int, a pair (rows, columns), ``'valid'`` (none)
-    or ``'same'`` (output as large as the input; needs stride 1; even kernels get their extra
-    padding at the bottom and right, as PyTorch). Windows that do not fit are dropped.
+    ``stride``: an int or a pair (default 1). ``padding``: an int, a pair (rows, columns),
+    ``'valid'`` (none, the default) or ``'same'`` (output as large as the input; needs stride 1;
+    even kernels get their extra padding at the bottom and right, as PyTorch). Windows that do not
+    fit are dropped.
+
+    Theano's keywords work too: ``input=`` (for ``x``), ``border_mode=`` (``'valid'``, ``'full'``,
+    ``'half'``, an int or a pair), ``subsample=`` (the stride), ``filter_dilation=`` (an int or a
+    pair: the kernel's cells that far apart), ``input_shape=``/``filter_shape=`` (static lengths,
+    ``None`` for unknown, checked when the function runs) and ``filter_flip=True`` (flip the
+    kernels: a true convolution, Theano's default; give it for weights trained with Theano).
 
     >>> y = sg.nn.conv2d(sg.tensor4('x'), W, padding='same')
+    >>> y = sg.nn.conv2d(input=x, filters=W, filter_shape=(8, 1, 5, 5), border_mode='full', filter_flip=True)
     """
+    x = _one_of("x", x, "input", input, required=True)
+    if filters is None:
+        raise TypeError("conv2d needs filters")
+    stride = _one_of("stride", stride, "subsample", subsample, default=1)
+    padding = _one_of("padding", padding, "border_mode", border_mode, default=0)
+    input_shape = _one_of("input_shape", input_shape, "image_shape", image_shape)
+    if num_groups != 1:
+        raise NotImplementedError("conv2d: grouped convolutions (num_groups > 1) are not implemented")
     x, filters = as_float(as_tensor(x)), as_float(as_tensor(filters))
     if x.ndim != 4 or filters.ndim != 4:
         raise ShapeError(
@@ -360,13 +403,69 @@ def conv2d(x: Any, filters: Any, stride: Any = 1, padding: Any = 0) -> Variable:
         )
     dtype = np.result_type(x.type.numpy_dtype, filters.type.numpy_dtype).name
     x, filters = cast(x, dtype), cast(filters, dtype)
+    if input_shape is not None:
+        x = _with_shape(x, input_shape, "input_shape")
+    if filter_shape is not None:
+        filters = _with_shape(filters, filter_shape, "filter_shape")
+    if filter_flip:
+        filters = filters[:, :, ::-1, ::-1]
     stride = as_pair(stride, "stride", 1)
-    padding = conv_padding(padding, stride)
+    dilation = as_pair(1 if filter_dilation is None else filter_dilation, "filter_dilation", 1)
     channels, expected = x.type.shape[1], filters.type.shape[1]
     if channels is not None and expected is not None and channels != expected:
         raise ShapeError(
             f"conv2d: the input {format_shape(x.type.shape)} has {channels} channel(s) but the filters "
             f"{format_shape(filters.type.shape)} expect {expected}"
         )
-    columns = Im2Col(stride, padding)(x, kernel_size(filters))
+    if isinstance(padding, str) and padding in ("full", "half"):
+        pads = _border(padding, _kernel_lengths(filters), dilation)
+        if all(isinstance(pad, int) for pad in pads):
+            padding = pads
+        else:  # the kernel's size is known only at run time: pad in the graph
+            x, padding = _pad_in_graph(x, pads), 0
+    padding = conv_padding(padding, stride)
+    columns = Im2Col(stride, padding, dilation)(x, kernel_size(filters))
     return ConvContraction("output")(filters, columns)
+
+
+def _one_of(
+    name: str, value: Any, theano_name: str, theano_value: Any, default: Any = None, required: bool = False
+) -> Any:
+    """The argument given under its name or Theano's (not both)."""
+    if value is not None and theano_value is not None:
+        raise TypeError(f"conv2d: give {name}= or {theano_name}=, not both")
+    chosen = value if value is not None else theano_value
+    if chosen is None and required:
+        raise TypeError(f"conv2d needs its input ({name}= or {theano_name}=)")
+    return default if chosen is None else chosen
+
+
+def _with_shape(x: Variable, lengths: Any, what: str) -> Variable:
+    if not isinstance(lengths, (tuple, list)) or len(lengths) != 4:
+        raise ValueError(f"conv2d: {what} is a tuple of 4 lengths (None for unknown), not {lengths!r}")
+    try:
+        return specify_shape(x, lengths)
+    except ShapeError as error:
+        raise ShapeError(f"conv2d: {what}={tuple(lengths)!r} does not fit: {error}") from None
+
+
+def _kernel_lengths(filters: Variable) -> tuple:
+    """The kernel's lengths: ints where static, symbolic scalars elsewhere."""
+    return tuple(
+        filters.type.shape[axis] if filters.type.shape[axis] is not None else shape_at(filters, axis) for axis in (2, 3)
+    )
+
+
+def _border(border_mode: str, kernel: tuple, dilation: Pair) -> tuple:
+    """Theano's padding per axis for ``'full'`` (every partial overlap: ``extent - 1``) and
+    ``'half'`` (``extent // 2``), ``extent = (k - 1) * d + 1``; the lengths may be symbolic."""
+    extents = [(size - 1) * step + 1 for size, step in zip(kernel, dilation)]
+    return tuple(extent - 1 if border_mode == "full" else extent // 2 for extent in extents)
+
+
+def _pad_in_graph(x: Variable, pads: tuple) -> Variable:
+    """``x`` with ``pads[0]`` rows and ``pads[1]`` columns of zeros on both sides (symbolic pads)."""
+    n, c, h, w = (shape_at(x, axis) for axis in range(4))
+    rows, columns = pads
+    padded = zeros([n, c, h + 2 * rows, w + 2 * columns], x.dtype)
+    return set_subtensor(padded[:, :, rows : rows + h, columns : columns + w], x)

@@ -11,6 +11,7 @@ time, in both phases, when it leaves [0, 1].
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -32,6 +33,18 @@ _SCALES = ("inverted", "classic")
 def _check_keep(value: float, what: str) -> None:
     if not 0.0 <= value <= 1.0:  # also refuses NaN
         raise ValueError(f"dropout's {what} must be in [0, 1], got {value}")
+
+
+def inverted_scale(keep: float, dtype: np.dtype) -> np.generic:
+    """``1 / keep`` in ``dtype``, or the dtype's largest finite number where ``1 / keep`` overflows
+    it (``keep_prob=1e-5`` in float16): kept elements stay finite and dropped ones exactly 0,
+    never ``0 * inf``."""
+    return dtype.type(min(1.0 / keep, _largest(dtype)))
+
+
+@functools.cache
+def _largest(dtype: np.dtype) -> float:
+    return float(np.finfo(dtype).max)
 
 
 class DropoutMask(Op):
@@ -107,7 +120,7 @@ class BernoulliMask(Op):
             return generator, np.zeros(shape, dtype=dtype)
         mask = bernoulli(generator.bit_generator, shape, keep).astype(dtype)
         if self.scale == "inverted" and keep != 1.0:
-            np.multiply(mask, dtype.type(1.0 / keep), out=mask)
+            np.multiply(mask, inverted_scale(keep, dtype), out=mask)
         return generator, mask
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
@@ -147,7 +160,9 @@ def dropout(
 
     Give exactly one of ``rate`` (the probability to drop) or ``keep_prob`` (the probability to
     keep); either may be a symbolic scalar (a shared variable, for schedules). ``scale='inverted'``
-    divides the kept elements by ``keep_prob`` while training and leaves prediction alone;
+    divides the kept elements by ``keep_prob`` while training (multiplies them by the dtype's
+    largest finite number where ``1/keep_prob`` is not finite in it, as for ``keep_prob=1e-5`` in
+    float16: dropped elements are exactly 0, never NaN) and leaves prediction alone;
     ``'classic'`` keeps them as they are and multiplies by ``keep_prob`` when predicting. Either
     way the training output's expectation is the prediction. ``noise_shape`` shapes the mask for
     broadcasting (``(batch, channels, 1, 1)`` drops whole feature maps; ``None`` entries follow

@@ -19,7 +19,7 @@ from ..graph.op import Op
 from ..graph.source import in_scope
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor, cast
-from ..ops.elemwise import as_float, eq, log, log1p, maximum, where
+from ..ops.elemwise import Elemwise, add_build_rule, as_float, eq, float_result_rule, le, log, maximum, where
 from ..ops.shape import arange, shape_at
 from .activations import Softmax, log_softmax, sigmoid, softmax, softplus
 
@@ -131,10 +131,74 @@ def _categorical_crossentropy(predictions: Any, targets: Any) -> Variable:
     return -(targets * log(safe)).sum(axis=1)
 
 
+# --- binary cross-entropy of probabilities: logarithms clamped at -100, as PyTorch's -------------
+LOG_FLOOR = -100.0
+
+
+def _clamped_log(p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    with np.errstate(divide="ignore"):  # log(0) is -inf, clamped: a value, not an error
+        result = np.log(p, out=out)
+    return np.maximum(result, LOG_FLOOR, out=out)  # (out=result fails for 0-d: a numpy scalar)
+
+
+def _clamped_log1m(p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        result = np.log1p(np.negative(p, out=out), out=out)
+    return np.maximum(result, LOG_FLOOR, out=out)
+
+
+def _smallest_divisor(dtype: str) -> float:
+    """Where ``log(p)`` is not clamped, ``p`` is at least exp(-100); in float32 and float16 that is
+    below the smallest normal number, whose reciprocal is the largest finite derivative."""
+    return float(max(np.exp(LOG_FLOOR), np.finfo(dtype).tiny))
+
+
+def _clamped_log_grad(p, z, g):
+    # 1/p where the log is not clamped, 0 where it is (the clamped loss is flat there); never
+    # 0 * inf. A NaN p keeps its NaN.
+    return where(le(z, LOG_FLOOR), 0.0, g / maximum(p, _smallest_divisor(p.dtype)))
+
+
+def _clamped_log1m_grad(p, z, g):
+    # 1 - p is 0 or at least half an ulp of 1 for p <= 1, so -1/(1 - p) is finite where not clamped.
+    return where(le(z, LOG_FLOOR), 0.0, -g / maximum(1 - p, _smallest_divisor(p.dtype)))
+
+
+clamped_log = Elemwise(
+    "clamped_log",
+    _clamped_log,
+    [_clamped_log_grad],
+    dtype_rule=float_result_rule,
+    doc="``maximum(log(p), -100)``; its gradient is ``1/p`` where the log is not clamped, else 0.",
+)
+clamped_log1m = Elemwise(
+    "clamped_log1m",
+    _clamped_log1m,
+    [_clamped_log1m_grad],
+    dtype_rule=float_result_rule,
+    doc="``maximum(log(1 - p), -100)``; its gradient is ``-1/(1 - p)`` where not clamped, else 0.",
+)
+
+
+def _stable_clamped_log(p: Any) -> Variable | None:
+    """Where ``log`` has a stable form for ``p`` (``1 - sigmoid(z)``, ``softmax(z)``: see
+    ``nn/stabilize.py``), that form clamped: it divides by no probability at all."""
+    for rule in log.build_rules:
+        stable = rule(p)
+        if stable is not None:
+            return maximum(stable, LOG_FLOOR)
+    return None
+
+
+add_build_rule(clamped_log, _stable_clamped_log)
+
+
 def binary_crossentropy(predictions: Any, targets: Any) -> Variable:
     """Elementwise ``-(t log p + (1 - t) log(1 - p))``. When ``predictions`` is a ``sigmoid``, the
     stable form from its logits, ``softplus(z) - t z``; otherwise each log is clamped at -100, as
-    PyTorch does, so that ``p`` of exactly 0 or 1 gives a finite loss."""
+    PyTorch does, so that ``p`` of exactly 0 or 1 gives a finite loss. The gradient is the
+    derivative of that clamped loss: zero where a log is clamped, so it is finite at ``p`` = 0 and
+    1 too (PyTorch divides by ``max(p (1 - p), 1e-12)`` instead)."""
     with in_scope("binary_crossentropy"):
         return _binary_crossentropy(predictions, targets)
 
@@ -146,5 +210,4 @@ def _binary_crossentropy(predictions: Any, targets: Any) -> Variable:
     if owner is not None and owner.op is sigmoid:
         logits = owner.inputs[0]
         return softplus(logits) - targets * logits
-    floor = -100.0
-    return -(targets * maximum(log(predictions), floor) + (1 - targets) * maximum(log1p(-predictions), floor))
+    return -(targets * clamped_log(predictions) + (1 - targets) * clamped_log1m(predictions))

@@ -21,13 +21,23 @@ import numpy as np
 from ..errors import ShapeError
 from ..graph.basic import Apply, Variable
 from ..graph.op import Op
+from ..graph.source import in_scope
 from ..graph.type import TensorType, format_shape
-from ..ops.basic import as_tensor
-from ..ops.elemwise import as_float
-from ..ops.shape import shape, static_shape_value, zeros_like
+from ..ops.basic import as_tensor, constant
+from ..ops.elemwise import as_float, maximum
+from ..ops.shape import concatenate, full, reshape, shape, shape_at, static_shape_value, zeros_like
 from .conv import Pair, as_pair, window_count, window_slice
 
-__all__ = ["AvgPool2d", "AvgPool2dGrad", "MaxPool2d", "MaxPool2dGrad", "MaxPool2dSelect", "avg_pool2d", "max_pool2d"]
+__all__ = [
+    "AvgPool2d",
+    "AvgPool2dGrad",
+    "MaxPool2d",
+    "MaxPool2dGrad",
+    "MaxPool2dSelect",
+    "avg_pool2d",
+    "max_pool2d",
+    "pool_2d",
+]
 # (``SameLayout`` is the compiler's: rewrite/fusion.py puts it in compiled graphs.)
 
 
@@ -90,7 +100,9 @@ class _Pooling(Op):
     def first_maxima(self, padded: np.ndarray, pooled: np.ndarray, counts: tuple[int, int]) -> Iterator[np.ndarray]:
         """For each window offset, in row-major order, where that cell is its window's first
         maximum (PyTorch's choice among ties): each window has exactly one such cell. The last
-        offset needs no comparison: it holds the maximum wherever no earlier cell did."""
+        offset needs no comparison: it holds the maximum wherever no earlier cell did. Padding
+        cells must hold ``NEVER_A_MAXIMUM`` (NaN, equal to nothing), so that the maximum is always
+        a real cell, even when the window's real cells are all ``-inf``."""
         windows = list(self.windows(padded, counts))
         taken = np.empty(pooled.shape, dtype=bool)  # the windows whose maximum came already
         hit = np.empty(pooled.shape, dtype=bool)
@@ -123,6 +135,11 @@ class _Pooling(Op):
     def crop(self, padded: np.ndarray) -> np.ndarray:
         ph, pw = self.padding
         return padded[:, :, ph : padded.shape[2] - ph, pw : padded.shape[3] - pw]
+
+
+#: The padding of an input whose first maxima are looked for (see ``first_maxima``); the pooling
+#: itself pads with ``-inf``.
+NEVER_A_MAXIMUM = np.nan
 
 
 def _buffer_like(x: np.ndarray, shape: tuple, fill: float | None) -> np.ndarray:
@@ -171,7 +188,7 @@ class MaxPool2dGrad(_Pooling):
     def perform(self, x: np.ndarray, pooled: np.ndarray, g: np.ndarray) -> np.ndarray:
         counts = self.output_counts(x.shape)
         tiled = self.tiles(*x.shape[2:])
-        padded = self.pad(x, -np.inf)
+        padded = self.pad(x, NEVER_A_MAXIMUM)
         result = _zeros_unless(tiled, x, padded.shape)
         targets = self.windows(result, counts)
         for hit, target in zip(self.first_maxima(padded, pooled, counts), targets):
@@ -202,7 +219,7 @@ class MaxPool2dSelect(_Pooling):
     def perform(self, x: np.ndarray, pooled: np.ndarray, h: np.ndarray) -> np.ndarray:
         counts = self.output_counts(x.shape)
         result = np.zeros(pooled.shape, dtype=h.dtype)
-        hits = self.first_maxima(self.pad(x, -np.inf), pooled, counts)
+        hits = self.first_maxima(self.pad(x, NEVER_A_MAXIMUM), pooled, counts)
         for hit, values in zip(hits, self.windows(self.pad(h, 0), counts)):
             result += values * hit
         return result
@@ -305,3 +322,129 @@ def avg_pool2d(x: Any, pool_size: Any, stride: Any = None, padding: Any = 0) -> 
     windows that do not fit are dropped; padded cells count as zeros (PyTorch's default)."""
     x, pool, steps, pads = _pooling_arguments("avg_pool2d", x, pool_size, stride, padding)
     return AvgPool2d(pool, steps, pads)(x)
+
+
+# --- Theano's pool_2d ---------------------------------------------------------------------------
+POOL_MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
+
+
+def pool_2d(
+    input: Any,
+    ws: Any = None,
+    ignore_border: bool = True,
+    stride: Any = None,
+    pad: Any = (0, 0),
+    mode: str = "max",
+    ds: Any = None,
+    st: Any = None,
+    padding: Any = None,
+) -> Variable:
+    """Theano's ``pool_2d``: pooling over the last two axes of ``input`` (two axes or more).
+
+    ``ws``: the window, an int or a pair (``ds`` is its old name); ``stride`` (old name ``st``)
+    defaults to ``ws``; ``pad`` (old name ``padding``) adds ``(rows, columns)`` cells on both sides,
+    fewer than the window. ``mode``: ``'max'`` and ``'sum'`` (padding never counts),
+    ``'average_inc_pad'`` (divides by the whole window) or ``'average_exc_pad'`` (by the cells of
+    the input the window covers). ``ignore_border=True`` drops the windows that do not fit, as
+    PyTorch; ``False`` keeps the partial windows at the bottom and right (without padding), as
+    Theano did. The gradient of ``'max'`` goes to the first maximum of each window.
+    """
+    ws = _one_of("ws", ws, "ds", ds)
+    stride = _one_of("stride", stride, "st", st)
+    if padding is not None:
+        if pad not in (None, (0, 0), [0, 0], 0):
+            raise ValueError("pool_2d: give pad= or its old name padding=, not both")
+        pad = padding
+    if ws is None:
+        raise TypeError("pool_2d needs the window size: ws=(rows, columns)")
+    if mode not in POOL_MODES:
+        raise ValueError(f"pool_2d: mode must be one of {POOL_MODES}, not {mode!r}")
+    x = as_float(as_tensor(input))
+    if x.ndim < 2:
+        raise ShapeError(f"pool_2d pools the last two axes of its input, which has {x.ndim}: {x.type.describe()}")
+    window = as_pair(ws, "ws", 1)
+    steps = window if stride is None else as_pair(stride, "stride", 1)
+    pads = as_pair(0 if pad is None else pad, "pad", 0)
+    if pads != (0, 0) and not ignore_border:
+        raise ValueError(f"pool_2d: pad={pad!r} needs ignore_border=True (as in Theano)")
+    if pads[0] >= window[0] or pads[1] >= window[1]:
+        raise ValueError(f"pool_2d: pad={pad!r} must be smaller than the window {window}")
+    with in_scope("pool_2d"):
+        images = _as_images(x)
+        pooled = _pool_images(images, window, steps, pads, bool(ignore_border), mode)
+        return _from_images(pooled, x)
+
+
+def _one_of(name: str, value: Any, old_name: str, old_value: Any) -> Any:
+    if old_value is None:
+        return value
+    if value is not None:
+        raise ValueError(f"pool_2d: give {name}= or its old name {old_name}=, not both")
+    return old_value
+
+
+def _as_images(x: Variable) -> Variable:
+    """``x`` as ``(N, C, H, W)``: the leading axes merged, or new ones added."""
+    if x.ndim == 4:
+        return x
+    if x.ndim < 4:
+        return x.dimshuffle(*(["x"] * (4 - x.ndim) + list(range(x.ndim))))
+    return reshape(x, [-1, 1, shape_at(x, x.ndim - 2), shape_at(x, x.ndim - 1)])
+
+
+def _from_images(pooled: Variable, x: Variable) -> Variable:
+    if x.ndim == 4:
+        return pooled
+    if x.ndim < 4:
+        return pooled.dimshuffle(*range(4 - x.ndim, 4))
+    lengths = [shape_at(x, axis) for axis in range(x.ndim - 2)] + [shape_at(pooled, 2), shape_at(pooled, 3)]
+    return reshape(pooled, lengths)
+
+
+def _pool_images(x: Variable, window: Pair, steps: Pair, pads: Pair, ignore_border: bool, mode: str) -> Variable:
+    covered = None  # 1 on the input's cells, 0 on the cells added: counts them per window
+    if mode == "average_exc_pad" or (mode != "max" and not ignore_border):
+        covered = full([1, 1, shape_at(x, 2), shape_at(x, 3)], constant(1), x.dtype)
+    if not ignore_border:  # complete the partial windows with cells that change nothing
+        extra = [_partial_window_cells(_length(x, axis), window[i], steps[i]) for i, axis in enumerate((2, 3))]
+        x = _extend(x, extra, -np.inf if mode == "max" else 0.0)
+        if covered is not None:
+            covered = _extend(covered, extra, 0.0)
+    if mode == "max":
+        return MaxPool2d(window, steps, pads)(x)
+    average = AvgPool2d(window, steps, pads)
+    if mode == "sum":
+        return average(x) * float(window[0] * window[1])
+    if covered is None:  # average_inc_pad of whole windows
+        return average(x)
+    return average(x) / average(covered)  # the window's sum over the count of input cells in it
+
+
+def _length(x: Variable, axis: int) -> Any:
+    """A static length as an int, else the symbolic one."""
+    length = x.type.shape[axis]
+    return length if length is not None else shape_at(x, axis)
+
+
+def _partial_window_cells(length: Any, window: int, step: int) -> Any:
+    """How many cells the last of Theano's windows (``ignore_border=False``: the partial ones kept)
+    reaches past the end of an axis of ``length`` (an int or a symbolic scalar)."""
+    if step >= window:
+        count = (length - 1) // step + 1
+    else:
+        count = _at_least_zero((length - 1 - window + step) // step) + 1
+    return _at_least_zero((count - 1) * step + window - length)
+
+
+def _at_least_zero(value: Any) -> Any:
+    return max(value, 0) if isinstance(value, int) else maximum(value, 0)
+
+
+def _extend(x: Variable, extra: Sequence[Any], fill: float) -> Variable:
+    """``x`` with ``extra[0]`` rows and ``extra[1]`` columns of ``fill`` added at the bottom and right."""
+    for axis, cells in zip((2, 3), extra):
+        if isinstance(cells, int) and cells == 0:
+            continue
+        lengths = [_length(x, other) if other != axis else cells for other in range(4)]
+        x = concatenate([x, full(lengths, constant(fill), x.dtype)], axis=axis)
+    return x

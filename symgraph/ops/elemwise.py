@@ -66,6 +66,7 @@ class Elemwise(Op):
         dtype_rule: Callable[[list], Sequence[np.dtype]] | None = None,
         accepts_out: bool = True,
         true_division: bool = False,
+        boolean_result: bool = False,
         doc: str | None = None,
     ):
         if dtype_rule is None and not isinstance(function, np.ufunc):
@@ -84,6 +85,7 @@ class Elemwise(Op):
         self.dtype_rule = dtype_rule
         self.accepts_out = accepts_out  #: ``function`` takes ``out=`` (the numpy backend writes in place)
         self.true_division = true_division
+        self.boolean_result = boolean_result  #: a comparison (or logic on them): see ``Op.boolean_result``
 
     @property
     def name(self) -> str:
@@ -92,9 +94,19 @@ class Elemwise(Op):
     def __str__(self) -> str:
         return self._name
 
+    #: Functions ``rule(*operands) -> Variable | None`` tried when the op is called: a rule
+    #: gives a numerically stable form that stands for the whole expression (``log(sigmoid(x))``
+    #: is ``-softplus(-x)``), chosen while the graph is built so that every mode, ``.eval()`` and
+    #: gradients compute it. Added with :func:`add_build_rule` by the module that knows the form.
+    build_rules: tuple = ()
+
     def __call__(self, *operands: Any) -> Variable:
         if len(operands) != self.nin:
             raise TypeError(f"{self.name} takes {self.nin} operand(s), got {len(operands)}")
+        for rule in self.build_rules:
+            stable = rule(*operands)
+            if stable is not None:
+                return stable
         inputs = promote_operands(self.name, operands, self._input_dtypes, true_division=self.true_division)
         return self.make_node(*inputs).outputs[0]
 
@@ -142,12 +154,40 @@ class Elemwise(Op):
         return gradients
 
 
+def add_build_rule(op: Elemwise, rule: Callable[..., Variable | None]) -> None:
+    """Have ``op`` try ``rule`` on its operands whenever it is called (see ``Elemwise.build_rules``)."""
+    op.build_rules = (*op.build_rules, rule)
+
+
 def same_dtype_rule(dtypes: list) -> list[np.dtype]:
     """A one-operand op whose output keeps the operand's dtype (relu, say)."""
     (dtype,) = dtypes
     if not isinstance(dtype, np.dtype):  # a Python number: numpy's default dtype for it
         dtype = np.result_type(_WEAK_EXAMPLE[dtype])
     return [dtype, dtype]
+
+
+def _unchanged(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return x.copy()
+    np.copyto(out, x)
+    return out
+
+
+def _round_half_to_even(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    if x.dtype.kind != "f":  # an integer is its own rounding
+        return _unchanged(x, out)
+    return np.rint(x, out=out)
+
+
+def _round_half_away_from_zero(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    if x.dtype.kind != "f":
+        return _unchanged(x, out)
+    # x - trunc(x) is exact, so ties are found exactly (floor(|x| + 0.5) would round
+    # 0.49999999999999994 up).
+    whole = np.trunc(x)
+    step = np.copysign(np.abs(x - whole) >= 0.5, x).astype(x.dtype, copy=False)
+    return np.add(whole, step, out=out)
 
 
 def _where_function(condition: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -295,7 +335,32 @@ cos = Elemwise("cos", np.cos, [_cos_x])
 tanh = Elemwise("tanh", np.tanh, [_tanh_x])
 floor = Elemwise("floor", np.floor, [ZERO])
 ceil = Elemwise("ceil", np.ceil, [ZERO])
-round = Elemwise("round", np.rint, [ZERO])
+round_half_to_even = Elemwise(
+    "round_half_to_even",
+    _round_half_to_even,
+    [ZERO],
+    dtype_rule=same_dtype_rule,
+    doc="``round_half_to_even(x)``: ``numpy.rint``, ties to the even neighbour; integers unchanged.",
+)
+round_half_away_from_zero = Elemwise(
+    "round_half_away_from_zero",
+    _round_half_away_from_zero,
+    [ZERO],
+    dtype_rule=same_dtype_rule,
+    doc="``round_half_away_from_zero(x)``: the nearest integer, ties away from zero; integers unchanged.",
+)
+_ROUNDING = {"half_to_even": round_half_to_even, "half_away_from_zero": round_half_away_from_zero}
+
+
+def round(x: Any, mode: str = "half_to_even") -> Variable:
+    """``x`` rounded to the nearest integer, in its dtype: ties go to the even neighbour
+    (``mode='half_to_even'``, numpy's ``round``) or away from zero (``'half_away_from_zero'``,
+    C's ``round``). Integers are returned unchanged; the gradient is zero."""
+    if mode not in _ROUNDING:
+        raise ValueError(f"round: mode must be one of {sorted(_ROUNDING)}, not {mode!r}")
+    return _ROUNDING[mode](x)
+
+
 maximum = Elemwise("maximum", np.maximum, [_first_wins, _second_wins])
 minimum = Elemwise("minimum", np.minimum, [_second_wins, _first_wins])
 clip = Elemwise("clip", np.clip, [_clip_x, _clip_low, _clip_high], dtype_rule=common_dtype_rule)
@@ -312,16 +377,18 @@ def where(condition: Any, a: Any, b: Any) -> Variable:
 
 
 switch = where
-eq = Elemwise("eq", np.equal, None)
-neq = Elemwise("neq", np.not_equal, None)
-lt = Elemwise("lt", np.less, None)
-le = Elemwise("le", np.less_equal, None)
-gt = Elemwise("gt", np.greater, None)
-ge = Elemwise("ge", np.greater_equal, None)
-and_ = Elemwise("and", np.bitwise_and, None)
-or_ = Elemwise("or", np.bitwise_or, None)
-xor = Elemwise("xor", np.bitwise_xor, None)
-invert = Elemwise("invert", np.invert, None)
+# Comparisons give truth values (``bool(x > 0)`` raises); so do the logical operations when they
+# combine truth values (bool tensors), not when they work bitwise on integers.
+eq = Elemwise("eq", np.equal, None, boolean_result=True)
+neq = Elemwise("neq", np.not_equal, None, boolean_result=True)
+lt = Elemwise("lt", np.less, None, boolean_result=True)
+le = Elemwise("le", np.less_equal, None, boolean_result=True)
+gt = Elemwise("gt", np.greater, None, boolean_result=True)
+ge = Elemwise("ge", np.greater_equal, None, boolean_result=True)
+and_ = Elemwise("and", np.bitwise_and, None, boolean_result=True)
+or_ = Elemwise("or", np.bitwise_or, None, boolean_result=True)
+xor = Elemwise("xor", np.bitwise_xor, None, boolean_result=True)
+invert = Elemwise("invert", np.invert, None, boolean_result=True)
 
 
 def as_float(x: Any) -> Variable:

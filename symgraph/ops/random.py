@@ -9,6 +9,7 @@ not change state (``.eval()``): its state is a snapshot taken at the start of ev
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -16,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..config import config
-from ..errors import InputError
+from ..errors import DTypeError, InputError, ShapeError
 from ..graph.basic import STATE_LOCK, Apply, SharedVariable, Variable
 from ..graph.op import Op
-from ..graph.type import TensorType, Type
-from .basic import as_tensor
-from .shape import as_shape, static_size
+from ..graph.type import TensorType, Type, broadcast_static_shapes, format_shape
+from .basic import as_tensor, constant
+from .elemwise import add
+from .shape import as_shape, shape, static_size
 
 
 class GeneratorType(Type):
@@ -81,6 +83,15 @@ class RandomStreams:
         self._states: list[tuple[int, weakref.ref]] = []
         self._count = 0
 
+    def __getstate__(self) -> dict:
+        # Weak references do not pickle or copy: the live generators go as they are (a model
+        # pickled or deep-copied with its stream and graph keeps them tied together).
+        return {"entropy": self._entropy, "count": self._count, "states": self._live()}
+
+    def __setstate__(self, state: dict) -> None:
+        self._entropy, self._count = state["entropy"], state["count"]
+        self._states = [(index, weakref.ref(variable)) for index, variable in state["states"]]
+
     def seed(self, seed: int | None = None) -> None:
         """Reset every generator of this stream from ``seed``."""
         with STATE_LOCK:  # all at once: no call sees half a reseeded stream
@@ -116,23 +127,27 @@ class RandomStreams:
         self._states = [(index, weakref.ref(state)) for index, state in live]
         return live
 
-    def uniform(self, size: Any, low: float = 0.0, high: float = 1.0, dtype: Any = None) -> Variable:
-        """Uniform numbers in ``[low, high)`` of shape ``size``."""
-        return _draw(Uniform(_float_dtype(dtype)), self, size, low, high)
+    def uniform(self, size: Any = None, low: Any = 0.0, high: Any = 1.0, dtype: Any = None) -> Variable:
+        """Uniform numbers in ``[low, high)`` of shape ``size``. ``low`` and ``high`` may be tensors
+        (symbolic or arrays) that broadcast to ``size``; ``size=None`` takes their broadcast shape."""
+        return _draw(Uniform(_float_dtype(dtype)), self, size, low=low, high=high)
 
-    def normal(self, size: Any, avg: float = 0.0, std: float = 1.0, dtype: Any = None) -> Variable:
-        """Normal numbers of mean ``avg`` and standard deviation ``std``."""
-        return _draw(Normal(_float_dtype(dtype)), self, size, avg, std)
+    def normal(self, size: Any = None, avg: Any = 0.0, std: Any = 1.0, dtype: Any = None) -> Variable:
+        """Normal numbers of mean ``avg`` and standard deviation ``std``, which may be tensors that
+        broadcast to ``size`` (``size=None``: their broadcast shape)."""
+        return _draw(Normal(_float_dtype(dtype)), self, size, avg=avg, std=std)
 
-    def binomial(self, size: Any, n: int = 1, p: float = 0.5, dtype: Any = "int64") -> Variable:
-        """Binomial counts of ``n`` trials with success probability ``p`` (``n=1``: Bernoulli)."""
-        return _draw(Binomial(np.dtype(dtype).name), self, size, n, p)
+    def binomial(self, size: Any = None, n: Any = 1, p: Any = 0.5, dtype: Any = "int64") -> Variable:
+        """Binomial counts of ``n`` trials with success probability ``p`` (``n=1``: Bernoulli, 0 or
+        1). ``n`` and ``p`` may be tensors that broadcast to ``size`` (``size=None``: their
+        broadcast shape), as in ``srng.binomial(size=h.shape, n=1, p=h)``."""
+        return _draw(Binomial(np.dtype(dtype).name), self, size, n=n, p=p)
 
 
 def _float_dtype(dtype: Any) -> str:
     name = np.dtype(dtype or config.floatX).name
     if np.dtype(name).kind != "f":
-        raise TypeError(f"uniform and normal draw floats: dtype must be a float dtype, not {name}")
+        raise DTypeError(f"uniform and normal draw floats: dtype must be a float dtype, not {name}")
     return name
 
 
@@ -149,13 +164,63 @@ def seed(value: int | None = None) -> None:
     _default_stream.seed(value)
 
 
-def _draw(op: RandomOp, stream: RandomStreams, size: Any, *parameters: Any) -> Variable:
-    size_variable = as_shape(size)
-    static_size(size_variable, op.name)
-    parameter_variables = [as_tensor(parameter) for parameter in parameters]
+def _draw(op: RandomOp, stream: RandomStreams, size: Any, **parameters: Any) -> Variable:
+    parameter_variables = []
+    for what, parameter in parameters.items():
+        try:
+            variable = as_tensor(parameter)
+        except (TypeError, ValueError) as error:
+            message = f"{op.name}: {what} must be a number or a numeric tensor, not {parameter!r} ({error})"
+            raise TypeError(message) from None
+        if not isinstance(variable.type, TensorType):
+            raise TypeError(f"{op.name}: {what} must be a number or a numeric tensor, not {variable!r}")
+        parameter_variables.append(variable)
+    if size is None:  # the parameters' broadcast shape, as numpy's generators do
+        size_variable = _broadcast_shape(op.name, parameters, parameter_variables)
+    else:
+        size_variable = as_shape(size)
+    static = static_size(size_variable, op.name)
+    for what, variable in zip(parameters, parameter_variables):
+        _check_broadcasts_to(op.name, what, variable.type.shape, static)
     # The arguments are checked before the node takes the stream's next generator: a call that
     # raises leaves the numbering of the stream's nodes (and so their numbers) as it was.
     return op(stream.new_state(), size_variable, *parameter_variables)[1]
+
+
+def _broadcast_shape(what: str, parameters: dict, variables: list[Variable]) -> Variable:
+    shapes = [variable.type.shape for variable in variables]
+    try:
+        static = broadcast_static_shapes(*shapes)
+    except ShapeError as error:
+        raise ShapeError(f"{what}: the parameters {', '.join(parameters)} do not broadcast together: {error}") from None
+    if None not in static:
+        return constant(np.array(static, dtype=np.int64))
+    return shape(functools.reduce(add, variables))
+
+
+def _check_broadcasts_to(what: str, parameter: str, parameter_shape: tuple, size: tuple) -> None:
+    """A parameter must broadcast to the size (numpy's rule for its generators: the size is the
+    result's shape, never enlarged by a parameter)."""
+    fits = len(parameter_shape) <= len(size) and all(
+        length in (1, None) or target in (length, None) for length, target in zip(parameter_shape[::-1], size[::-1])
+    )
+    if not fits:
+        raise ShapeError(
+            f"{what}: {parameter} of shape {format_shape(parameter_shape)} does not broadcast to the size "
+            f"{format_shape(size)}"
+        )
+
+
+def _broadcast_parameters(what: str, size: tuple, **parameters: np.ndarray) -> None:
+    """The run-time version of :func:`_check_broadcasts_to`, for parameters that are arrays."""
+    for name, value in parameters.items():
+        value_shape = np.shape(value)
+        try:
+            fits = np.broadcast_shapes(value_shape, size) == size
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{what}: {name} of shape {value_shape} does not broadcast to the size {size}")
 
 
 class RandomOp(Op):
@@ -192,10 +257,21 @@ class Uniform(RandomOp):
     """Uniform numbers in ``[low, high)``."""
 
     def sample(self, generator, size, dtype, low, high):
-        values = generator.random(size, dtype=dtype)
-        if low != 0 or high != 1:
-            values *= dtype.type(high - low)
-            values += dtype.type(low)
+        if dtype == np.float16:  # numpy draws float32 and float64 only
+            wide = generator.random(size, dtype=np.float32)
+            values = wide.astype(np.float16)
+            # Rounded down, not to the nearest: 1 - 2**-25 must not become 1.
+            np.nextafter(values, np.float16(0), out=values, where=values > wide)
+        else:
+            values = generator.random(size, dtype=dtype)
+        if np.ndim(low) == 0 and np.ndim(high) == 0:
+            if low != 0 or high != 1:
+                values *= dtype.type(high - low)
+                values += dtype.type(low)
+            return values
+        _broadcast_parameters(self.name, size, low=low, high=high)
+        values *= np.subtract(high, low).astype(dtype, copy=False)
+        values += np.asarray(low).astype(dtype, copy=False)
         return values
 
 
@@ -203,11 +279,19 @@ class Normal(RandomOp):
     """Normal numbers of mean ``avg`` and standard deviation ``std``."""
 
     def sample(self, generator, size, dtype, avg, std):
-        values = generator.standard_normal(size, dtype=dtype)
-        if std != 1:
-            values *= dtype.type(std)
-        if avg != 0:
-            values += dtype.type(avg)
+        if dtype == np.float16:  # numpy draws float32 and float64 only
+            values = generator.standard_normal(size, dtype=np.float32).astype(np.float16)
+        else:
+            values = generator.standard_normal(size, dtype=dtype)
+        if np.ndim(avg) == 0 and np.ndim(std) == 0:
+            if std != 1:
+                values *= dtype.type(std)
+            if avg != 0:
+                values += dtype.type(avg)
+            return values
+        _broadcast_parameters(self.name, size, avg=avg, std=std)
+        values *= np.asarray(std).astype(dtype, copy=False)
+        values += np.asarray(avg).astype(dtype, copy=False)
         return values
 
 
@@ -215,12 +299,21 @@ class Binomial(RandomOp):
     """Counts of successes in ``n`` trials of probability ``p``."""
 
     def sample(self, generator, size, dtype, n, p):
-        p = float(p)
-        if not 0 <= p <= 1:
-            raise ValueError(f"binomial p must be in [0, 1], got {p}")
-        if int(n) == 1:  # a Bernoulli draw: the exact byte-wise draw is several times faster
-            return bernoulli(generator.bit_generator, size, p).astype(dtype, copy=False)
-        return generator.binomial(int(n), p, size).astype(dtype, copy=False)
+        if np.ndim(p) == 0 and np.ndim(n) == 0:
+            p = float(p)
+            if not 0 <= p <= 1:
+                raise ValueError(f"binomial p must be in [0, 1], got {p}")
+            if int(n) == 1:  # a Bernoulli draw: the exact byte-wise draw is several times faster
+                return bernoulli(generator.bit_generator, size, p).astype(dtype, copy=False)
+            return generator.binomial(int(n), p, size).astype(dtype, copy=False)
+        _broadcast_parameters(self.name, size, n=n, p=p)
+        p = np.asarray(p, dtype=np.float64)
+        if not ((p >= 0) & (p <= 1)).all():  # NaN fails too
+            bad = p[~((p >= 0) & (p <= 1))].flat[0]
+            raise ValueError(f"binomial p must be in [0, 1], got {bad}")
+        if (np.asarray(n) == 1).all():  # Bernoulli with a p per element: exact to 2**-53
+            return np.less(generator.random(size), p).astype(dtype, copy=False)
+        return generator.binomial(n, p, size).astype(dtype, copy=False)
 
 
 # --- exact Bernoulli draws from few random bits --------------------------------------------------

@@ -274,6 +274,23 @@ def full(target_shape: Any, value: Any, dtype: Any = None) -> Variable:
     return Alloc(dtype, tuple(static))(value, target)
 
 
+def alloc(value: Any, *target_shape: Any) -> Variable:
+    """Theano's ``alloc``: ``value`` (a number or a tensor) broadcast to the shape given by the
+    other arguments (ints or symbolic scalars): ``sg.alloc(0.0, n, 10)``. The dtype is
+    ``value``'s (a Python float gives floatX, an int ``int64``)."""
+    if len(target_shape) == 1 and isinstance(target_shape[0], (tuple, list)):
+        target_shape = tuple(target_shape[0])
+    value = as_tensor(value)
+    if value.ndim > len(target_shape):
+        raise ShapeError(
+            f"alloc: a value of {value.ndim} dimension(s) ({value.type.describe()}) cannot fill a shape "
+            f"of {len(target_shape)}"
+        )
+    if value.ndim == 0:
+        return full(target_shape, value, value.dtype)
+    return broadcast_to(value, target_shape)
+
+
 def zeros(target_shape: Any, dtype: Any = None) -> Variable:
     """An array of zeros (floatX unless ``dtype``)."""
     return full(target_shape, constant(0), dtype)
@@ -336,6 +353,41 @@ class SpecifyLength(Op):
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [output_grads[0]]
+
+
+class SpecifyShape(Op):
+    """A tensor itself, with the lengths given (``None``: unknown) made static, checked when the
+    function runs."""
+
+    __props__ = ("shape",)
+    view_map = {0: 0}
+
+    def __init__(self, shape: tuple):
+        self.shape = tuple(shape)
+
+    def output_types(self, x: TensorType) -> list[TensorType]:
+        if len(self.shape) != x.ndim:
+            raise ShapeError(f"a shape of {len(self.shape)} entries cannot describe {x.describe()}")
+        for static, given in zip(x.shape, self.shape):
+            if static is not None and given is not None and static != given:
+                raise ShapeError(f"the shape {format_shape(self.shape)} contradicts {x.describe()}")
+        return [TensorType(x.dtype, tuple(g if g is not None else s for s, g in zip(x.shape, self.shape)))]
+
+    def perform(self, x: np.ndarray) -> np.ndarray:
+        if any(given is not None and given != actual for given, actual in zip(self.shape, x.shape)):
+            raise ValueError(f"expected shape {format_shape(self.shape)}, got {x.shape}")
+        return x
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        return [output_grads[0]]
+
+
+def specify_shape(x: Variable, lengths: Sequence[int | None]) -> Variable:
+    """``x`` with the given lengths (ints, or ``None`` for unknown) made static, and checked when
+    the function runs; ``x`` itself when they add nothing."""
+    lengths = tuple(None if length is None else int(length) for length in lengths)
+    node_type = SpecifyShape(lengths).output_types(x.type)[0]
+    return x if node_type == x.type else SpecifyShape(lengths)(x)
 
 
 def reshape(x: Any, new_shape: Any, ndim: int | None = None) -> Variable:
@@ -617,26 +669,42 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:
 
 
 class ARange(Op):
-    """``numpy.arange(start, stop, step)`` of integer scalars, as an int64 vector."""
+    """``numpy.arange(start, stop, step)`` of scalars, as a vector of ``dtype``."""
+
+    __props__ = ("dtype",)
+
+    def __init__(self, dtype: str = "int64"):
+        self.dtype = dtype
 
     def output_types(self, start: TensorType, stop: TensorType, step: TensorType) -> list[TensorType]:
         for what, bound in (("start", start), ("stop", stop), ("step", step)):
             if bound.ndim != 0:
                 raise ShapeError(f"arange: {what} must be a scalar, not {bound.describe()}")
-            if bound.numpy_dtype.kind not in "iu":
-                raise DTypeError(f"arange takes integer bounds, but {what} is {bound.describe()}")
-        return [TensorType("int64", (None,))]
+            if bound.numpy_dtype.kind not in "iuf":
+                raise DTypeError(f"arange takes numbers as bounds, but {what} is {bound.describe()}")
+        return [TensorType(self.dtype, (None,))]
 
     def perform(self, start: Any, stop: Any, step: Any) -> np.ndarray:
-        return np.arange(int(start), int(stop), int(step), dtype=np.int64)
+        if step == 0:
+            raise ValueError("arange: step must not be zero")
+        return np.arange(start, stop, step, dtype=self.dtype)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         return [None, None, None]
 
 
-def arange(start: Any, stop: Any = None, step: Any = 1) -> Variable:
-    """``numpy.arange`` for integer bounds that may be symbolic (``sg.arange(x.shape[0])``)."""
+def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> Variable:
+    """``numpy.arange`` (Theano's signature) for bounds that may be symbolic scalars
+    (``sg.arange(x.shape[0])``). ``dtype=None``: ``int64`` for integer bounds, otherwise the bounds'
+    float dtype (floatX for Python floats, which are weak as in numpy 2)."""
     if stop is None:
         start, stop = 0, start
-    bounds = [as_tensor(np.int64(b)) if isinstance(b, (int, np.integer)) else as_tensor(b) for b in (start, stop, step)]
-    return ARange()(*bounds)
+    raw = (start, stop, step)
+    bounds = [as_tensor(np.int64(b)) if isinstance(b, (int, np.integer)) else as_tensor(b) for b in raw]
+    if dtype is None:
+        strong = [b.type.numpy_dtype for b, r in zip(bounds, raw) if b.type.is_float and not isinstance(r, float)]
+        if strong:
+            dtype = np.result_type(*strong)
+        else:
+            dtype = config.floatX if any(isinstance(r, float) for r in raw) else "int64"
+    return ARange(np.dtype(dtype).name)(*bounds)

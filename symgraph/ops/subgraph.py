@@ -28,7 +28,7 @@ from ..graph.fgraph import FunctionGraph
 from ..graph.op import Op
 from ..graph.source import Scope, build_context, building
 from ..graph.traversal import postorder, rebuild
-from ..graph.type import TensorType
+from ..graph.type import TensorType, format_shape
 
 __all__ = ["InnerGraphOp", "Map", "OpFromGraph", "PhaseGraph", "instantiate"]
 
@@ -74,6 +74,25 @@ def _compatible(outer: Variable, inner: Variable) -> bool:
     if not isinstance(outer.type, TensorType) or outer.dtype != inner.dtype or outer.ndim != inner.ndim:
         return False
     return all(a is None or b is None or a == b for a, b in zip(outer.type.shape, inner.type.shape))
+
+
+def merged_shape(first: tuple, second: tuple) -> tuple | None:
+    """The static shape both may have (``None`` where either is unknown), or ``None`` when two
+    known lengths differ."""
+    if len(first) != len(second):
+        return None
+    merged = []
+    for a, b in zip(first, second):
+        if a is not None and b is not None and a != b:
+            return None
+        merged.append(a if a is not None else b)
+    return tuple(merged)
+
+
+def describe_type(variable: Variable) -> str:
+    if isinstance(variable.type, TensorType):
+        return f"{variable.dtype} with {variable.ndim} dimension(s) {format_shape(variable.type.shape)}"
+    return variable.type.describe()
 
 
 class InnerGraphOp(Op):
@@ -178,16 +197,14 @@ class OpFromGraph(InnerGraphOp):
         raise NotImplementedError(f"{self.name} is inlined when compiled; it has no computation of its own")
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
-        from ..grad import grad
         from .shape import zeros_like
 
         inner = self.fgraph
         outputs, samples = inner.outputs[: self.visible], inner.outputs[self.visible :]
         cotangents = _placeholders(outputs)
         drawn = _placeholders(samples)
-        known = dict(zip(outputs, cotangents))
         wanted = [p for p, want in zip(inner.inputs, needed) if want and _differentiable(p)]
-        gradients = grad(None, wanted, known_grads=known, disconnected_inputs="ignore") if wanted else []
+        gradients = _input_gradients(outputs, cotangents, wanted)
         # The gradient reads the forward pass's samples instead of drawing again.
         gradients, _ = rebuild(list(gradients), dict(zip(samples, drawn)))
         gradient_op = OpFromGraph._of(
@@ -197,6 +214,18 @@ class OpFromGraph(InnerGraphOp):
         results = gradient_op.make_node(*node.inputs, *given[: self.visible], *node.outputs[self.visible :]).outputs
         found = iter(results)
         return [next(found) if want and _differentiable(p) else None for p, want in zip(inner.inputs, needed)]
+
+
+def _input_gradients(outputs: Sequence[Variable], cotangents: Sequence[Variable], wanted: list[Variable]) -> list:
+    """The gradients of ``wanted`` inner inputs given the outputs' cotangents (zeros where none
+    flows). A cotangent adds to what flows into its output from the other outputs."""
+    from ..grad import vector_jacobian_product
+    from .shape import zeros_like
+
+    if not wanted:
+        return []
+    gradients = vector_jacobian_product(outputs, cotangents, wanted)
+    return [g if g is not None else zeros_like(p) for g, p in zip(gradients, wanted)]
 
 
 def _differentiable(variable: Variable) -> bool:
@@ -293,11 +322,8 @@ class PhaseGraph(InnerGraphOp):
 def _gradient_graph(graph: FunctionGraph, cotangents: Sequence[Variable], needed: Sequence[bool]) -> FunctionGraph:
     """The gradient of ``graph``'s outputs given ``cotangents`` with respect to its wanted float
     inputs, as a graph on ``graph.inputs + cotangents``."""
-    from ..grad import grad
-
     wanted = [p for p, want in zip(graph.inputs, needed) if want and _differentiable(p)]
-    known = dict(zip(graph.outputs, cotangents))
-    gradients = grad(None, wanted, known_grads=known, disconnected_inputs="ignore") if wanted else []
+    gradients = _input_gradients(graph.outputs, cotangents, wanted)
     # The cotangents are shared by both phases' graphs: each graph gets its own placeholders.
     return _inner_graph(list(graph.inputs) + list(cotangents), list(gradients))
 

@@ -1,5 +1,6 @@
 """Algebraic simplifications that never change a result: ``x * 1``, ``x + 0``, ``-(-x)``, two
-dimshuffles in a row, ``x[:]``. (The predict phase of inverted dropout leaves ``x * 1``: this removes it.)"""
+dimshuffles in a row, ``x[:]``, sums of slices written into the same zeros. (The predict phase of
+inverted dropout leaves ``x * 1``: this removes it.)"""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections.abc import Sequence
 
 from ..graph.basic import Apply, Constant, Variable
 from ..ops.elemwise import Elemwise, add, mul, neg, sub, true_div
-from ..ops.shape import DimShuffle, dimshuffle
-from ..ops.subtensor import Subtensor, selects_everything
+from ..ops.shape import Alloc, DimShuffle, dimshuffle
+from ..ops.subtensor import IncSubtensor, Subtensor, selects_everything
 from .walk import tracks
 
 # op -> (positions the identity element may take, the identity element)
@@ -70,4 +71,48 @@ def remove_whole_subtensor(node: Apply) -> Sequence[Variable] | None:
     return None
 
 
-ALGEBRAIC_RULES = (remove_identity_elements, remove_double_negation, merge_dimshuffles, remove_whole_subtensor)
+@tracks(Elemwise)
+def chain_slices_into_zeros(node: Apply) -> Sequence[Variable] | None:
+    """``inc(Z, a)[i] + inc(Z, b)[j]`` -> ``inc(inc(Z, a)[i], b)[j]`` for the same zeros ``Z``: the
+    gradient of several slices of one variable (an LSTM's gates), written into one array instead
+    of one array per slice, added up."""
+    if node.op != add:
+        return None
+    for first, second in (node.inputs, node.inputs[::-1]):
+        scatter = second.owner
+        if scatter is None or not isinstance(scatter.op, IncSubtensor) or scatter.op.mode != "inc":
+            continue
+        zeros = scatter.inputs[0]
+        if _is_zeros(zeros) and _scatter_base(first) is zeros and first.type.dtype == node.outputs[0].dtype:
+            _, value, *indices = scatter.inputs
+            return [IncSubtensor(scatter.op.spec, "inc")(first, value, *indices)]
+    return None
+
+
+def _scatter_base(variable: Variable) -> Variable:
+    while (
+        variable.owner is not None and isinstance(variable.owner.op, IncSubtensor) and variable.owner.op.mode == "inc"
+    ):
+        variable = variable.owner.inputs[0]
+    return variable
+
+
+def _is_zeros(variable: Variable) -> bool:
+    if isinstance(variable, Constant):
+        return not variable.data.any()
+    owner = variable.owner
+    return (
+        owner is not None
+        and isinstance(owner.op, Alloc)
+        and isinstance(owner.inputs[0], Constant)
+        and not owner.inputs[0].data.any()
+    )
+
+
+ALGEBRAIC_RULES = (
+    remove_identity_elements,
+    remove_double_negation,
+    merge_dimshuffles,
+    remove_whole_subtensor,
+    chain_slices_into_zeros,
+)

@@ -36,7 +36,7 @@ def phase_dependent_nodes(outputs: Sequence[Variable]) -> list[Apply]:
 def missing_phase_message(nodes: Sequence[Apply], where: str) -> str:
     """The error message for ``where`` (``sg.function``, ``.eval()``) given no phase: the nodes, where
     they were built, and the two phases to choose from."""
-    listed = "\n".join(f"  - {node.op.name}, built at {describe(node.source)}" for node in nodes)
+    listed = "\n".join(f"  - {node.op.name}, built at {describe(node.source)}{_holding(node)}" for node in nodes)
     return (
         f"this graph holds {len(nodes)} phase-dependent node(s), which compute differently when "
         f"training and when predicting:\n{listed}\n"
@@ -44,6 +44,15 @@ def missing_phase_message(nodes: Sequence[Apply], where: str) -> str:
         "of running statistics) or phase='predict' (no dropout, running statistics, no automatic "
         "updates)."
     )
+
+
+def _holding(node: Apply) -> str:
+    """For a loop or branch holding phase-dependent nodes: which, and where the user built them."""
+    if not isinstance(node.op, InnerGraphOp):
+        return ""
+    inner = [n for graph in node.op.inner_graphs for n in graph.nodes if n.op.phase_dependent]
+    held = "; ".join(f"{n.op.name}, built at {describe(n.source)}{_holding(n)}" for n in inner[:3])
+    return f", holding {held}" if held else ""
 
 
 def specialize_phase(
@@ -66,8 +75,9 @@ def specialize_phase(
         with building(source=node.source, gradient=node.gradient, scope=node.scope):
             if isinstance(op, InnerGraphOp) and type(op).specialize is Op.specialize:
                 # A loop body holding dropout, say: the phase reaches inside.
-                graphs = [_specialize_inner(graph, phase, node) for graph in op.inner_graphs]
-                return op.with_inner_graphs(graphs).make_node(*inputs).outputs
+                replacements, node_updates = _specialize_inner(node, inputs, phase)
+                updates.extend((shared, value, node) for shared, value in node_updates)
+                return replacements
             current = node
             if any(new is not old for new, old in zip(inputs, node.inputs)):
                 current = op.make_node(*inputs)
@@ -83,15 +93,27 @@ def specialize_phase(
     return fgraph.with_computed(computed), updates
 
 
-def _specialize_inner(graph: FunctionGraph, phase: str, node: Apply) -> FunctionGraph:
-    specialized, updates = specialize_phase(graph, phase)
-    if updates:
+def _specialize_inner(node: Apply, inputs: list[Variable], phase: str) -> tuple[Sequence[Variable], list]:
+    """The outputs of ``node`` (an op holding graphs) with its inner graphs specialized, and the
+    automatic updates that asks for. Updates inside (a batch norm's running statistics in a loop's
+    step) are carried by the op when it can (a loop makes them states: each step reads the last
+    step's value, the update is the value after the last step); else they are refused."""
+    op = node.op
+    results = [specialize_phase(graph, phase) for graph in op.inner_graphs]
+    graphs = [graph for graph, _ in results]
+    inner_updates = [update for _, found in results for update in found]
+    if not inner_updates:
+        return op.with_inner_graphs(graphs).make_node(*inputs).outputs, []
+    carrying = getattr(op, "carrying_updates", None)
+    carried = carrying(graphs, inner_updates, inputs) if carrying is not None else None
+    if carried is None:
         raise PhaseError(
-            f"{node.op.name}, built at {describe(node.source)}, holds nodes that update shared variables "
-            f"by themselves in the {phase} phase ({', '.join(update[2].op.name for update in updates)}); "
-            "that is not supported inside a loop yet"
+            f"{op.name}, built at {describe(node.source)}, holds nodes that update shared variables "
+            f"by themselves in the {phase} phase ({', '.join(update[2].op.name for update in inner_updates)}); "
+            f"{op.name} cannot carry those updates (they are supported in a loop reading the shared variable "
+            "itself, not in a branch or a loop inside a loop)"
         )
-    return specialized
+    return carried
 
 
 def _specialize_all(variables: list[Variable], phase: str) -> tuple[list[Variable], list[AutomaticUpdate]]:

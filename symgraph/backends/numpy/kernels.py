@@ -10,6 +10,7 @@ and ops holding an inner graph, which the backend compiles.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from ...nn.conv import (
     check_columns_operands,
     check_filters_operands,
     check_output_operands,
+    dilated,
     filter_matrix,
     resolve_padding,
     window_slice,
@@ -33,7 +35,10 @@ from ...nn.conv import (
 from ...nn.dropout import BernoulliMask
 from ...nn.pool import MaxPool2d, MaxPool2dGrad, SameLayout, stored_order
 from ...ops.elemwise import Elemwise
+from ...ops.ifelse import IfElse
+from ...ops.linalg import Dot, Matmul
 from ...ops.random import RandomOp
+from ...ops.scan import Scan
 from ...ops.shape import Alloc, BroadcastTo, Reshape, Shape, SumTo
 from ...ops.subgraph import Map
 from ...ops.subtensor import IncSubtensor, Subtensor, indexer
@@ -60,6 +65,9 @@ class Kernel:
     #: input's value (``broadcast_to(g, x.shape)``, ``zeros(x.shape)``, a mask of ``x.shape``).
     shape_value_of: int | None = None
     shaped_by: tuple[int, int] | None = None
+    #: The same computation as a Python expression on numpy scalars (``"{0} + {1}"``): inside
+    #: loops, arithmetic on 0-d values is written so, several times faster than a ufunc call.
+    scalar_expression: str | None = None
 
 
 @functools.singledispatch
@@ -68,14 +76,41 @@ def numpy_kernel(op: Op, node: Apply) -> Kernel:
     return Kernel(op.perform)
 
 
+# numpy scalars follow the ufuncs' dtype rules in these operators (numpy >= 2)
+_SCALAR_EXPRESSIONS = {
+    np.add: "{0} + {1}",
+    np.subtract: "{0} - {1}",
+    np.multiply: "{0} * {1}",
+    np.true_divide: "{0} / {1}",
+    np.negative: "-{0}",
+    np.less: "{0} < {1}",
+    np.less_equal: "{0} <= {1}",
+    np.greater: "{0} > {1}",
+    np.greater_equal: "{0} >= {1}",
+}
+
+
 @numpy_kernel.register
 def _elemwise(op: Elemwise, node: Apply) -> Kernel:
+    output = node.outputs[0]
+    scalar = output.ndim == 0 and output.type.numpy_dtype.kind in "fb" and all(v.ndim == 0 for v in node.inputs)
+    expression = _SCALAR_EXPRESSIONS.get(op.function) if scalar else None
     positional = isinstance(op.function, np.ufunc) and op.function not in _OUT_BY_KEYWORD_ONLY
-    return Kernel(op.function, writes_out=op.accepts_out, out_positional=positional)
+    return Kernel(op.function, writes_out=op.accepts_out, out_positional=positional, scalar_expression=expression)
 
 
 #: numpy deprecates a third positional argument of these two (too often meant as a third operand).
 _OUT_BY_KEYWORD_ONLY = (np.maximum, np.minimum)
+
+
+@numpy_kernel.register
+def _dot(op: Dot, node: Apply) -> Kernel:
+    return Kernel(np.dot)
+
+
+@numpy_kernel.register
+def _matmul(op: Matmul, node: Apply) -> Kernel:
+    return Kernel(np.matmul)
 
 
 @numpy_kernel.register
@@ -131,9 +166,8 @@ def _random(op: Op, node: Apply) -> Kernel:
 @numpy_kernel.register
 def _subtensor(op: Subtensor, node: Apply) -> Kernel:
     index_of = indexer(op.spec)
-    if len(node.inputs) == 1:  # a fixed index: built once
-        index = index_of(())
-        return Kernel(lambda x: x[index])
+    if len(node.inputs) == 1:  # a fixed index: built once (itemgetter: no Python frame per call)
+        return Kernel(operator.itemgetter(index_of(())))
     return Kernel(lambda x, *values: x[index_of(values)])
 
 
@@ -145,6 +179,20 @@ def _inc_subtensor(op: IncSubtensor, node: Apply) -> Kernel:
 @numpy_kernel.register
 def _map(op: Map, node: Apply) -> Kernel:
     from . import BACKEND  # the inner graph is compiled by this very backend
+
+    return Kernel(op.kernel(BACKEND.compile_inner))
+
+
+@numpy_kernel.register
+def _scan(op: Scan, node: Apply) -> Kernel:
+    from .loop import link_scan  # the loop's body is linked by this very backend
+
+    return Kernel(link_scan(op))
+
+
+@numpy_kernel.register
+def _ifelse(op: IfElse, node: Apply) -> Kernel:
+    from . import BACKEND
 
     return Kernel(op.kernel(BACKEND.compile_inner))
 
@@ -204,14 +252,16 @@ def _inside(offset: int, count: int, step: int, pad: int, length: int) -> tuple[
 def _im2col(op: Im2Col, node: Apply) -> Kernel:
     """Each window cell's block copied straight from the image, its padding written as zeros (no
     padded copy of the image), the channels split across the cores."""
-    (sh, sw) = op.stride
+    (sh, sw), (dh, dw) = op.stride, op.dilation
 
     def im2col(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         (kh, kw), ((top, _), (left, _)), (ho, wo) = op.geometry(x.shape, kernel)
         n, c, h, w = x.shape
         source = _contiguous(_hwn_view(x))
         columns = workspace.empty((kh, kw, c, ho, wo, n), x.dtype)
-        spans = [(_inside(i, ho, sh, top, h), _inside(j, wo, sw, left, w)) for i in range(kh) for j in range(kw)]
+        spans = [
+            (_inside(i * dh, ho, sh, top, h), _inside(j * dw, wo, sw, left, w)) for i in range(kh) for j in range(kw)
+        ]
 
         def gather(part: slice) -> None:  # the channels from part.start to part.stop
             for (i, j), ((r0, r1, rows), (c0, c1, cells)) in zip(np.ndindex(kh, kw), spans):
@@ -232,15 +282,15 @@ def _col2im(op: Col2Im, node: Apply) -> Kernel:
     """Each window cell's block added straight into the image, what falls in the padding left out
     (a cell whose block covers the whole image is copied first, instead of zeros), the channels
     split across the cores."""
-    (sh, sw) = op.stride
+    (sh, sw), (dh, dw) = op.stride, op.dilation
 
     def col2im(columns: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
         n, c, h, w = (int(length) for length in image_shape)
         kh, kw, _, _, ho, wo = columns.shape
-        (top, _), (left, _) = resolve_padding(op.padding, (kh, kw))
+        (top, _), (left, _) = resolve_padding(op.padding, dilated((kh, kw), op.dilation))
         stored = _hwn_view(columns)
         blocks = [
-            (_inside(i, ho, sh, top, h), _inside(j, wo, sw, left, w), stored[i, j])
+            (_inside(i * dh, ho, sh, top, h), _inside(j * dw, wo, sw, left, w), stored[i, j])
             for i in range(kh)
             for j in range(kw)
         ]

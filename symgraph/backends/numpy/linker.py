@@ -77,6 +77,12 @@ class _Writer:
         #: (``None`` when not given: then any name in it may be read, none is bound).
         self.statements: list[tuple[str, Apply | None, int, tuple | None, tuple]] = []
         self.depth = 0  #: extra indentation of the statements emitted now
+        self.scalar_expressions = False  #: write 0-d arithmetic as Python operators (in loops)
+        #: node -> (array expression, shape expression): an elementwise node writes its result
+        #: there when its full-rank inputs have that shape (a loop's output buffer row); a node
+        #: overwriting its first input (``set_subtensor``) copies that input there first.
+        self.destinations: dict[Apply, tuple[str, str]] = {}
+        self.stored_in: dict[int, str] = {}  #: id of a variable -> the buffer its node writes into
         self._numbers = itertools.count()
         self._bound: dict[int, str] = {}
 
@@ -220,8 +226,8 @@ def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]
         chunk = body[start : start + _PART_SIZE]
         bound: set[str] = set()
         exposed: set[str] = set()
-        for _, _, _, reads, writes in chunk:
-            for name in reads:
+        for statement, _, _, reads, writes in chunk:
+            for name in reads if reads is not None else _NAME.findall(statement):
                 if name not in bound:
                     exposed.add(name)
             bound.update(writes)
@@ -401,7 +407,24 @@ def _emit_node(
     targets = ", ".join(written) + ("," if len(written) > 1 else "")
     listed = ", ".join(arguments)
     call = f"{function}({listed})"
-    if choice is not None and kernel.writes_out:
+    reads: tuple | None = tuple(arguments)
+    if writer.scalar_expressions and kernel.scalar_expression is not None:
+        call = kernel.scalar_expression.format(*arguments)
+    destination = writer.destinations.get(node)
+    if destination is not None:
+        reads = None  # the destination's expressions name other values too
+    if destination is not None and kernel.writes_out:
+        target, shape = destination
+        rank = node.outputs[0].ndim
+        tests = [f"{a}.shape == {shape}" for a, v in zip(arguments, node.inputs) if v.ndim == rank]
+        call = f"{function}({listed}, out={target}) if {' and '.join(tests)} else {call}"
+    elif destination is not None and kernel.destroys == (0,) and choice is None:
+        target, shape = destination
+        overwrite = writer.bind("f", kernel.inplace_function)
+        copied = f"{writer.bind('copied_into', _copied_into)}({target}, {arguments[0]})"
+        rest = "".join(", " + argument for argument in arguments[1:])
+        call = f"{overwrite}({copied}{rest}) if {arguments[0]}.shape == {shape} else {call}"
+    elif choice is not None and kernel.writes_out:
         overwritten = arguments[choice.position]
         keyword = "" if kernel.out_positional else "out="
         in_place_call = f"{function}({listed}, {keyword}{overwritten})"
@@ -413,7 +436,7 @@ def _emit_node(
         clock, start, times, counts, shapes, shapes_of = timer
         writer.emit(f"{shapes}[{position}] = {shapes_of}({', '.join(arguments)})", reads=tuple(arguments))
         writer.emit(f"{start} = {clock}()", reads=(), writes=(start,))
-    writer.emit(f"{targets} = {call}", node, reads=tuple(arguments), writes=written)
+    writer.emit(f"{targets} = {call}", node, reads=reads, writes=written)
     if timer is not None:
         writer.emit(f"{times}[{position}] += {clock}() - {start}; {counts}[{position}] += 1", reads=(start,))
     if check is not None:
@@ -431,6 +454,11 @@ def _shape_tests(written: str, arguments: list[str], guards: list[tuple]) -> lis
         else:
             tests += [f"{written}.shape[{offset + axis}] == {arguments[other]}.shape[{axis}]" for axis in axes]
     return tests
+
+
+def _copied_into(target: np.ndarray, value: Any) -> np.ndarray:
+    np.copyto(target, value)
+    return target
 
 
 def _take_outputs(writer: _Writer, outputs: Sequence[Variable], plan: MemoryPlan) -> list[str]:

@@ -19,6 +19,8 @@ from ...graph.basic import STATE_LOCK, Apply, Constant, SharedVariable, Variable
 from ...graph.fgraph import FunctionGraph
 from ...graph.op import Op
 from ...graph.type import TensorType
+from ...ops.ifelse import IfElse
+from ...ops.scan import Scan
 from ...ops.subgraph import Map
 from .. import runtime
 from ..base import Backend, LinkOptions, Program
@@ -33,6 +35,16 @@ def python_kernel(op: Op, node: Apply) -> Callable[..., Any]:
 
 @python_kernel.register
 def _map(op: Map, node: Apply) -> Callable[..., Any]:
+    return op.kernel(BACKEND.compile_inner)
+
+
+@python_kernel.register
+def _scan(op: Scan, node: Apply) -> Callable[..., Any]:
+    return op.loop(BACKEND.compile_inner)
+
+
+@python_kernel.register
+def _ifelse(op: IfElse, node: Apply) -> Callable[..., Any]:
     return op.kernel(BACKEND.compile_inner)
 
 

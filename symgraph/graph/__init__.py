@@ -1,0 +1,1 @@
+"""The graph itself: types, variables, nodes (``Apply``), ops' base class and traversal; it imports no op."""
