@@ -69,6 +69,7 @@ BLOCKS = {
     "batch_norm": lambda h, m: sg.nn.batch_norm(h, m["gamma"], m["beta"], m["running_mean"], m["running_var"]),
     "crossentropy": lambda h, m: h + sg.nn.categorical_crossentropy(sg.nn.softmax(h), m["labels"]).dimshuffle(0, "x"),
     "conv_pool": lambda h, m: h + _conv_pool(h, m),
+    "conv_relu_tiled_pool": lambda h, m: h * 0.5 + _conv_relu_tiled_pool(h, m),
     "op_from_graph": lambda h, m: m["subgraph"](h, m["x"]),
 }
 
@@ -80,6 +81,15 @@ def _conv_pool(h, m):
         sg.nn.max_pool2d(convolved, 1) + sg.nn.avg_pool2d(convolved, (1, 2), stride=1, padding=(0, 1))[..., :COLUMNS]
     )
     return pooled.reshape((ROWS, COLUMNS))
+
+
+def _conv_relu_tiled_pool(h, m):
+    # The numpy backend's kernels store images batch innermost, pool tiling windows on their own,
+    # and the ReLU's gradient mask moves before the pooling's (rewrite/fusion.py).
+    images = sg.concatenate([h, h * 2.0], axis=0).reshape((2, 1, ROWS, COLUMNS))
+    activated = sg.nn.relu(sg.nn.conv2d(images, m["filters"], padding="same") + m["row"][0])
+    pooled = sg.nn.max_pool2d(activated, (1, 2))  # windows that tile the (3, 4) images
+    return sg.concatenate([pooled, pooled], axis=3)[0].reshape((ROWS, COLUMNS))
 
 
 def _model(seed: int, blocks: list[str]):

@@ -514,9 +514,15 @@ def test_convolution_and_pooling_to_second_order_on_chunked_images():
     x = sg.tensor4("x")
     filters = sg.shared(np.random.default_rng(1).normal(size=(3, 2, 2, 3)), name="filters")
     convolved = sg.nn.conv2d(x, filters, stride=(2, 1), padding=1)
+    dilated = sg.nn.conv2d(x, filters, padding="same", filter_dilation=(2, 1))
+    # ReLU then max pooling: its gradient's mask goes before the routing (rewrite/fusion.py).
+    activated = sg.nn.max_pool2d(sg.nn.relu(sg.nn.conv2d(x, filters, padding="same")), (1, 2))
     outputs = [
         convolved,
         *sg.grad((convolved**2).sum(), [x, filters]),
+        dilated,
+        *sg.grad((dilated**2).sum(), [x, filters]),
+        *sg.grad((activated**2).sum(), [x, filters]),
         sg.nn.max_pool2d(x, 3, stride=2, padding=1),
         sg.grad(sg.nn.avg_pool2d(x, (2, 3), stride=1, padding=(1, 1)).sum(), x),
         sg.grad(sg.grad(sg.nn.max_pool2d(x, 2).sum() ** 2, x).sum(), x),
@@ -524,6 +530,16 @@ def test_convolution_and_pooling_to_second_order_on_chunked_images():
     images = np.random.default_rng(2).normal(size=(5, 2, 7, 6))
     for chunks in [(2, 1, 7, 6), (3, 2, 3, 3)]:  # per sample and channel; across the pixels too
         _agree([x], outputs, [images], [da.from_array(images, chunks=chunks)])
+
+
+def test_profile_counts_the_calls_and_says_the_nodes_are_timed_by_dask():
+    x = sg.matrix("x")
+    with pytest.warns(UserWarning, match="times its calls but not its nodes"):
+        f = sg.function([x], (x * 2).sum(axis=0), profile=True, backend="dask")
+    for _ in range(2):
+        np.testing.assert_array_equal(f(da.ones((4, 3), chunks=2)).compute(), [8.0] * 3)
+    assert f.profile.calls == 2 and f.profile.time > 0
+    assert sg.function([x], x * 2, backend="dask").profile is None
 
 
 def test_reductions_edge_cases_and_an_empty_batch():

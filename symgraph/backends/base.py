@@ -8,6 +8,7 @@ from typing import Any
 
 from ..graph.basic import Apply
 from ..graph.fgraph import FunctionGraph
+from .profile import Profile
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class LinkOptions:
     apply_updates: bool = True  #: False: commit nothing and restore random state (``.eval()``)
     inplace: bool = True  #: let computations overwrite intermediate arrays and shared values
     debug: bool = False  #: check every node's dtype, static shape and finiteness
+    profile: bool = False  #: time every node (``Program.profile``)
 
 
 @dataclass
@@ -30,6 +32,9 @@ class Program:
     order: list[Apply]  #: the nodes in the order the program computes them
     source: str = ""  #: the generated source, where there is one
     line_table: dict[int, Apply] = field(default_factory=dict)  #: source line -> its node
+    profile: Profile | None = None  #: the times of the nodes, when linked with ``profile=True``
+    #: Seconds spent in each step of linking (scheduling, code generation...), in order.
+    pass_times: dict[str, float] = field(default_factory=dict)
 
 
 class Backend:

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import gc
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -142,10 +143,12 @@ class Function:
     (``f(x=data)``); inputs given with ``sg.In(variable, value=...)`` may be left out.
 
     ``graph`` is the compiled, rewritten :class:`FunctionGraph` (``sg.debugprint(f)`` and
-    ``sg.plot(f, path)`` show it); ``source`` is the generated Python code (numpy backend).
-    Pickling (and ``copy.deepcopy``) keeps what ``sg.function`` was given and compiles it again;
-    unpickling runs whatever code a file names, so never unpickle an untrusted file: ``sg.load``
-    is the safe way.
+    ``sg.plot(f, path)`` show it); ``source`` is the generated Python code (numpy backend);
+    ``profile`` the time of each node over the calls (compiled with ``profile=True``, else
+    ``None``); ``compile_times`` the seconds each step of compiling took.
+    Pickling (and ``copy.deepcopy``) keeps what ``sg.function`` was given and compiles it again
+    (without profiling); unpickling runs whatever code a file names, so never unpickle an
+    untrusted file: ``sg.load`` is the safe way.
     """
 
     #: What ``sg.function`` was given (``None`` for a function made otherwise).
@@ -162,8 +165,10 @@ class Function:
         single: bool | None,
         input_names: Sequence[str | None] | None = None,
         defaults: Sequence[Any] | None = None,
+        compile_times: dict[str, float] | None = None,
     ):
-        self._run = program.run
+        self.profile = program.profile
+        self._run = program.run if program.profile is None else program.profile.timed(program.run)
         self.program = program
         self.graph = graph
         self.inputs = list(graph.inputs)
@@ -174,10 +179,12 @@ class Function:
         self.backend = backend
         self.name = name
         self.single_output = single
+        self.compile_times = dict(compile_times or {})
         #: Per input, its default value (given with ``sg.In``) or ``NO_DEFAULT``.
         self.defaults = tuple(defaults) if defaults is not None else (NO_DEFAULT,) * len(self.inputs)
         names = list(input_names) if input_names is not None else [variable.name for variable in self.inputs]
         self._positions, self._ambiguous = _keyword_positions(names)
+        self._program_run = self._run
         if any(default is not NO_DEFAULT for default in self.defaults):
             self._run = self._run_with_defaults
 
@@ -189,7 +196,7 @@ class Function:
     def _run_with_defaults(self, args: tuple) -> Any:
         if len(args) != len(self.inputs):
             args = self._bind(args, {})
-        return self.program.run(args)
+        return self._program_run(args)
 
     def _bind(self, args: tuple, kwargs: dict) -> tuple:
         """The arguments in input order, from positional ones, keyword ones (by input name) and
@@ -291,6 +298,7 @@ def function(
     allow_input_downcast: bool = False,
     backend: str | Backend | None = None,
     apply_updates: bool = True,
+    profile: bool = False,
 ) -> Function:
     """Compile the graph from ``inputs`` to ``outputs`` and ``updates`` into a Python callable.
 
@@ -301,6 +309,7 @@ def function(
     ``'fast_run'`` (default), ``'fast_compile'`` or ``'debug'``. ``backend`` is ``'numpy'`` (the
     default, fast) or ``'python'`` (the reference, what mode ``'debug'`` runs on).
     ``apply_updates=False`` gives a function that changes no state (what ``.eval()`` uses).
+    ``profile=True`` times every node of every call (``f.profile``).
 
     >>> x = sg.vector('x'); f = sg.function([x], x * 2)
     >>> f([1.0, 2.0])
@@ -318,6 +327,7 @@ def function(
     output_list, single = _normalize_outputs(outputs)
     user_updates = _normalize_updates(updates, call_site)
 
+    laps = _Laps()
     fgraph = FunctionGraph(inputs, output_list, user_updates)
     if givens:
         fgraph = _substitute(fgraph, givens)
@@ -325,17 +335,24 @@ def function(
         tuple(inputs), tuple(input_names), tuple(defaults), tuple(fgraph.outputs), single, tuple(fgraph.updates),
         phase, mode, backend.name, name, on_unused_input, allow_input_downcast, apply_updates,
     )  # fmt: skip
+    laps.lap("givens")
     fgraph = inline_subgraphs(fgraph)
+    laps.lap("inline")
     fgraph, automatic = specialize_phase(fgraph, phase)
-    automatic += state_updates(postorder(fgraph.computed + [value for _, value, _ in automatic]))
+    nodes = postorder(fgraph.computed + [value for _, value, _ in automatic]) if automatic else fgraph.nodes
+    automatic += state_updates(nodes)
     _check_clashes(user_updates, automatic, call_site)
     if apply_updates:
-        fgraph = FunctionGraph(inputs, fgraph.outputs, fgraph.updates + [(s, v) for s, v, _ in automatic])
+        unchanged = nodes if not automatic else None  # the same graph: its nodes are known
+        fgraph = FunctionGraph(inputs, fgraph.outputs, fgraph.updates + [(s, v) for s, v, _ in automatic], unchanged)
     else:
         fgraph = FunctionGraph(inputs, fgraph.outputs)
+    laps.lap("phase")
     _check_inputs_needed(fgraph, on_unused_input, name)
+    laps.lap("checks")
     if mode.optimize:
         fgraph = optimize(fgraph)
+    laps.lap("rewrites")
     options = LinkOptions(
         name=name,
         single_output=single,
@@ -343,11 +360,33 @@ def function(
         apply_updates=apply_updates,
         inplace=mode.inplace,
         debug=mode.debug,
+        profile=bool(profile),
     )
     program = backend.link(fgraph, options)
-    compiled = Function(program, fgraph, phase, mode, backend, name, single, input_names, defaults)
+    laps.lap("link", program.pass_times)
+    compiled = Function(program, fgraph, phase, mode, backend, name, single, input_names, defaults, laps.times)
     compiled._record = record
     return compiled
+
+
+class _Laps:
+    """The seconds each step of compiling takes, for ``Function.compile_times``."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    def lap(self, name: str, parts: dict[str, float] | None = None) -> None:
+        """Step ``name`` ended now; ``parts``, when given, are its own steps, listed instead."""
+        now = time.perf_counter()
+        if parts:
+            self.times.update(parts)
+            rest = now - self.start - sum(parts.values())
+            if rest > 0:
+                self.times[f"{name} (rest)"] = rest
+        else:
+            self.times[name] = now - self.start
+        self.start = now
 
 
 def _function_name(name: Any, call_site: Source | None) -> str:

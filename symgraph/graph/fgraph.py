@@ -21,7 +21,7 @@ class FunctionGraph:
     between them.
 
     Immutable: ``replace`` and ``rewrite`` return a new ``FunctionGraph``. ``nodes`` is a
-    topological order found cheaply; ``order`` the execution order, from networkx; ``clients``
+    topological order found cheaply; ``order`` the execution order; ``clients``
     who uses each variable.
     """
 
@@ -55,7 +55,7 @@ class FunctionGraph:
     def order(self) -> list[Apply]:
         """The nodes in execution order (see :func:`symgraph.graph.traversal.schedule`)."""
         if self._order is None:
-            self._order = schedule(self.computed, self.inputs)
+            self._order = schedule(self.computed, self.inputs, self.nodes)
         return self._order
 
     @property

@@ -130,15 +130,22 @@ class Op:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_identity_memo", None)
+        state.pop("_hash_memo", None)
         return state
 
     def __eq__(self, other: object) -> bool:
         return self is other or (
-            type(self) is type(other) and self._identity() == other._identity()  # type: ignore[attr-defined]
+            type(self) is type(other)
+            and hash(self) == hash(other)  # unequal ops (nearly always) differ here, cheaply
+            and self._identity() == other._identity()  # type: ignore[attr-defined]
         )
 
     def __hash__(self) -> int:
-        return hash(self._identity())
+        # Compilers hash ops for every node (merging, rules): computed once.
+        memo = self.__dict__.get("_hash_memo")
+        if memo is None:
+            memo = self.__dict__["_hash_memo"] = hash(self._identity())
+        return memo
 
     def __str__(self) -> str:
         # Left out: identity tokens (``key``), and parameters that are functions (an elementwise

@@ -1,38 +1,41 @@
-"""Walking and ordering graphs, without recursion (graphs of 10,000 nodes and more are common).
+"""Walking and ordering graphs, without recursion (graphs of 100,000 nodes and more are common).
 
-The execution order comes from networkx: the nodes and their data dependencies go into a
-``DiGraph`` and ``lexicographical_topological_sort`` orders them, preferring the order of a
-depth-first walk from the outputs, which computes each value shortly before it is needed. Nodes
-that only read their inputs' shapes (``op.reads_only_shape``) go right after those inputs are
-made, so that a shape needed late (by a gradient) does not keep a large array alive.
+The execution order is the order of a depth-first walk from the outputs, which computes each
+value shortly before it is needed, except that nodes that only read their inputs' shapes
+(``op.reads_only_shape``) go right after those inputs are made, so that a shape needed late (by a
+gradient) does not keep a large array alive. (That is the lexicographical topological sort that
+prefers the walk's order, as networkx's ``lexicographical_topological_sort`` gives it, found with
+one sort: see ``schedule``.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-import networkx as nx
-
 from .basic import Apply, Variable
-from .source import building
+from .op import Op
+from .source import build_context
 
 
 def postorder(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> list[Apply]:
     """The nodes the outputs depend on (not looking past ``stop``), each after its inputs' nodes."""
-    stopped = {id(variable) for variable in stop}
-    seen: set[int] = set()
+    # Nodes and variables hash by identity (``object.__hash__``): sets of them are sets of ids.
+    stopped = set(stop)
+    seen: set[Apply] = set()
+    mark = seen.add
     order: list[Apply] = []
     for output in outputs:
-        if output.owner is None or id(output) in stopped or id(output.owner) in seen:
+        node = output.owner
+        if node is None or node in seen or output in stopped:
             continue
-        seen.add(id(output.owner))
-        stack = [(output.owner, iter(output.owner.inputs))]
+        mark(node)
+        stack = [(node, iter(node.inputs))]
         while stack:
             node, inputs = stack[-1]
             for variable in inputs:
                 owner = variable.owner
-                if owner is not None and id(owner) not in seen and id(variable) not in stopped:
-                    seen.add(id(owner))
+                if owner is not None and owner not in seen and variable not in stopped:
+                    mark(owner)
                     stack.append((owner, iter(owner.inputs)))
                     break
             else:
@@ -41,25 +44,27 @@ def postorder(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> lis
     return order
 
 
-def schedule(outputs: Sequence[Variable], stop: Iterable[Variable] = ()) -> list[Apply]:
-    """The execution order of the nodes computing ``outputs``: deterministic, same graph same order."""
-    nodes = postorder(outputs, stop)
-    position = {id(node): index for index, node in enumerate(nodes)}
-    preference = [float(index) for index in range(len(nodes))]
+def schedule(
+    outputs: Sequence[Variable], stop: Iterable[Variable] = (), nodes: Sequence[Apply] | None = None
+) -> list[Apply]:
+    """The execution order of the nodes computing ``outputs``: deterministic, same graph same order.
+
+    ``nodes`` is their :func:`postorder`, when already known."""
+    if nodes is None:
+        nodes = postorder(outputs, stop)
+    if not any(node.op.reads_only_shape for node in nodes):
+        return list(nodes)  # every node is ready when the walk reaches it: the walk's order
+    # A node that reads only shapes is placed half a step after the last node it depends on,
+    # every other node where the walk put it. Sorting by that key (stably: ties in the walk's
+    # order) keeps every node after the nodes it depends on, and among the orders that do, it is
+    # the one that always takes the earliest-placed node whose inputs are ready.
+    position = {node: index for index, node in enumerate(nodes)}.get
+    key: list[float] = list(range(len(nodes)))
     for index, node in enumerate(nodes):
         if node.op.reads_only_shape:
-            producers = [position.get(id(v.owner), -1) for v in node.inputs if v.owner is not None]
-            preference[index] = max(producers, default=-1) + 0.5
-    dependencies = nx.DiGraph()
-    dependencies.add_nodes_from(range(len(nodes)))
-    dependencies.add_edges_from(
-        (position[id(variable.owner)], index)
-        for index, node in enumerate(nodes)
-        for variable in node.inputs
-        if variable.owner is not None and id(variable.owner) in position
-    )
-    order = nx.lexicographical_topological_sort(dependencies, key=preference.__getitem__)
-    return [nodes[index] for index in order]
+            producers = [position(variable.owner, -1) for variable in node.inputs if variable.owner is not None]
+            key[index] = max(producers, default=-1) + 0.5
+    return [nodes[index] for index in sorted(range(len(nodes)), key=key.__getitem__)]
 
 
 def roots(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> list[Variable]:
@@ -100,11 +105,31 @@ def rebuild(
         if new_outputs is None:
             if all(new is old for new, old in zip(inputs, node.inputs)):
                 continue
-            with building(source=node.source, gradient=node.gradient, scope=node.scope):
-                new_outputs = node.op.make_node(*inputs).outputs
+            new_outputs = rebuild_node(node, inputs).outputs
         for old, new in zip(node.outputs, new_outputs):
             if new is not old:
                 if old.name and not new.name and new.owner is not None and id(new.owner) not in original:
                     new.name = old.name
                 memo[old] = new
     return [memo.get(output, output) for output in outputs], memo
+
+
+def rebuild_node(node: Apply, inputs: Sequence[Variable]) -> Apply:
+    """``node``'s op applied to new ``inputs``, with ``node``'s source line, gradient mark and scope.
+
+    When the op's output types come from its inputs' types alone (it does not override
+    ``make_node``) and those types are the same, the output types are too: the node is built
+    without asking the op again (rewrites rebuild whole chains of such nodes)."""
+    context = build_context
+    saved = context.source, context.gradient, context.scope
+    if node.source is not None:  # else the line forced now, as ``building`` does
+        context.source = node.source
+    context.gradient, context.scope = node.gradient, node.scope
+    try:
+        if type(node.op).make_node is Op.make_node and all(
+            new.type is old.type for new, old in zip(inputs, node.inputs)
+        ):
+            return Apply(node.op, inputs, [output.type for output in node.outputs])
+        return node.op.make_node(*inputs)
+    finally:
+        context.source, context.gradient, context.scope = saved

@@ -153,15 +153,23 @@ class Im2Col(Op):
         n, c = x.type.shape[:2]
         return Apply(self, [x, kernel], [TensorType(x.dtype, kernel_size + (c, n) + counts)])
 
-    def perform(self, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        stride, padding, (dh, dw) = self.stride, self.padding, self.dilation
+    def geometry(self, x_shape: tuple, kernel: np.ndarray) -> tuple:
+        """``(kh, kw), ((top, bottom), (left, right)), (ho, wo)`` for an input of ``x_shape``,
+        or a ``ValueError`` when no window fits."""
         kh, kw = int(kernel[0]), int(kernel[1])
         spread = dilated((kh, kw), self.dilation)
-        (top, bottom), (left, right) = resolve_padding(padding, spread)
+        pads = resolve_padding(self.padding, spread)
+        counts = tuple(
+            window_count(length, size, step, pad)
+            for length, size, step, pad in zip(x_shape[2:], spread, self.stride, pads)
+        )
+        _check_fits("conv2d", x_shape, spread, counts, self.padding)
+        return (kh, kw), pads, counts
+
+    def perform(self, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        stride, (dh, dw) = self.stride, self.dilation
+        (kh, kw), ((top, bottom), (left, right)), (ho, wo) = self.geometry(x.shape, kernel)
         n, c, h, w = x.shape
-        ho = window_count(h, spread[0], stride[0], (top, bottom))
-        wo = window_count(w, spread[1], stride[1], (left, right))
-        _check_fits("conv2d", x.shape, spread, (ho, wo), padding)
         source = x.transpose(1, 0, 2, 3)  # channel-major: each offset's copy is one block
         if top or bottom or left or right:
             padded = np.zeros((c, n, h + top + bottom, w + left + right), dtype=x.dtype)
@@ -222,7 +230,7 @@ class Col2Im(Op):
 _RESULTS = ("output", "columns", "filters")
 
 
-def _filter_matrix(filters: np.ndarray) -> np.ndarray:
+def filter_matrix(filters: np.ndarray) -> np.ndarray:
     """``(O, C, kh, kw)`` filters as an ``(O, kh*kw*C)`` matrix in the columns' order."""
     o, c, kh, kw = filters.shape
     return filters.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
@@ -293,27 +301,43 @@ def _contract(result: str, a: Variable, b: Variable, wanted: bool) -> Variable |
     return ConvContraction(result)(a, b) if wanted else None
 
 
-def _conv_output(filters: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    kh, kw, c, n, ho, wo = columns.shape
+def check_output_operands(filters: np.ndarray, columns: np.ndarray) -> None:
+    """A ``ValueError`` when the filters do not fit the columns (``'output'``)."""
+    kh, kw, c = columns.shape[:3]
     if filters.shape[1:] != (c, kh, kw):
         raise ValueError(f"filters of shape {filters.shape} do not fit an input of {c} channels and a {kh}x{kw} kernel")
-    product = _filter_matrix(filters) @ columns.reshape(kh * kw * c, n * ho * wo)
+
+
+def check_columns_operands(filters: np.ndarray, grad: np.ndarray) -> None:
+    """A ``ValueError`` when the output gradient does not fit the filters (``'columns'``)."""
+    if grad.shape[1] != filters.shape[0]:
+        raise ValueError(f"an output gradient of shape {grad.shape} does not fit filters of shape {filters.shape}")
+
+
+def check_filters_operands(columns: np.ndarray, grad: np.ndarray) -> None:
+    """A ``ValueError`` when the output gradient does not fit the columns (``'filters'``)."""
+    if (grad.shape[0],) + grad.shape[2:] != columns.shape[3:]:
+        raise ValueError(f"an output gradient of shape {grad.shape} does not fit columns of shape {columns.shape}")
+
+
+def _conv_output(filters: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    check_output_operands(filters, columns)
+    kh, kw, c, n, ho, wo = columns.shape
+    product = filter_matrix(filters) @ columns.reshape(kh * kw * c, n * ho * wo)
     return product.reshape(filters.shape[0], n, ho, wo).transpose(1, 0, 2, 3)
 
 
 def _conv_columns(filters: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    o, c, kh, kw = filters.shape
+    check_columns_operands(filters, grad)
+    _, c, kh, kw = filters.shape
     n, _, ho, wo = grad.shape
-    if grad.shape[1] != o:
-        raise ValueError(f"an output gradient of shape {grad.shape} does not fit filters of shape {filters.shape}")
-    product = _filter_matrix(filters).T @ _channel_major(grad)
+    product = filter_matrix(filters).T @ _channel_major(grad)
     return product.reshape(kh, kw, c, n, ho, wo)
 
 
 def _conv_filters(columns: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    check_filters_operands(columns, grad)
     kh, kw, c, n, ho, wo = columns.shape
-    if (grad.shape[0],) + grad.shape[2:] != (n, ho, wo):
-        raise ValueError(f"an output gradient of shape {grad.shape} does not fit columns of shape {columns.shape}")
     product = _channel_major(grad) @ columns.reshape(kh * kw * c, n * ho * wo).T
     return product.reshape(grad.shape[1], kh, kw, c).transpose(0, 3, 1, 2)
 

@@ -38,6 +38,7 @@ __all__ = [
     "max_pool2d",
     "pool_2d",
 ]
+# (``SameLayout`` is the compiler's: rewrite/fusion.py puts it in compiled graphs.)
 
 
 class _Pooling(Op):
@@ -142,13 +143,19 @@ NEVER_A_MAXIMUM = np.nan
 
 
 def _buffer_like(x: np.ndarray, shape: tuple, fill: float | None) -> np.ndarray:
-    """A new NCHW array of ``shape`` in ``x``'s memory layout (channel-major or batch-major),
-    filled with ``fill`` (left uninitialized when ``None``)."""
-    channel_major = x.strides[1] > x.strides[0]
-    order = (1, 0, 2, 3) if channel_major else (0, 1, 2, 3)
+    """A new NCHW array of ``shape`` with the memory layout of ``x`` (its axes stored in the same
+    order: channel-major after a convolution, batch-major, or batch innermost), filled with
+    ``fill`` (left uninitialized when ``None``)."""
+    order = stored_order(x)
     stored = tuple(shape[axis] for axis in order)
     buffer = np.empty(stored, dtype=x.dtype) if fill is None else np.full(stored, fill, dtype=x.dtype)
-    return buffer.transpose(order)
+    return buffer.transpose(np.argsort(order))
+
+
+def stored_order(x: np.ndarray) -> tuple[int, ...]:
+    """The axes of ``x`` from the one with the largest stride (outermost in memory) to the
+    smallest; ties (axes of length 1) in the axes' order."""
+    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))
 
 
 def _zeros_unless(tiled: bool, x: np.ndarray, shape: tuple) -> np.ndarray:
@@ -225,6 +232,23 @@ class MaxPool2dSelect(_Pooling):
             zeros_like(pooled) if needed[1] else None,
             route(x, pooled, output_grads[0]) if needed[2] else None,
         ]
+
+
+class SameLayout(Op):
+    """``(x, like) -> x``: the value of ``x``, which a backend may store in memory as ``like`` is
+    stored (the numpy backend copies it when the two differ: numpy's loops over arrays of
+    different layouts are several times slower than a copy). ``like`` has ``x``'s shape."""
+
+    view_map = {0: 0}
+
+    def output_types(self, x: TensorType, like: TensorType) -> list[TensorType]:
+        return [x]
+
+    def perform(self, x: np.ndarray, like: np.ndarray) -> np.ndarray:
+        return x
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        return [output_grads[0], None]
 
 
 # --- average pooling ----------------------------------------------------------------------------

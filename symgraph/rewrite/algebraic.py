@@ -7,16 +7,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..graph.basic import Apply, Constant, Variable
-from ..ops.elemwise import add, mul, neg, sub, true_div
+from ..ops.elemwise import Elemwise, add, mul, neg, sub, true_div
 from ..ops.shape import Alloc, DimShuffle, dimshuffle
 from ..ops.subtensor import IncSubtensor, Subtensor, selects_everything
+from .walk import tracks
 
 # op -> (positions the identity element may take, the identity element)
 _IDENTITIES = {add: ((0, 1), 0), sub: ((1,), 0), mul: ((0, 1), 1), true_div: ((1,), 1)}
 
 
+@tracks(Elemwise)
 def remove_identity_elements(node: Apply) -> Sequence[Variable] | None:
     """``x + 0``, ``x - 0``, ``x * 1``, ``x / 1`` -> ``x``, when that changes neither dtype nor shape."""
+    if len(node.inputs) != 2 or not any(isinstance(variable, Constant) for variable in node.inputs):
+        return None
     rule = _IDENTITIES.get(node.op)
     if rule is None:
         return None
@@ -36,15 +40,17 @@ def remove_identity_elements(node: Apply) -> Sequence[Variable] | None:
     return None
 
 
+@tracks(Elemwise)
 def remove_double_negation(node: Apply) -> Sequence[Variable] | None:
     """``-(-x)`` -> ``x``."""
-    if node.op == neg:
+    if len(node.inputs) == 1 and node.op == neg:
         inner = node.inputs[0].owner
         if inner is not None and inner.op == neg:
             return [inner.inputs[0]]
     return None
 
 
+@tracks(DimShuffle)
 def merge_dimshuffles(node: Apply) -> Sequence[Variable] | None:
     """Two dimshuffles (transposes, new axes) in a row -> one."""
     if not isinstance(node.op, DimShuffle):
@@ -57,6 +63,7 @@ def merge_dimshuffles(node: Apply) -> Sequence[Variable] | None:
     return [dimshuffle(inner.inputs[0], *pattern)]
 
 
+@tracks(Subtensor)
 def remove_whole_subtensor(node: Apply) -> Sequence[Variable] | None:
     """``x[:]``, ``x[...]`` -> ``x``."""
     if isinstance(node.op, Subtensor) and selects_everything(node.op.spec, node.inputs[0].ndim):
@@ -64,6 +71,7 @@ def remove_whole_subtensor(node: Apply) -> Sequence[Variable] | None:
     return None
 
 
+@tracks(Elemwise)
 def chain_slices_into_zeros(node: Apply) -> Sequence[Variable] | None:
     """``inc(Z, a)[i] + inc(Z, b)[j]`` -> ``inc(inc(Z, a)[i], b)[j]`` for the same zeros ``Z``: the
     gradient of several slices of one variable (an LSTM's gates), written into one array instead

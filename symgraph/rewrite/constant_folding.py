@@ -16,9 +16,12 @@ MAX_FOLDED_SIZE = 10_000
 def fold_constants(node: Apply) -> Sequence[Variable] | None:
     """The node's outputs as constants, computed now, when all its inputs are constants (and the
     results are small); never for random or phase-dependent nodes."""
-    if node.op.stochastic or node.op.phase_dependent:
+    if not node.inputs:
         return None
-    if not node.inputs or not all(isinstance(variable, Constant) for variable in node.inputs):
+    for variable in node.inputs:
+        if not isinstance(variable, Constant):
+            return None
+    if node.op.stochastic or node.op.phase_dependent:
         return None
     if not all(isinstance(output.type, TensorType) for output in node.outputs):
         return None

@@ -16,14 +16,13 @@ def merge_rule() -> Rule:
     def merge(node: Apply) -> Sequence[Variable] | None:
         if node.op.stochastic:
             return None
-        key = (node.op, tuple(_input_key(variable) for variable in node.inputs))
+        inputs = [_input_key(variable) if isinstance(variable, Constant) else id(variable) for variable in node.inputs]
+        key = (node.op, *inputs)
         earlier = seen.setdefault(key, node)
         return None if earlier is node else earlier.outputs
 
     return merge
 
 
-def _input_key(variable: Variable) -> object:
-    if isinstance(variable, Constant) and variable.data.size <= 64:
-        return variable.signature()
-    return id(variable)
+def _input_key(variable: Constant) -> object:
+    return variable.signature() if variable.data.size <= 64 else id(variable)

@@ -8,28 +8,60 @@ source line of the node they stand for.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 
 from ..graph.basic import Apply, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.source import building
+from ..graph.traversal import rebuild_node
 
 Rule = Callable[[Apply], Sequence[Variable] | None]
 _MAX_CHAINED = 8
 
 
+def tracks(*op_classes: type) -> Callable[[Rule], Rule]:
+    """Marks a rule as one for nodes of these op classes (and their subclasses) only, as
+    PyTensor's ``node_rewriter(tracks=[...])``: the walk tries it on no other node. A rule without
+    this mark is tried on every node."""
+
+    def mark(rule: Rule) -> Rule:
+        rule.tracks = op_classes  # type: ignore[attr-defined]
+        return rule
+
+    return mark
+
+
+class RulesByClass:
+    """The rules to try on a node, by its op's class (looked up once per class)."""
+
+    def __init__(self, rules: Sequence[Rule]):
+        self.rules = list(rules)
+        self.by_class: dict[type, tuple[Rule, ...]] = {}
+
+    def __call__(self, op_class: type) -> tuple[Rule, ...]:
+        found = self.by_class.get(op_class)
+        if found is None:
+            found = self.by_class[op_class] = tuple(
+                rule for rule in self.rules if issubclass(op_class, getattr(rule, "tracks", object))
+            )
+        return found
+
+
 def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGraph:
     """``fgraph`` with ``rules`` applied to every node, in one walk in topological order."""
+    rules_for = RulesByClass(rules)
+    is_not = operator.is_not
 
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
-        changed = any(new is not old for new, old in zip(inputs, node.inputs))
-        if not changed and _first_match(node, rules) is None:
+        changed = any(map(is_not, inputs, node.inputs))
+        if not changed and _first_match(node, rules_for) is None:
             return None  # the common case: nothing to do, and nothing built
+        current = rebuild_node(node, inputs) if changed else node
+        outputs: Sequence[Variable] = current.outputs
         with building(source=node.source, gradient=node.gradient, scope=node.scope):
-            current = node.op.make_node(*inputs) if changed else node
-            outputs: Sequence[Variable] = current.outputs
             for _ in range(_MAX_CHAINED):
-                replaced = _first_match(current, rules)
+                replaced = _first_match(current, rules_for)
                 if replaced is None:
                     break
                 outputs = replaced
@@ -42,8 +74,8 @@ def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGra
     return fgraph.rewrite(visit)
 
 
-def _first_match(node: Apply, rules: Sequence[Rule]) -> Sequence[Variable] | None:
-    for rule in rules:
+def _first_match(node: Apply, rules_for: RulesByClass) -> Sequence[Variable] | None:
+    for rule in rules_for(type(node.op)):
         replaced = rule(node)
         if replaced is not None:
             return replaced

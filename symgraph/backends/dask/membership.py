@@ -20,7 +20,7 @@ from ...nn.activations import LogSoftmax, Softmax
 from ...nn.batchnorm import CheckBatch
 from ...nn.dropout import BernoulliMask
 from ...nn.losses import OneHot, SoftmaxCrossEntropy
-from ...nn.pool import AvgPool2d, AvgPool2dGrad, MaxPool2d, MaxPool2dGrad, MaxPool2dSelect
+from ...nn.pool import AvgPool2d, AvgPool2dGrad, MaxPool2d, MaxPool2dGrad, MaxPool2dSelect, SameLayout
 from ...ops.basic import Cast
 from ...ops.elemwise import Elemwise
 from ...ops.linalg import Dot
@@ -138,7 +138,8 @@ def _role(node: Apply, input_kinds: list[str], kinds: dict) -> Membership:
         return Membership(True, BATCHED)
     if isinstance(op, OneHot) and input_kinds == [BATCHED, HOST]:
         return Membership(True, BATCHED)
-    if isinstance(op, (Cast, CheckBatch, MaxPool2d, AvgPool2d, MaxPool2dGrad, MaxPool2dSelect)) and not hosts:
+    row_local = (Cast, CheckBatch, MaxPool2d, AvgPool2d, MaxPool2dGrad, MaxPool2dSelect, SameLayout)
+    if isinstance(op, row_local) and not hosts:
         return Membership(True, BATCHED)
     if isinstance(op, SpecifyShape) and input_kinds == [BATCHED]:
         fits = not op.shape or op.shape[0] is None  # a chunk has its own number of rows

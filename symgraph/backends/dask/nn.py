@@ -15,10 +15,10 @@ import numpy as np
 
 from ...graph.basic import Apply
 from ...nn.activations import LogSoftmax, Softmax
-from ...nn.conv import Col2Im, ConvContraction, Im2Col, resolve_padding, window_count
+from ...nn.conv import Col2Im, ConvContraction, Im2Col
 from ...nn.dropout import CheckProbability
 from ...nn.losses import OneHot, SoftmaxCrossEntropy
-from ...nn.pool import AvgPool2d, AvgPool2dGrad, MaxPool2d, MaxPool2dGrad, MaxPool2dSelect
+from ...nn.pool import AvgPool2d, AvgPool2dGrad, MaxPool2d, MaxPool2dGrad, MaxPool2dSelect, SameLayout
 from .blocks import Call, WholeAxes, blockwise, empty, fresh_name, guard
 from .kernels import KernelFunction, host, translation
 
@@ -36,6 +36,16 @@ def _per_sample_axis(op: Any, node: Apply) -> KernelFunction:
 
 translation(Softmax)(_per_sample_axis)
 translation(LogSoftmax)(_per_sample_axis)
+
+
+@translation(SameLayout)
+def _same_layout(op: SameLayout, node: Apply) -> KernelFunction:
+    """``x`` itself: dask leaves the memory layout of each block to the kernels that make it."""
+
+    def run(call: Call, x: Any, like: Any) -> Any:
+        return x
+
+    return run
 
 
 @translation(CheckProbability)
@@ -80,14 +90,7 @@ def _im2col(op: Im2Col, node: Apply) -> KernelFunction:
 
     def run(call: Call, x: Any, kernel: Any) -> Any:
         kernel = np.asarray(host(kernel, "the kernel size"))
-        kh, kw = int(kernel[0]), int(kernel[1])
-        pads = resolve_padding(op.padding, (kh, kw))
-        rows, columns = (
-            window_count(int(length), size, step, pad)
-            for length, size, step, pad in zip(x.shape[2:], (kh, kw), op.stride, pads)
-        )
-        if min(rows, columns) < 1:
-            raise ValueError(f"conv2d: a window of {(kh, kw)} does not fit in the input of shape {x.shape}")
+        (kh, kw), _, (rows, columns) = op.geometry(tuple(int(length) for length in x.shape), kernel)
         new_axes = {"i": kh, "j": kw, "h": rows, "w": columns}
         return blockwise(whole, perform, "ijcnhw", x, "ncyx", kernel, None, new_axes=new_axes, dtype=x.dtype)
 

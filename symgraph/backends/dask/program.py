@@ -20,6 +20,7 @@ Random generators advance once per call in both cases (``random.py``).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from ...graph.type import TensorType, format_shape
 from ...ops.elemwise import Elemwise
 from .. import runtime
 from ..base import LinkOptions, Program
+from ..profile import Profile
 from . import resident
 from .blocks import Call, active_client, host_array, is_lazy, probes
 from .kernels import Kernel, dask_kernel
@@ -101,7 +103,21 @@ def link(fgraph: FunctionGraph, options: LinkOptions) -> Program:
             return returned[0]
         return None if options.single_output is None else returned
 
-    return Program(run, nodes)
+    return Program(run, nodes, profile=_profile(nodes, options))
+
+
+def _profile(nodes: list[Apply], options: LinkOptions) -> Profile | None:
+    """With ``profile=True``: a profile of the calls (their count and time; a call that returns
+    dask arrays only builds their graph), its nodes untimed, and a warning saying so."""
+    if not options.profile:
+        return None
+    warnings.warn(
+        f"{options.name}: the dask backend times its calls but not its nodes, which run later as "
+        "Dask tasks: Dask's dashboard (client.dashboard_link) or dask.diagnostics.Profiler shows "
+        "where their time goes",
+        stacklevel=6,
+    )
+    return Profile(nodes)
 
 
 def inner(fgraph: FunctionGraph) -> Callable[..., Sequence[Any]]:

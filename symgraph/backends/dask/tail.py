@@ -25,6 +25,7 @@ from ...graph.basic import Apply, Constant, Variable
 from ...graph.fgraph import FunctionGraph
 from ...graph.source import building
 from ...graph.type import TensorType
+from ...ops.shape import Shape, ShapeAt
 from .blocks import LITERAL_BYTES, Call, Guarded, empty, fresh_name, is_lazy, summary
 from .membership import HOST, REDUCED
 from .regions import Region, RegionProgram, ShapeOnly
@@ -134,6 +135,7 @@ def find_tail(fgraph: FunctionGraph, steps: list, kinds: dict) -> list:
         for index, step in enumerate(steps)
         if not isinstance(step, Region)
         and not step[0].op.stochastic
+        and not isinstance(step[0].op, (Shape, ShapeAt))  # known when the call runs, as dask knows it
         and all(isinstance(output.type, TensorType) and kinds.get(output) == REDUCED for output in step[0].outputs)
         and all(kinds.get(variable, HOST) in (HOST, REDUCED) for variable in step[0].inputs)
     }

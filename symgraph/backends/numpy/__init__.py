@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,10 +23,17 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     def link(self, fgraph: FunctionGraph, options: LinkOptions) -> Program:
+        started = time.perf_counter()
         order = fgraph.order
+        scheduled = time.perf_counter()
         kernels = {node: numpy_kernel(node.op, node) for node in order}
+        chosen = time.perf_counter()
         plan = plan_memory(order, fgraph.outputs, fgraph.updates, kernels, options.inplace)
-        return linker.link(fgraph, plan, kernels, options)
+        planned = time.perf_counter()
+        program = linker.link(fgraph, plan, kernels, options)
+        times = {"schedule": scheduled - started, "kernels": chosen - scheduled, "memory plan": planned - chosen}
+        program.pass_times = {**times, **program.pass_times}
+        return program
 
     def compile_inner(self, fgraph: FunctionGraph) -> Callable[..., Sequence[Any]]:
         run = self.link(fgraph, LinkOptions(name="inner graph", apply_updates=False)).run

@@ -19,16 +19,33 @@ import numpy as np
 
 from ...graph.basic import Apply
 from ...graph.op import Op
+from ...nn.activations import Softmax
+from ...nn.conv import (
+    Col2Im,
+    ConvContraction,
+    Im2Col,
+    check_columns_operands,
+    check_filters_operands,
+    check_output_operands,
+    dilated,
+    filter_matrix,
+    resolve_padding,
+    window_slice,
+)
+from ...nn.dropout import BernoulliMask
+from ...nn.pool import MaxPool2d, MaxPool2dGrad, SameLayout, stored_order
 from ...ops.elemwise import Elemwise
 from ...ops.ifelse import IfElse
 from ...ops.linalg import Dot, Matmul
+from ...ops.random import RandomOp
 from ...ops.scan import Scan
-from ...ops.shape import SumTo
+from ...ops.shape import Alloc, BroadcastTo, Reshape, Shape, SumTo
 from ...ops.subgraph import Map
 from ...ops.subtensor import IncSubtensor, Subtensor, indexer
+from . import threads, workspace
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slow to build, one per node
 class Kernel:
     """What the generated program calls for one node."""
 
@@ -36,9 +53,18 @@ class Kernel:
     #: ``function(*inputs, out=array)`` writes its single result into ``array``, an input of the
     #: result's dtype and broadcast shape (elementwise computations).
     writes_out: bool = False
+    #: ``function`` takes that array as its last positional argument (a numpy ufunc: faster to
+    #: call than with the keyword, and quicker to compile).
+    out_positional: bool = False
     #: Inputs that ``inplace_function`` overwrites to make its result (``set_subtensor``).
     destroys: tuple[int, ...] = ()
     inplace_function: Callable[..., Any] | None = None
+    #: Facts about shapes, so that memory planning knows two arrays have the same shape without
+    #: testing it at run time: ``shape_value_of`` is the input whose shape the (single) output
+    #: holds (``x.shape``); ``shaped_by`` is ``(output, input)`` when that output's shape is that
+    #: input's value (``broadcast_to(g, x.shape)``, ``zeros(x.shape)``, a mask of ``x.shape``).
+    shape_value_of: int | None = None
+    shaped_by: tuple[int, int] | None = None
     #: The same computation as a Python expression on numpy scalars (``"{0} + {1}"``): inside
     #: loops, arithmetic on 0-d values is written so, several times faster than a ufunc call.
     scalar_expression: str | None = None
@@ -69,7 +95,12 @@ def _elemwise(op: Elemwise, node: Apply) -> Kernel:
     output = node.outputs[0]
     scalar = output.ndim == 0 and output.type.numpy_dtype.kind in "fb" and all(v.ndim == 0 for v in node.inputs)
     expression = _SCALAR_EXPRESSIONS.get(op.function) if scalar else None
-    return Kernel(op.function, writes_out=op.accepts_out, scalar_expression=expression)
+    positional = isinstance(op.function, np.ufunc) and op.function not in _OUT_BY_KEYWORD_ONLY
+    return Kernel(op.function, writes_out=op.accepts_out, out_positional=positional, scalar_expression=expression)
+
+
+#: numpy deprecates a third positional argument of these two (too often meant as a third operand).
+_OUT_BY_KEYWORD_ONLY = (np.maximum, np.minimum)
 
 
 @numpy_kernel.register
@@ -84,7 +115,52 @@ def _matmul(op: Matmul, node: Apply) -> Kernel:
 
 @numpy_kernel.register
 def _sum_to(op: SumTo, node: Apply) -> Kernel:
-    return Kernel(op.summer(node.inputs[0].ndim))
+    return Kernel(op.summer(node.inputs[0].ndim), shaped_by=(0, 1))
+
+
+@numpy_kernel.register
+def _softmax(op: Softmax, node: Apply) -> Kernel:
+    """The op's computation with the ufuncs' own reductions (``numpy.max`` and ``numpy.sum`` cost a
+    few microseconds of Python each: a prediction's whole softmax takes ten), and a variant that
+    overwrites its input when nothing else needs it."""
+    axis = op.axis
+    largest, total = np.maximum.reduce, np.add.reduce
+
+    def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        e = np.subtract(x, largest(x, axis=axis, keepdims=True), out=out)
+        np.exp(e, out=e)
+        e /= total(e, axis=axis, keepdims=True)
+        return e
+
+    return Kernel(softmax, destroys=(0,), inplace_function=lambda x: softmax(x, out=x))
+
+
+@numpy_kernel.register
+def _reshape(op: Reshape, node: Apply) -> Kernel:
+    def reshape(x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        result = x.reshape(tuple(target.tolist()))
+        # A view in an order of its own (flattening an image stored batch innermost) would make
+        # every elementwise op on it mix layouts with arrays in C order, and crawl: C order.
+        return result if result.flags.c_contiguous else np.ascontiguousarray(result)
+
+    return Kernel(reshape)
+
+
+@numpy_kernel.register
+def _shape(op: Shape, node: Apply) -> Kernel:
+    return Kernel(op.perform, shape_value_of=0)
+
+
+@numpy_kernel.register(BroadcastTo)
+@numpy_kernel.register(Alloc)
+def _shaped_by_second_input(op: Op, node: Apply) -> Kernel:
+    return Kernel(op.perform, shaped_by=(0, 1))
+
+
+@numpy_kernel.register(RandomOp)
+@numpy_kernel.register(BernoulliMask)
+def _random(op: Op, node: Apply) -> Kernel:
+    return Kernel(op.perform, shaped_by=(1, 1))  # (generator, size, ...) -> (generator, sample)
 
 
 @numpy_kernel.register
@@ -119,3 +195,276 @@ def _ifelse(op: IfElse, node: Apply) -> Kernel:
     from . import BACKEND
 
     return Kernel(op.kernel(BACKEND.compile_inner))
+
+
+# --- convolution: batch-innermost memory --------------------------------------------------------
+# Behind the NCHW meaning of their values, the numpy kernels of the convolution keep memory in
+# (C, H, W, N) order, the batch innermost: an image row of every sample is then one contiguous
+# run, so that gathering windows (im2col), adding them back (col2im) and pooling copy long runs
+# instead of rows of a few cells; columns are stored (kh, kw, C, Ho, Wo, N), GEMM-ready, and the
+# contraction writes its (O, Ho*Wo*N) product, which the bias, the ReLU and the pooling that follow
+# read and write in that same order, without a transpose. Each kernel accepts any layout (a
+# value that comes from elsewhere is copied into this one once).
+def _hwn_view(array: np.ndarray) -> np.ndarray:
+    """An ``(N, C, H, W)`` array (or ``(kh, kw, C, N, Ho, Wo)`` columns) seen with N last."""
+    if array.ndim == 4:
+        return array.transpose(1, 2, 3, 0)
+    return array.transpose(0, 1, 2, 4, 5, 3)
+
+
+def _from_hwn(stored: np.ndarray) -> np.ndarray:
+    """The NCHW (or columns') view of an array stored with N last: the inverse of ``_hwn_view``."""
+    if stored.ndim == 4:
+        return stored.transpose(3, 0, 1, 2)
+    return stored.transpose(0, 1, 2, 5, 3, 4)
+
+
+def _hwn_matrix(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` stored N last, as a ``(rows, -1)`` matrix (copied when it is stored otherwise)."""
+    stored = _hwn_view(array)
+    if not stored.flags.c_contiguous:
+        stored = _copy(stored)
+    return stored.reshape(rows, stored.size // rows if rows else 0)
+
+
+def _copy(array: np.ndarray) -> np.ndarray:
+    """A C-ordered copy of ``array``."""
+    copied = workspace.empty(array.shape, array.dtype)
+    copied[...] = array
+    return copied
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of two matrices, into recycled memory."""
+    return np.matmul(a, b, out=workspace.empty((a.shape[0], b.shape[1]), np.result_type(a, b)))
+
+
+def _inside(offset: int, count: int, step: int, pad: int, length: int) -> tuple[int, int, slice]:
+    """Along one axis, for the window cell at ``offset``: the outputs ``[first, last)`` whose cell
+    lies in the image rather than in its padding, and the slice of the image they read."""
+    first = min(count, max(0, -((offset - pad) // step)))  # ceil((pad - offset) / step)
+    last = min(count, max(first, (length - 1 - offset + pad) // step + 1))
+    start = first * step + offset - pad
+    return first, last, slice(start, start + (last - first - 1) * step + 1, step) if last > first else slice(0, 0)
+
+
+@numpy_kernel.register
+def _im2col(op: Im2Col, node: Apply) -> Kernel:
+    """Each window cell's block copied straight from the image, its padding written as zeros (no
+    padded copy of the image), the channels split across the cores."""
+    (sh, sw), (dh, dw) = op.stride, op.dilation
+
+    def im2col(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        (kh, kw), ((top, _), (left, _)), (ho, wo) = op.geometry(x.shape, kernel)
+        n, c, h, w = x.shape
+        source = _contiguous(_hwn_view(x))
+        columns = workspace.empty((kh, kw, c, ho, wo, n), x.dtype)
+        spans = [
+            (_inside(i * dh, ho, sh, top, h), _inside(j * dw, wo, sw, left, w)) for i in range(kh) for j in range(kw)
+        ]
+
+        def gather(part: slice) -> None:  # the channels from part.start to part.stop
+            for (i, j), ((r0, r1, rows), (c0, c1, cells)) in zip(np.ndindex(kh, kw), spans):
+                block = columns[i, j, part]
+                block[:, r0:r1, c0:c1] = source[part, rows, cells]
+                for border in (block[:, :r0], block[:, r1:], block[:, r0:r1, :c0], block[:, r0:r1, c1:]):
+                    if border.size:
+                        border.fill(0)
+
+        threads.in_parts(gather, c, columns.nbytes)
+        return _from_hwn(columns)
+
+    return Kernel(im2col)
+
+
+@numpy_kernel.register
+def _col2im(op: Col2Im, node: Apply) -> Kernel:
+    """Each window cell's block added straight into the image, what falls in the padding left out
+    (a cell whose block covers the whole image is copied first, instead of zeros), the channels
+    split across the cores."""
+    (sh, sw), (dh, dw) = op.stride, op.dilation
+
+    def col2im(columns: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
+        n, c, h, w = (int(length) for length in image_shape)
+        kh, kw, _, _, ho, wo = columns.shape
+        (top, _), (left, _) = resolve_padding(op.padding, dilated((kh, kw), op.dilation))
+        stored = _hwn_view(columns)
+        blocks = [
+            (_inside(i * dh, ho, sh, top, h), _inside(j * dw, wo, sw, left, w), stored[i, j])
+            for i in range(kh)
+            for j in range(kw)
+        ]
+        covering = [(rows, cells) == (slice(0, h, 1), slice(0, w, 1)) for (_, _, rows), (_, _, cells), _ in blocks]
+        first = blocks.pop(covering.index(True)) if any(covering) else None
+        image = workspace.empty((c, h, w, n), columns.dtype)
+
+        def add_back(part: slice) -> None:  # the channels from part.start to part.stop
+            if first is None:
+                image[part].fill(0)
+            else:
+                (r0, r1, _), (c0, c1, _), block = first
+                image[part] = block[part, r0:r1, c0:c1]
+            for (r0, r1, rows), (c0, c1, cells), block in blocks:
+                if r1 > r0 and c1 > c0:
+                    image[part, rows, cells] += block[part, r0:r1, c0:c1]
+
+        threads.in_parts(add_back, c, columns.nbytes)
+        return _from_hwn(image)
+
+    return Kernel(col2im)
+
+
+@numpy_kernel.register
+def _conv_contraction(op: ConvContraction, node: Apply) -> Kernel:
+    return Kernel(_CONTRACTIONS[op.result])
+
+
+def _conv_output(filters: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    check_output_operands(filters, columns)
+    kh, kw, c, n, ho, wo = columns.shape
+    product = _product(filter_matrix(filters), _hwn_matrix(columns, kh * kw * c))
+    return _from_hwn(product.reshape(filters.shape[0], ho, wo, n))
+
+
+def _conv_columns(filters: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    check_columns_operands(filters, grad)
+    o, c, kh, kw = filters.shape
+    n, _, ho, wo = grad.shape
+    product = _product(filter_matrix(filters).T, _hwn_matrix(grad, o))
+    return _from_hwn(product.reshape(kh, kw, c, ho, wo, n))
+
+
+def _conv_filters(columns: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    check_filters_operands(columns, grad)
+    kh, kw, c = columns.shape[:3]
+    o = grad.shape[1]
+    # (columns @ grad.T), of shape (kh*kw*C, O): the long axis the product sums over is then the
+    # rows' of both operands, which BLAS splits across its threads far better (about 1.5x with two)
+    # than for grad @ columns.T.
+    product = _product(_hwn_matrix(columns, kh * kw * c), _hwn_matrix(grad, o).T)
+    return product.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+
+
+_CONTRACTIONS = {"output": _conv_output, "columns": _conv_columns, "filters": _conv_filters}
+
+
+# --- pooling --------------------------------------------------------------------------------
+@numpy_kernel.register
+def _max_pool_grad(op: MaxPool2dGrad, node: Apply) -> Kernel:
+    """Windows that tile the input: each cell gets its window's gradient if it is the window's
+    first maximum (as the op's ``perform``), computed on the arrays seen in the order their
+    memory is stored, with temporaries stored the same way (arrays of different layouts in one
+    numpy call make it crawl). Other windows: the op's own computation."""
+    (ph, pw), perform = op.pool_size, op.perform
+
+    def max_pool_grad(x: np.ndarray, pooled: np.ndarray, g: np.ndarray) -> np.ndarray:
+        if not op.tiles(*x.shape[2:]) or g.shape != pooled.shape or pooled.shape[2:] != op.output_counts(x.shape):
+            return perform(x, pooled, g)
+        order = stored_order(x)
+        # The stored axes, H and W each split into (windows, cells): every window offset is then
+        # one view, indexed at the two cell axes.
+        split: list[int] = []
+        for axis in order:
+            split += (
+                [x.shape[axis] // ph, ph] if axis == 2 else [x.shape[axis] // pw, pw] if axis == 3 else [x.shape[axis]]
+            )
+        rows, columns = _cell_axis(order, 2), _cell_axis(order, 3)
+        windows = _contiguous(x.transpose(order)).reshape(split)
+        result = workspace.empty(tuple(split), x.dtype)
+        pooled, g = _in_order(pooled.transpose(order)), _in_order(g.transpose(order))
+        taken, hit = np.empty(pooled.shape, dtype=bool), np.empty(pooled.shape, dtype=bool)
+        offsets = [(i, j) for i in range(ph) for j in range(pw)]
+
+        def route(part: slice) -> None:  # the outermost stored axis, from part.start to part.stop
+            for index, (i, j) in enumerate(offsets):
+                cell: list = [slice(None)] * len(split)
+                cell[0], cell[rows], cell[columns] = part, i, j
+                window, target = windows[tuple(cell)], result[tuple(cell)]
+                values, best, seen, found = g[part], pooled[part], taken[part], hit[part]
+                if len(offsets) == 1:  # every cell is its window's maximum
+                    target[...] = values
+                elif index == 0:
+                    np.multiply(values, np.equal(window, best, out=seen), out=target)
+                elif index == len(offsets) - 1:  # the maximum wherever no earlier cell held it
+                    np.multiply(values, np.logical_not(seen, out=found), out=target)
+                else:
+                    np.equal(window, best, out=found)
+                    np.greater(found, seen, out=found)  # a maximum, and none came before
+                    np.logical_or(seen, found, out=seen)
+                    np.multiply(values, found, out=target)
+
+        threads.in_parts(route, split[0], result.nbytes)
+        stored_shape = tuple(x.shape[axis] for axis in order)
+        return result.reshape(stored_shape).transpose(np.argsort(order))
+
+    return Kernel(max_pool_grad)
+
+
+@numpy_kernel.register
+def _same_layout(op: SameLayout, node: Apply) -> Kernel:
+    def same_layout(x: np.ndarray, like: np.ndarray) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.ndim < 2 or x.shape != like.shape:
+            return x
+        order = stored_order(like)
+        if stored_order(x) == order:
+            return x
+        copied = workspace.empty(tuple(x.shape[axis] for axis in order), x.dtype).transpose(np.argsort(order))
+        copied[...] = x
+        return copied
+
+    return Kernel(same_layout)
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    return array if array.flags.c_contiguous else _copy(array)
+
+
+def _in_order(array: np.ndarray) -> np.ndarray:
+    """``array`` itself if its axes are stored in their order (contiguous or not), else a copy."""
+    return array if stored_order(array) == tuple(range(array.ndim)) else _copy(array)
+
+
+@numpy_kernel.register
+def _max_pool(op: MaxPool2d, node: Apply) -> Kernel:
+    """Without padding: the maximum of each window, rows first (as the op's ``perform``), into
+    arrays stored as the input is. With padding: the op's own computation."""
+    (ph, pw), (sh, sw), perform = op.pool_size, op.stride, op.perform
+
+    def max_pool(x: np.ndarray) -> np.ndarray:
+        if op.padding != (0, 0):
+            return perform(x)
+        counts = op.output_counts(x.shape)
+        rows = [x[:, :, window_slice(i, counts[0], sh), :] for i in range(ph)]
+        combined = _maximum(rows)
+        return _maximum([combined[:, :, :, window_slice(j, counts[1], sw)] for j in range(pw)])
+
+    return Kernel(max_pool)
+
+
+def _maximum(arrays: list[np.ndarray]) -> np.ndarray:
+    """The elementwise maximum of ``arrays`` into a new array stored as the first is."""
+    order = stored_order(arrays[0])
+    result = workspace.empty(tuple(arrays[0].shape[axis] for axis in order), arrays[0].dtype)
+    result = result.transpose(np.argsort(order))
+    outermost = order[0]
+
+    def combine(part: slice) -> None:  # along the outermost stored axis
+        index: list = [slice(None)] * result.ndim
+        index[outermost] = part
+        where = tuple(index)
+        if len(arrays) == 1:
+            result[where] = arrays[0][where]
+            return
+        np.maximum(arrays[0][where], arrays[1][where], out=result[where])
+        for array in arrays[2:]:
+            np.maximum(result[where], array[where], out=result[where])
+
+    threads.in_parts(combine, result.shape[outermost], sum(array.nbytes for array in arrays))
+    return result
+
+
+def _cell_axis(order: tuple[int, ...], axis: int) -> int:
+    """The position of the cell axis of NCHW axis ``axis`` (2: H, 3: W) among the stored axes
+    once H and W are each split into (windows, cells)."""
+    position = order.index(axis)
+    return position + sum(1 for earlier in order[:position] if earlier in (2, 3)) + 1

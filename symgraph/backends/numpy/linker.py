@@ -16,12 +16,18 @@ For ``y = exp(x) + 1`` on a vector ``x`` the source reads::
         if i0.__class__ is not ndarray or i0.dtype is not d2 or i0.ndim != 1: i0 = convert1(i0)
         try:
             v5 = f4(i0)
-            v5 = f6(v5, c3, out=v5)
+            v5 = f6(v5, c3, v5)
         except BaseException as error:
             fail(error, line_table)
         return v5
 
 (``exp`` makes a new array, which ``+ 1`` overwrites, reusing its name, since nothing else reads it.)
+
+A program of more than ``_PART_SIZE`` statements is cut into functions of that many (``part12``...),
+each compiled on its own: CPython's ``compile()`` of one function of 100,000 lines takes seconds
+and over a gigabyte. The program calls them in turn, passing each the values it reads in a list
+that the part empties (so that it holds the only reference to what dies inside it) and taking
+back the values later statements read. The parts' lines are numbered as in ``f.source``.
 
 Updates computed straight into a shared array (``W <- W - lr * g``) come last, in two versions:
 in place, and, when numpy is set to raise on floating-point errors (or warnings are errors),
@@ -33,6 +39,9 @@ from __future__ import annotations
 
 import itertools
 import linecache
+import re
+import time
+import types
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,6 +54,8 @@ from ...graph.fgraph import FunctionGraph
 from ...graph.type import TensorType
 from .. import runtime
 from ..base import LinkOptions, Program
+from ..profile import Profile, shapes_of
+from ..profile import clock as profile_clock
 from .kernels import Kernel
 from .memory import MemoryPlan
 
@@ -62,7 +73,9 @@ class _Writer:
             "copyto": np.copyto,
             "STATE_LOCK": STATE_LOCK,
         }
-        self.statements: list[tuple[str, Apply | None, int]] = []
+        #: ``(statement, node, depth, reads, writes)``: the local names a statement reads and binds
+        #: (``None`` when not given: then any name in it may be read, none is bound).
+        self.statements: list[tuple[str, Apply | None, int, tuple | None, tuple]] = []
         self.depth = 0  #: extra indentation of the statements emitted now
         self.scalar_expressions = False  #: write 0-d arithmetic as Python operators (in loops)
         #: node -> (array expression, shape expression): an elementwise node writes its result
@@ -85,12 +98,13 @@ class _Writer:
     def fresh(self, prefix: str) -> str:
         return f"{prefix}{next(self._numbers)}"
 
-    def emit(self, statement: str, node: Apply | None = None) -> None:
-        self.statements.append((statement, node, self.depth))
+    def emit(self, statement: str, node: Apply | None = None, reads: tuple | None = None, writes: tuple = ()) -> None:
+        self.statements.append((statement, node, self.depth, reads, writes))
 
 
 def link(fgraph: FunctionGraph, plan: MemoryPlan, kernels: dict[Apply, Kernel], options: LinkOptions) -> Program:
     """The generated program computing ``fgraph``'s outputs and updates as ``plan`` says."""
+    started = time.perf_counter()
     outputs, updates = fgraph.outputs, fgraph.updates
     writer = _Writer()
     head = _argument_checks(writer, fgraph.inputs, options)
@@ -108,10 +122,13 @@ def link(fgraph: FunctionGraph, plan: MemoryPlan, kernels: dict[Apply, Kernel], 
         prologue.append(f"{arguments}, = {writer.bind('unalias', runtime.unalias)}(({arguments},), ({targets},))")
 
     check = writer.bind("check", runtime.debug_check) if options.debug else None
+    profile = Profile(plan.order) if options.profile else None
+    timer = _profile_timer(writer, profile) if profile is not None else None
     for position, node in enumerate(plan.order[: plan.commit_start]):
-        _emit_node(writer, node, kernels[node], plan, position, check)
+        _emit_node(writer, node, kernels[node], plan, position, check, timer=timer)
+    body_end = len(writer.statements)
     returned = _take_outputs(writer, outputs, plan)
-    _emit_commit_nodes(writer, plan, kernels, check)
+    _emit_commit_nodes(writer, plan, kernels, check, timer)
     commits = _prepare_updates(writer, updates, plan) if options.apply_updates else []
 
     printable = "".join(character if character.isprintable() else "?" for character in options.name)
@@ -124,33 +141,138 @@ def link(fgraph: FunctionGraph, plan: MemoryPlan, kernels: dict[Apply, Kernel], 
         indent = "        "
     lines += [indent + line for line in prologue]
     lines.append(indent + "try:")
+    after = ["except BaseException as error:"] + ["    " + line for line in restores] + ["    fail(error, line_table)"]
+    if not options.apply_updates:
+        after += restores  # .eval() never advances random state
+    after += commits
+    if options.single_output:
+        ending = f"return {returned[0]}"
+    elif options.single_output is None:  # outputs=None
+        ending = "return None"
+    else:
+        ending = f"return [{', '.join(returned)}]"
+    statements = writer.statements
+    parts: list[list[str]] = []
+    if body_end > _PART_SIZE:
+        # One huge function costs CPython's compile() much time and memory: compiled in parts.
+        statements, parts = _split(writer, body_end, after + [ending])
     line_table: dict[int, Apply] = {}
-    for statement, node, depth in writer.statements:
+    units = []  # (first line, text) of each function, compiled one at a time
+    offset = 0  # the lines written so far
+    for header, part_statements, part_ending in parts:
+        first = offset + 1
+        offset += len(header)
+        for _, node in part_statements:
+            offset += 1
+            if node is not None:
+                line_table[offset] = node
+        offset += len(part_ending)
+        body = "\n".join("    " + statement for statement, _ in part_statements)
+        units.append((first, "\n".join(header) + "\n" + body + "\n" + "\n".join(part_ending) + "\n"))
+    for statement, node, depth, _, _ in statements:
         lines.append(indent + "    " * (depth + 1) + statement)
         if node is not None:
-            line_table[len(lines)] = node
-    if not writer.statements:  # nothing to compute (no outputs, no updates)
+            line_table[offset + len(lines)] = node
+    if not statements:  # nothing to compute (no outputs, no updates)
         lines.append(indent + "    pass")
-    lines.append(indent + "except BaseException as error:")
-    lines += [indent + "    " + line for line in restores]
-    lines.append(indent + "    fail(error, line_table)")
-    if not options.apply_updates:
-        lines += [indent + line for line in restores]  # .eval() never advances random state
-    lines += [indent + line for line in commits]
-    if options.single_output:
-        lines.append(f"    return {returned[0]}")
-    elif options.single_output is None:  # outputs=None
-        lines.append("    return None")
-    else:
-        lines.append(f"    return [{', '.join(returned)}]")
-    source = "\n".join(lines) + "\n"
+    lines += [indent + line for line in after]
+    lines.append("    " + ending)
+    units.append((offset + 1, "\n".join(lines) + "\n"))
+    source = "".join(text for _, text in units)
     writer.namespace["line_table"] = line_table
-    exec(compile(source, filename, "exec"), writer.namespace)
+    generated = time.perf_counter()
+    for first, text in units:
+        _define(text, first, filename, writer.namespace)
     run = writer.namespace["program"]
     # The source is there for tracebacks for as long as the function lives, no longer.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     weakref.finalize(run, linecache.cache.pop, filename, None)
-    return Program(run, list(plan.order), source, line_table)
+    times = {"code generation": generated - started, "compile()": time.perf_counter() - generated}
+    return Program(run, list(plan.order), source, line_table, profile=profile, pass_times=times)
+
+
+def _define(text: str, first_line: int, filename: str, namespace: dict) -> None:
+    """Compiles ``text``, one ``def``, as lines ``first_line...`` of ``filename`` and binds the
+    function it defines in ``namespace``."""
+    module = compile(text, filename, "exec")
+    (code,) = [constant for constant in module.co_consts if isinstance(constant, types.CodeType)]
+    code = code.replace(co_firstlineno=code.co_firstlineno + first_line - 1)
+    namespace[code.co_name] = types.FunctionType(code, namespace)
+
+
+#: Statements per separately compiled function of a large program.
+_PART_SIZE = 1000
+_NAME = re.compile(r"\b[a-z]+[0-9]+\b")
+
+
+def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]:
+    """The statements of the program's body cut into parts of ``_PART_SIZE``, each a function of
+    its own: it takes the values it reads that earlier statements made (in a list, which it
+    empties, so that it holds the only reference to those the program no longer needs and can
+    drop them early) and returns the values that later statements read. Returns the program's
+    statements (each part's call, then the rest) and the parts, each ``(header lines,
+    [(statement, node)], return lines)``."""
+    namespace = writer.namespace
+    body, rest = writer.statements[:body_end], writer.statements[body_end:]
+    # Live after the body: what the rest reads, read backwards (branches bind nothing for sure).
+    live = {name for line in tail for name in _NAME.findall(line) if name not in namespace}
+    for statement, _, depth, reads, writes in reversed(rest):
+        if depth == 0:
+            live.difference_update(writes)
+        live.update(reads if reads is not None else (n for n in _NAME.findall(statement) if n not in namespace))
+    cuts = list(range(0, body_end, _PART_SIZE))
+    liveness = []  # (reads from before, binds for later, needed after) per part, computed backwards
+    for start in reversed(cuts):
+        chunk = body[start : start + _PART_SIZE]
+        bound: set[str] = set()
+        exposed: set[str] = set()
+        for statement, _, _, reads, writes in chunk:
+            for name in reads if reads is not None else _NAME.findall(statement):
+                if name not in bound:
+                    exposed.add(name)
+            bound.update(writes)
+        exposed = {name for name in exposed if name not in namespace}
+        returned = sorted(live & bound, key=_number)
+        needed_after = set(live)
+        live = (live - bound) | exposed
+        liveness.append((sorted(exposed, key=_number), returned, needed_after))
+    liveness.reverse()
+    holder = writer.fresh("a")
+    program: list[tuple] = []
+    parts = []
+    for start, (taken, returned, needed_after) in zip(cuts, liveness):
+        name = writer.fresh("part")
+        header = [f"def {name}({holder}):"]
+        if taken:
+            header += [f"    {', '.join(taken)}, = {holder}", f"    {holder}.clear()"]
+        ending = [f"    return {', '.join(returned)}," if returned else "    return None"]
+        statements = [(statement, node) for statement, node, _, _, _ in body[start : start + _PART_SIZE]]
+        parts.append((header, statements, ending))
+        rebound = set(returned)
+        dropped = [name for name in taken if name not in needed_after or name in rebound]
+        call = f"{name}({holder})"
+        if taken:
+            setup = f"{holder} = [{', '.join(taken)}]" + (f"; del {', '.join(dropped)}" if dropped else "")
+            program.append((setup, None, 0, None, ()))
+        program.append((f"{', '.join(returned)}, = {call}" if returned else call, None, 0, None, ()))
+    return program + rest, parts
+
+
+def _number(name: str) -> int:
+    return int(name.lstrip("abcdefghijklmnopqrstuvwxyz"))
+
+
+def _profile_timer(writer: _Writer, profile: Profile) -> tuple[str, str, str, str, str, str]:
+    """The names a profiled program times its nodes with: the clock, the local holding the
+    start, the profile's lists of times, counts and shapes, and the function taking shapes."""
+    return (
+        writer.bind("clock", profile_clock),
+        writer.fresh("t"),
+        writer.bind("T", profile.times),
+        writer.bind("C", profile.counts),
+        writer.bind("H", profile.shapes),
+        writer.bind("shapes", shapes_of),
+    )
 
 
 # --- the parts of the program -------------------------------------------------------------------
@@ -208,7 +330,9 @@ def _state_prologue(writer: _Writer, shared: Sequence[SharedVariable]) -> tuple[
     return prologue, restores
 
 
-def _emit_commit_nodes(writer: _Writer, plan: MemoryPlan, kernels: dict[Apply, Kernel], check: str | None) -> None:
+def _emit_commit_nodes(
+    writer: _Writer, plan: MemoryPlan, kernels: dict[Apply, Kernel], check: str | None, timer: tuple | None
+) -> None:
     """The nodes that compute updates straight into shared arrays: in place when that cannot
     raise half-way, else into new arrays (the same statements without ``out=``)."""
     commit_positions = range(plan.commit_start, len(plan.order))
@@ -221,7 +345,7 @@ def _emit_commit_nodes(writer: _Writer, plan: MemoryPlan, kernels: dict[Apply, K
     named = dict(writer.identifier)
     for position in commit_positions:
         node = plan.order[position]
-        _emit_node(writer, node, kernels[node], plan, position, check)
+        _emit_node(writer, node, kernels[node], plan, position, check, timer=timer)
     writer.depth -= 1
     writer.emit("else:")
     writer.depth += 1
@@ -229,7 +353,7 @@ def _emit_commit_nodes(writer: _Writer, plan: MemoryPlan, kernels: dict[Apply, K
     writer.identifier = named
     for position in commit_positions:
         node = plan.order[position]
-        _emit_node(writer, node, kernels[node], plan, position, check, in_place=False, names=in_place)
+        _emit_node(writer, node, kernels[node], plan, position, check, in_place=False, names=in_place, timer=timer)
     writer.depth -= 1
 
 
@@ -240,7 +364,7 @@ def _commit_guard(writer: _Writer, plan: MemoryPlan) -> str | None:
     for position, choice in plan.commits():
         arguments = [writer.identifier[variable] for variable in plan.order[position].inputs]
         written = arguments[choice.position]
-        tests += [f"{written}.shape[{offset}:] == {arguments[other]}.shape" for other, offset in choice.guards]
+        tests += _shape_tests(written, arguments, choice.guards)
     if not tests:
         return None
     name = writer.fresh("g")
@@ -257,36 +381,43 @@ def _emit_node(
     check: str | None,
     in_place: bool = True,
     names: dict[Variable, str] | None = None,
+    timer: tuple | None = None,
 ) -> None:
     """The node's statement. Its outputs take the names of the values that die here (which drops
     those values as it binds the new ones), or the ``names`` given; the other dying values are
-    deleted, to free memory early. ``in_place=False`` writes into no input."""
+    deleted, to free memory early. ``in_place=False`` writes into no input. With a ``timer``
+    (profiling), the statement is timed and its inputs' shapes are kept."""
+    identifier = writer.identifier
     choice = plan.inplace.get(position) if in_place else None
-    committing = position >= plan.commit_start
-    dying = [writer.identifier[v] for v in plan.deaths.get(position, ()) if v in writer.identifier]
+    deaths = plan.deaths.get(position)
+    dying = [identifier[v] for v in deaths if v in identifier] if deaths else []
     if choice is not None and not kernel.writes_out:
         function = writer.bind("f", kernel.inplace_function)
     else:
         function = writer.bind("f", kernel.function)
-    arguments = [writer.identifier[variable] for variable in node.inputs]
+    arguments = [identifier[variable] for variable in node.inputs]
     for output in node.outputs:
         if names is not None:
-            writer.identifier[output] = names[output]
+            identifier[output] = names[output]
         else:
-            writer.identifier[output] = dying.pop() if dying else writer.fresh("v")
-    dying = [name for name in dying if all(name != writer.identifier[output] for output in node.outputs)]
-    targets = ", ".join(writer.identifier[output] for output in node.outputs)
-    if len(node.outputs) > 1:
-        targets += ","
-    call = f"{function}({', '.join(arguments)})"
+            identifier[output] = dying.pop() if dying else writer.fresh("v")
+    written = tuple(identifier[output] for output in node.outputs)
+    if dying and names is not None:
+        dying = [name for name in dying if name not in written]
+    targets = ", ".join(written) + ("," if len(written) > 1 else "")
+    listed = ", ".join(arguments)
+    call = f"{function}({listed})"
+    reads: tuple | None = tuple(arguments)
     if writer.scalar_expressions and kernel.scalar_expression is not None:
         call = kernel.scalar_expression.format(*arguments)
     destination = writer.destinations.get(node)
+    if destination is not None:
+        reads = None  # the destination's expressions name other values too
     if destination is not None and kernel.writes_out:
         target, shape = destination
         rank = node.outputs[0].ndim
         tests = [f"{a}.shape == {shape}" for a, v in zip(arguments, node.inputs) if v.ndim == rank]
-        call = f"{function}({', '.join(arguments)}, out={target}) if {' and '.join(tests)} else {call}"
+        call = f"{function}({listed}, out={target}) if {' and '.join(tests)} else {call}"
     elif destination is not None and kernel.destroys == (0,) and choice is None:
         target, shape = destination
         overwrite = writer.bind("f", kernel.inplace_function)
@@ -294,17 +425,35 @@ def _emit_node(
         rest = "".join(", " + argument for argument in arguments[1:])
         call = f"{overwrite}({copied}{rest}) if {arguments[0]}.shape == {shape} else {call}"
     elif choice is not None and kernel.writes_out:
-        written = arguments[choice.position]
-        in_place_call = f"{function}({', '.join(arguments)}, out={written})"
+        overwritten = arguments[choice.position]
+        keyword = "" if kernel.out_positional else "out="
+        in_place_call = f"{function}({listed}, {keyword}{overwritten})"
         # Shared updates were tested together, before any was written (see _commit_guard).
-        tests = [] if committing else [f"{written}.shape[{o}:] == {arguments[i]}.shape" for i, o in choice.guards]
+        committing = position >= plan.commit_start
+        tests = [] if committing else _shape_tests(overwritten, arguments, choice.guards)
         call = f"{in_place_call} if {' and '.join(tests)} else {call}" if tests else in_place_call
-    writer.emit(f"{targets} = {call}", node)
+    if timer is not None:
+        clock, start, times, counts, shapes, shapes_of = timer
+        writer.emit(f"{shapes}[{position}] = {shapes_of}({', '.join(arguments)})", reads=tuple(arguments))
+        writer.emit(f"{start} = {clock}()", reads=(), writes=(start,))
+    writer.emit(f"{targets} = {call}", node, reads=reads, writes=written)
+    if timer is not None:
+        writer.emit(f"{times}[{position}] += {clock}() - {start}; {counts}[{position}] += 1", reads=(start,))
     if check is not None:
-        values = ", ".join(writer.identifier[output] for output in node.outputs)
-        writer.emit(f"{check}({writer.bind('node', node)}, ({values},))", node)
+        writer.emit(f"{check}({writer.bind('node', node)}, ({', '.join(written)},))", node, reads=written)
     if dying:
-        writer.emit(f"del {', '.join(dying)}")
+        writer.emit(f"del {', '.join(dying)}", reads=tuple(dying))
+
+
+def _shape_tests(written: str, arguments: list[str], guards: list[tuple]) -> list[str]:
+    """The run-time tests that broadcasting the other arguments into ``written`` leaves its shape."""
+    tests = []
+    for other, offset, axes in guards:
+        if axes is None:
+            tests.append(f"{written}.shape[{offset}:] == {arguments[other]}.shape")
+        else:
+            tests += [f"{written}.shape[{offset + axis}] == {arguments[other]}.shape[{axis}]" for axis in axes]
+    return tests
 
 
 def _copied_into(target: np.ndarray, value: Any) -> np.ndarray:

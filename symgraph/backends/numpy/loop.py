@@ -265,7 +265,7 @@ class _LoopSource:
         filename = f"<symgraph loop {_printable(op.name)} #{next(_loop_numbers)}>"
         lines = [f"def loop({arguments}):"] + ["    " + line for line in self.prologue] + ["    try:"]
         line_table: dict[int, Apply] = {}
-        for statement, node, depth in writer.statements:
+        for statement, node, depth, *_ in writer.statements:
             lines.append("    " * (depth + 2) + statement)
             if node is not None:
                 line_table[len(lines)] = node

@@ -8,8 +8,9 @@ computation taking ``out=``; ``Kernel.destroys``: inputs a variant overwrites).
 
 - *In place.* An elementwise node may write its result into an input array (or a writable view
   of one) that this call made, when nothing uses that array or any view of it later, and it has
-  the result's dtype and shape. Where static shapes cannot prove the shape, a cheap run-time test of
-  the shapes chooses between writing in place and allocating.
+  the result's dtype and shape. Where neither static shapes nor the graph (two arrays computed
+  elementwise from one, or made of the same ``x.shape``: ``same_shapes``) prove the shape, a
+  cheap run-time test of the shapes chooses between writing in place and allocating.
 - *Shared updates in place.* ``W <- W - step`` is computed at the end of the call straight into
   ``W``'s array, as hand-written SGD does, once every output has been taken.
 - *Copies.* An output that may alias an input, a shared value, a constant, a read-only view or
@@ -32,10 +33,11 @@ _FOREVER = math.inf
 @dataclass
 class InPlace:
     """Node ``node`` writes into its input at ``position``; when ``guards`` is not empty, only if
-    ``input[position].shape[offset:] == input[other].shape`` for each ``(other, offset)``."""
+    for each ``(other, offset, axes)``, ``input[position].shape[offset + axis] ==
+    input[other].shape[axis]`` for each of ``axes`` (``None``: every axis, the whole shape)."""
 
     position: int
-    guards: list[tuple[int, int]] = field(default_factory=list)
+    guards: list[tuple[int, int, tuple[int, ...] | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -72,6 +74,44 @@ def alias_roots(nodes: Sequence[Apply]) -> tuple[dict[Variable, Variable], set[i
     return roots, read_only
 
 
+def same_shapes(nodes: Sequence[Apply], kernels: dict[Apply, Kernel]) -> dict[int, int]:
+    """Classes of variables whose arrays certainly have the same shape when the graph runs, whatever
+    the unknown lengths: ``id(variable) -> id`` of the first variable of its class (a variable
+    missing is alone in its). An elementwise result has the shape of an input that the others
+    broadcast into without changing it; ``x.shape`` carries ``x``'s class to what is shaped by it."""
+    classes: dict[int, int] = {}
+    kind = lambda variable: classes.get(id(variable), id(variable))  # noqa: E731
+    shape_values: dict[int, int] = {}  # id of a shape vector -> the class of the array it measures
+    for node in nodes:
+        kernel = kernels[node]
+        inputs = node.inputs
+        if kernel.writes_out and len(node.outputs) == 1:
+            output_shape = node.outputs[0].type.shape
+            if len(inputs) == 1:
+                if len(inputs[0].type.shape) == len(output_shape):
+                    classes[id(node.outputs[0])] = kind(inputs[0])
+                continue
+            for variable in inputs:
+                shape = variable.type.shape
+                if len(shape) != len(output_shape):
+                    continue
+                variable_kind = kind(variable)
+                if all(
+                    other is variable or fits_into(other.type.shape, shape) or kind(other) == variable_kind
+                    for other in inputs
+                ):
+                    classes[id(node.outputs[0])] = variable_kind
+                    break
+        elif kernel.shape_value_of is not None:
+            shape_values[id(node.outputs[0])] = kind(inputs[kernel.shape_value_of])
+        if kernel.shaped_by is not None:
+            output_index, input_index = kernel.shaped_by
+            measured = shape_values.get(id(inputs[input_index]))
+            if measured is not None:
+                classes[id(node.outputs[output_index])] = measured
+    return classes
+
+
 def plan_memory(
     nodes: Sequence[Apply],
     outputs: Sequence[Variable],
@@ -83,10 +123,12 @@ def plan_memory(
     ``outputs`` and ``updates``; ``inplace=False`` (modes without in-place computation) plans no
     overwrite at all."""
     roots, read_only = alias_roots(nodes)
-    root = lambda variable: roots.get(variable, variable)  # noqa: E731
+    root_of = roots.get
+    root = lambda variable: root_of(variable, variable)  # noqa: E731
+    classes = same_shapes(nodes, kernels) if inplace else {}
     kept = {id(variable) for variable in outputs} | {id(value) for _, value in updates}
 
-    commits = _shared_commits(nodes, outputs, updates, root, kernels) if inplace else {}
+    commits = _shared_commits(nodes, outputs, updates, root, kernels, classes) if inplace else {}
     order = [node for node in nodes if id(node) not in commits] + [node for node in nodes if id(node) in commits]
     commit_start = len(order) - len(commits)
 
@@ -98,8 +140,9 @@ def plan_memory(
         last_use[variable] = _FOREVER
     group_end: dict[Variable, float] = {}
     for variable, end in last_use.items():
-        owner = root(variable)
-        group_end[owner] = max(group_end.get(owner, -1), end)
+        owner = root_of(variable, variable)
+        if group_end.get(owner, -1) < end:
+            group_end[owner] = end
 
     plan: dict[int, InPlace] = {}
     if inplace:
@@ -107,7 +150,7 @@ def plan_memory(
             if id(node) in commits:
                 plan[position] = commits[id(node)]
                 continue
-            choice = _choose_inplace(node, kernels[node], position, root, group_end, read_only)
+            choice = _choose_inplace(node, kernels[node], position, roots, group_end, read_only, classes)
             if choice is not None:
                 plan[position] = choice
 
@@ -137,55 +180,72 @@ def plan_memory(
 
 
 def _writable_tensor(variable: Variable, result: Variable) -> bool:
+    variable_type, result_type = variable.type, result.type
     return (
-        isinstance(variable.type, TensorType)
-        and variable.ndim >= 1
-        and variable.ndim == result.ndim
-        and variable.type.numpy_dtype == result.type.numpy_dtype
+        isinstance(variable_type, TensorType)
+        and len(variable_type.shape) == len(result_type.shape) >= 1
+        and variable_type.dtype == result_type.dtype
     )
 
 
-def _shape_guards(node: Apply, position: int) -> list[tuple[int, int]] | None:
+def _shape_guards(node: Apply, position: int, classes: dict[int, int]) -> list[tuple] | None:
     """What proves that broadcasting the inputs gives input ``position``'s shape: ``[]`` when the
-    static shapes prove it, run-time tests, or ``None`` when it can never hold."""
+    static shapes or the shape classes prove it, run-time tests, or ``None`` when it can never
+    hold. Only the axes the static shapes leave open are tested (a bias of static shape
+    ``(1, ?, 1, 1)`` is tested on its second axis alone)."""
     target = node.inputs[position]
+    target_shape = target.type.shape
+    kind = classes.get(id(target), id(target))
     guards = []
     for other_position, other in enumerate(node.inputs):
         if other_position == position or other is target:
             continue
-        if other.ndim > target.ndim:
+        other_shape = other.type.shape
+        offset = len(target_shape) - len(other_shape)
+        if offset < 0:
             return None
-        if not fits_into(other.type.shape, target.type.shape):
-            guards.append((other_position, target.ndim - other.ndim))
+        if fits_into(other_shape, target_shape) or classes.get(id(other), id(other)) == kind:
+            continue
+        axes = tuple(
+            axis
+            for axis, length in enumerate(other_shape)
+            if length != 1 and (length is None or length != target_shape[offset + axis])
+        )
+        guards.append((other_position, offset, None if len(axes) == len(other_shape) else axes))
     return guards
 
 
 def _choose_inplace(
-    node: Apply, kernel: Kernel, position: int, root, group_end: dict, read_only: set[int]
+    node: Apply, kernel: Kernel, position: int, roots: dict, group_end: dict, read_only: set[int], classes: dict
 ) -> InPlace | None:
-    candidates = range(len(node.inputs)) if kernel.writes_out else kernel.destroys
-    if not candidates or len(node.outputs) != 1:
+    if kernel.writes_out:
+        candidates: Sequence[int] = range(len(node.inputs))
+    elif kernel.destroys:
+        candidates = kernel.destroys
+    else:
+        return None
+    if len(node.outputs) != 1:
         return None
     result = node.outputs[0]
     for candidate in candidates:
         variable = node.inputs[candidate]
-        base = root(variable)
+        base = roots.get(variable, variable)
         if (
-            base.owner is None  # an input, a shared value or a constant: never ours to overwrite
+            group_end.get(base) != position  # it, or a view of it, is still needed
+            or base.owner is None  # an input, a shared value or a constant: never ours to overwrite
             or id(variable) in read_only
-            or group_end.get(base) != position  # it, or a view of it, is still needed
             or not _writable_tensor(variable, result)
         ):
             continue
         if not kernel.writes_out:
             return InPlace(candidate)
-        guards = _shape_guards(node, candidate)
+        guards = _shape_guards(node, candidate, classes)
         if guards is not None:
             return InPlace(candidate, guards)
     return None
 
 
-def _shared_commits(nodes, outputs, updates, root, kernels: dict[Apply, Kernel]) -> dict[int, InPlace]:
+def _shared_commits(nodes, outputs, updates, root, kernels: dict[Apply, Kernel], classes: dict) -> dict[int, InPlace]:
     """Update nodes that can write straight into their shared variable's array, by node id."""
     used = {id(variable) for node in nodes for variable in node.inputs}
     used |= {id(variable) for variable in outputs}
@@ -209,7 +269,7 @@ def _shared_commits(nodes, outputs, updates, root, kernels: dict[Apply, Kernel])
             continue
         for position, variable in enumerate(node.inputs):
             if variable is shared and _writable_tensor(shared, value):
-                guards = _shape_guards(node, position)
+                guards = _shape_guards(node, position, classes)
                 if guards is not None:
                     commits[id(node)] = InPlace(position, guards)
                     targets.add(id(shared))

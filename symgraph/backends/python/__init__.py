@@ -24,6 +24,7 @@ from ...ops.scan import Scan
 from ...ops.subgraph import Map
 from .. import runtime
 from ..base import Backend, LinkOptions, Program
+from ..profile import Profile, clock, shapes_of
 
 
 @functools.singledispatch
@@ -54,7 +55,11 @@ class PythonBackend(Backend):
 
     def link(self, fgraph: FunctionGraph, options: LinkOptions) -> Program:
         steps = [(node, python_kernel(node.op, node)) for node in fgraph.order]
-        return Program(_interpreter(fgraph, steps, options), [node for node, _ in steps])
+        order = [node for node, _ in steps]
+        profile = Profile(order) if options.profile else None
+        if profile is not None:  # each kernel timed, the loop unchanged
+            steps = [(node, _timed(kernel, index, profile)) for index, (node, kernel) in enumerate(steps)]
+        return Program(_interpreter(fgraph, steps, options), order, profile=profile)
 
     def compile_inner(self, fgraph: FunctionGraph) -> Callable[..., Sequence[Any]]:
         run = self.link(fgraph, LinkOptions(name="inner graph", apply_updates=False)).run
@@ -106,6 +111,21 @@ def _interpreter(fgraph: FunctionGraph, steps: list, options: LinkOptions) -> Ca
         return None if options.single_output is None else returned
 
     return run
+
+
+def _timed(kernel: Callable[..., Any], index: int, profile: Profile) -> Callable[..., Any]:
+    """``kernel``, adding its time, a run and its arguments' shapes to node ``index`` of ``profile``."""
+    times, counts, shapes = profile.times, profile.counts, profile.shapes
+
+    def timed(*arguments: Any) -> Any:
+        shapes[index] = shapes_of(*arguments)
+        start = clock()
+        result = kernel(*arguments)
+        times[index] += clock() - start
+        counts[index] += 1
+        return result
+
+    return timed
 
 
 def _call(node: Apply, kernel: Callable[..., Any], arguments: list, debug: bool) -> Sequence[Any]:

@@ -1,0 +1,68 @@
+"""Large arrays for the numpy kernels, made from memory that arrays of the same size left behind.
+
+A training step makes the same large temporaries (im2col's columns, a convolution's output, a
+pooling's gradient) at every call and drops them by its end. Given back to the C library, that
+memory comes back at the next call as fresh pages, each zeroed by the operating system on first
+touch: on a 2-core machine about 40% of a small CNN's step went to those page faults. So the
+kernels take their large arrays from :func:`empty`, which hands out memory kept from arrays
+already dropped, as an allocator's free list does. Nothing a call computes is shared: an array
+from :func:`empty` belongs to whoever holds it, like any other, and its memory is only reused
+once nothing refers to it any more (the array, its views and whatever was computed in place in
+it). Calls stay independent of each other; at most ``LIMIT`` bytes are kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+
+#: Smaller arrays come from numpy's own allocator, which keeps such blocks itself.
+THRESHOLD = 1 << 18
+#: The most memory kept for reuse, in bytes.
+LIMIT = 1 << 28
+
+_free: dict[int, list[bytearray]] = {}
+_kept = 0
+_lock = threading.Lock()
+
+
+def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """``numpy.empty(shape, dtype)``, C-ordered, in recycled memory when it is large."""
+    dtype = np.dtype(dtype)
+    count = 1
+    for length in shape:
+        count *= length
+    size = count * dtype.itemsize
+    if size < THRESHOLD:
+        return np.empty(shape, dtype=dtype)
+    global _kept
+    with _lock:
+        kept = _free.get(size)
+        memory = kept.pop() if kept else None
+        if memory is not None:
+            _kept -= size
+    if memory is None:
+        memory = bytearray(size)
+    # ``owner`` owns no memory and its base is no array: every view of the array returned (and of
+    # its views) has ``owner`` as its base, so ``owner`` lives exactly as long as any of them.
+    owner = np.frombuffer(memory, dtype=np.uint8)
+    weakref.finalize(owner, _give_back, memory)
+    return owner.view(dtype).reshape(shape)
+
+
+def zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """``numpy.zeros(shape, dtype)``, in recycled memory when it is large."""
+    array = empty(shape, dtype)
+    array.fill(0)
+    return array
+
+
+def _give_back(memory: bytearray) -> None:
+    global _kept
+    with _lock:
+        if _kept + len(memory) <= LIMIT:
+            _free.setdefault(len(memory), []).append(memory)
+            _kept += len(memory)

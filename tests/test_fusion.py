@@ -1,0 +1,187 @@
+"""Fusions (``symgraph/rewrite/fusion.py``) and the memory the numpy kernels recycle: the same
+values as without them, and the memory of no live array reused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+from symgraph.backends.numpy import workspace
+from symgraph.nn.pool import MaxPool2dGrad
+
+
+def _conv_relu_pool_step(pool=2, stride=None, padding=0):
+    x = sg.tensor4("x")
+    w = sg.shared(np.random.default_rng(0).normal(size=(3, 2, 3, 3)), name="w")
+    h = sg.nn.relu(sg.nn.conv2d(x, w, padding=1))
+    pooled = sg.nn.max_pool2d(h, pool, stride=stride, padding=padding)
+    cost = (pooled * pooled).sum()
+    return x, sg.grad(cost, [x, w])
+
+
+def _gt_nodes(f):
+    return [node for node in f.nodes if node.op == sg.gt]
+
+
+@pytest.mark.parametrize(("pool", "stride", "padding"), [(2, None, 0), (3, 1, 1), ((2, 3), (2, 1), (1, 0))])
+def test_the_relu_mask_moves_before_the_pooling_gradient_and_changes_nothing(pool, stride, padding):
+    x, gradients = _conv_relu_pool_step(pool, stride, padding)
+    fused = sg.function([x], gradients)
+    plain = sg.function([x], gradients, mode="fast_compile")
+    (mask,) = _gt_nodes(fused)
+    route = next(node for node in fused.nodes if isinstance(node.op, MaxPool2dGrad))
+    assert mask.inputs[0] is route.inputs[1]  # compares the pooled array, not the full-size one
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(2, 2, 6, 6))
+    ties = np.round(values)  # many windows hold their maximum twice
+    for value in (values, ties):
+        for got, expected in zip(fused(value), plain(value)):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_python_backend_agrees_on_the_fused_graph():
+    x, gradients = _conv_relu_pool_step()
+    value = np.round(np.random.default_rng(2).normal(size=(2, 2, 6, 6)) * 2)
+    numpy_values = sg.function([x], gradients)(value)
+    python_values = sg.function([x], gradients, backend="python")(value)
+    for got, expected in zip(numpy_values, python_values):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_a_routed_gradient_used_elsewhere_is_not_fused():
+    z = sg.tensor4("z")
+    g = sg.tensor4("g")
+    pooled = sg.nn.max_pool2d(z, 2)
+    routed = MaxPool2dGrad((2, 2), (2, 2), (0, 0))(z, pooled, g)
+    f = sg.function([z, g], [routed * sg.gt(z, 0), routed])
+    assert len([node for node in f.nodes if isinstance(node.op, MaxPool2dGrad)]) == 1
+    assert _gt_nodes(f)[0].inputs[0] is z
+    value = np.random.default_rng(3).normal(size=(1, 1, 4, 4))
+    gradient = np.ones((1, 1, 2, 2))
+    masked, full = f(value, gradient)
+    np.testing.assert_allclose(masked, full * (value > 0))
+
+
+def test_a_mask_of_another_array_is_not_moved():
+    z, other, g = sg.tensor4("z"), sg.tensor4("other"), sg.tensor4("g")
+    routed = MaxPool2dGrad((2, 2), (2, 2), (0, 0))(z, sg.nn.max_pool2d(z, 2), g)
+    f = sg.function([z, other, g], routed * sg.gt(other, 0))
+    assert _gt_nodes(f)[0].inputs[0] is other
+    rng = np.random.default_rng(4)
+    value, mask_source, gradient = rng.normal(size=(1, 1, 4, 4)), rng.normal(size=(1, 1, 4, 4)), np.ones((1, 1, 2, 2))
+    plain = sg.function([z, other, g], routed * sg.gt(other, 0), mode="fast_compile")
+    np.testing.assert_allclose(f(value, mask_source, gradient), plain(value, mask_source, gradient))
+
+
+# --- recycled memory ----------------------------------------------------------------------------
+def test_large_arrays_reuse_the_memory_of_dropped_ones():
+    shape = (workspace.THRESHOLD // 8 + 3,)
+    first = workspace.empty(shape, np.float64)
+    address = first.ctypes.data
+    del first
+    second = workspace.empty(shape, np.float64)
+    assert second.ctypes.data == address
+    assert second.shape == shape and second.dtype == np.float64 and second.flags.c_contiguous
+    assert second.flags.writeable
+
+
+def test_memory_is_not_reused_while_a_view_lives():
+    shape = (4, workspace.THRESHOLD // 16)
+    array = workspace.empty(shape, np.float32)
+    array[...] = 7.0
+    view = array.T[1:]
+    address = array.ctypes.data
+    del array
+    other = workspace.empty(shape, np.float32)
+    assert other.ctypes.data != address
+    other[...] = -1.0
+    assert np.all(view == 7.0)
+
+
+def test_small_arrays_come_from_numpy():
+    small = workspace.empty((3, 4), np.int64)
+    assert small.base is None and small.shape == (3, 4)
+    np.testing.assert_array_equal(workspace.zeros((2, workspace.THRESHOLD), np.float32), 0)
+
+
+def test_no_more_than_the_limit_is_kept(monkeypatch):
+    monkeypatch.setattr(workspace, "LIMIT", workspace.THRESHOLD * 2)
+    monkeypatch.setattr(workspace, "_free", {})
+    monkeypatch.setattr(workspace, "_kept", 0)
+    arrays = [workspace.empty((workspace.THRESHOLD,), np.uint8) for _ in range(5)]
+    del arrays
+    assert workspace._kept <= workspace.THRESHOLD * 2
+    assert sum(len(kept) for kept in workspace._free.values()) == 2
+
+
+def test_a_training_step_gives_the_same_values_call_after_call():
+    x, gradients = _conv_relu_pool_step()
+    f = sg.function([x], gradients)
+    value = np.random.default_rng(5).normal(size=(4, 2, 8, 8))
+    first = [array.copy() for array in f(value)]
+    kept = f(value)  # held while the next calls run: their memory must not be reused
+    for _ in range(3):
+        again = f(value)
+        for got, expected in zip(again, first):
+            np.testing.assert_array_equal(got, expected)
+    for got, expected in zip(kept, first):
+        np.testing.assert_array_equal(got, expected)
+
+
+# --- kernels in parts on several threads -------------------------------------------------------
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_kernels_split_across_threads_compute_what_the_ops_do(monkeypatch, parts):
+    from symgraph.backends.numpy import threads
+
+    monkeypatch.setattr(threads, "MINIMUM", 0)  # split even the small arrays of a test
+    monkeypatch.setattr(threads, "cores", lambda: parts)
+    x = sg.tensor4("x")
+    w = sg.shared(np.random.default_rng(6).normal(size=(4, 3, 3, 3)), name="w")
+    h = sg.nn.relu(sg.nn.conv2d(x, w, padding=1))
+    pooled = sg.nn.max_pool2d(h, 2)
+    cost = (pooled * pooled).sum() + sg.nn.max_pool2d(h, 3, stride=1, padding=1).sum()
+    outputs = [cost, *sg.grad(cost, [x, w])]
+    value = np.round(np.random.default_rng(7).normal(size=(3, 3, 6, 8)) * 2)  # with ties
+    for got, expected in zip(sg.function([x], outputs)(value), sg.function([x], outputs, backend="python")(value)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_failing_part_makes_the_kernel_raise(monkeypatch):
+    from symgraph.backends.numpy import threads
+
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    done = []
+
+    def work(part):
+        if part.start:
+            raise ValueError("second part")
+        done.append(part)
+
+    with pytest.raises(ValueError, match="second part"):
+        threads.in_parts(work, 10, threads.MINIMUM)
+    assert done == [slice(0, 5)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_kernels_split_across_threads_work_in_a_forked_child(monkeypatch):
+    import multiprocessing
+
+    from symgraph.backends.numpy import threads
+
+    monkeypatch.setattr(threads, "MINIMUM", 0)
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    x = sg.tensor4("x")
+    f = sg.function([x], sg.nn.max_pool2d(x, 2))
+    value = np.random.default_rng(8).normal(size=(2, 3, 4, 4))
+    expected = f(value)  # the parent's worker thread now exists
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=lambda: sending.send(f(value)), daemon=True)  # forked: nothing pickled
+    child.start()
+    if not receiving.poll(60):
+        child.terminate()
+        raise AssertionError("the child computed nothing: its kernel's threads hung")
+    got = receiving.recv()
+    child.join()
+    np.testing.assert_array_equal(got, expected)
