@@ -107,7 +107,7 @@ def workload(index: int) -> tuple[tuple, int, list[np.ndarray], np.ndarray, np.n
         params = [
             p
             for a, b in zip(sizes[:-1], sizes[1:])
-            for p in (rng.standard_normal((a, b)).astype("float32") * np.sqrt(2 / a), np.zeros(b, "float32"))
+            for p in ((rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype("float32"), np.zeros(b, "float32"))
         ]
     X = rng.standard_normal((batch, sizes[0])).astype("float32")
     y = rng.integers(0, sizes[-1], batch).astype("int32")
