@@ -216,11 +216,15 @@ class Apply:
     ):
         self.op = op
         self.inputs = tuple(inputs)
-        names = output_names or [None] * len(output_types)
-        self.outputs = tuple(
-            Variable(output_type, self, index, name)
-            for index, (output_type, name) in enumerate(zip(output_types, names))
-        )
+        if output_names:
+            self.outputs = tuple(
+                [
+                    Variable(output_type, self, index, name)
+                    for index, (output_type, name) in enumerate(zip(output_types, output_names))
+                ]
+            )
+        else:  # most nodes: built for every node of every pass, so kept cheap
+            self.outputs = tuple([Variable(output_type, self, index) for index, output_type in enumerate(output_types)])
         self.source = user_source()
         self.gradient = build_context.gradient
         self.scope: Scope | None = build_context.scope

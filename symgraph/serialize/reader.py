@@ -317,8 +317,8 @@ class Reader:
         if data == "generator":
             return GeneratorType()
         fields = _fields(data, where, ("dtype", "shape"))
-        known = TensorType(
-            _dtype(fields["dtype"], f"{where}'s dtype"), _shape(fields["shape"], f"{where}'s shape", allow_none=True)
+        known = TensorType(  # by the dtype's name, as ops make types: the same interned object
+            _dtype(fields["dtype"], f"{where}'s dtype").name, _shape(fields["shape"], f"{where}'s shape", allow_none=True)
         )
         self.known_types[(fields["dtype"], tuple(fields["shape"]), tuple(map(type, fields["shape"])))] = known
         return known
@@ -452,16 +452,12 @@ class Reader:
             raise LoadError(f"{where}'s state must be an object of parameters, not {_what(state_data)}")
         state = {}
         for key, value in state_data.items():
-            attribute = getattr(cls, key, None)
-            if (
-                not key.isidentifier()
-                or keyword.iskeyword(key)
-                or key.startswith("__")
-                or callable(attribute)
-                or isinstance(attribute, property)
-            ):
+            if not _may_be_parameter(cls, key):
                 raise LoadError(f"{where}: {key[:80]!r} cannot be a parameter of {name}")
-            state[key] = self.value(value, f"{where}'s parameter {key!r}", in_op=True)
+            if value is None or type(value) in (bool, str, int, float):  # a plain value, as most are
+                state[key] = value
+            else:
+                state[key] = self.value(value, f"{where}'s parameter {key!r}", in_op=True)
         op = cls.__new__(cls)
         if hasattr(cls, "__setstate__"):
             op.__setstate__(state)  # type: ignore[attr-defined]
@@ -498,7 +494,9 @@ class Reader:
     def read_node(self, index: int, entry: Any) -> None:
         where = f"node {index}"
         fields = _fields(entry, where, ("op", "inputs", "outputs"), ("source", "scope", "gradient"))
-        op = self.op(_index(fields["op"], self.tables["ops"], where, "op", "'s op"))
+        op = self.ops.get(fields["op"]) if type(fields["op"]) is int else None  # read already
+        if op is None:
+            op = self.op(_index(fields["op"], self.tables["ops"], where, "op", "'s op"))
         variables = self.variables
         inputs = [
             variables[item] if type(item) is int and 0 <= item < len(variables) and variables[item] is not None
@@ -593,6 +591,20 @@ class Reader:
             raise
         except Exception as error:
             raise LoadError(f"{where} does not compile: {type(error).__name__}: {error}") from error
+
+
+@functools.lru_cache(maxsize=4096)
+def _may_be_parameter(cls: type, key: str) -> bool:
+    """Whether a saved op state may set attribute ``key`` of an op of class ``cls``: a name, not
+    a keyword, a dunder, a method or a property (checked once per class and name)."""
+    attribute = getattr(cls, key, None)
+    return not (
+        not key.isidentifier()
+        or keyword.iskeyword(key)
+        or key.startswith("__")
+        or callable(attribute)
+        or isinstance(attribute, property)
+    )
 
 
 def _same_kind(actual: Type, expected: Type | None) -> bool:
