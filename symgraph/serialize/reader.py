@@ -317,8 +317,8 @@ class Reader:
         if data == "generator":
             return GeneratorType()
         fields = _fields(data, where, ("dtype", "shape"))
-        known = TensorType(  # by the dtype's name, as ops make types: the same interned object
-            _dtype(fields["dtype"], f"{where}'s dtype").name, _shape(fields["shape"], f"{where}'s shape", allow_none=True)
+        known = TensorType(
+            _dtype(fields["dtype"], f"{where}'s dtype"), _shape(fields["shape"], f"{where}'s shape", allow_none=True)
         )
         self.known_types[(fields["dtype"], tuple(fields["shape"]), tuple(map(type, fields["shape"])))] = known
         return known
