@@ -510,8 +510,9 @@ class Reader:
             else _index(item, variables, where, "variable", "'s outputs")
             for item in _list(fields["outputs"], where)
         ]
+        types = self.types
         for output in outputs:
-            if self.types[output] is None or self.variables[output] is not None:
+            if types[output] is None or variables[output] is not None:
                 raise LoadError(
                     f"{where} computes variable {output}, which is not a variable left for a node to compute"
                 )
@@ -527,7 +528,7 @@ class Reader:
         if not isinstance(gradient, bool):
             raise LoadError(f"{where}'s gradient mark must be true or false, not {_what(gradient)}")
         if type(op).make_node is Op.make_node:  # output types depend on the op and input types only
-            input_types = tuple(variable.type for variable in inputs)
+            input_types = tuple([variable.type for variable in inputs])
             output_types = self.output_types.get((op, input_types))
             if output_types is None:
                 output_types = self.output_types[(op, input_types)] = list(op.output_types(*input_types))
@@ -540,15 +541,16 @@ class Reader:
                 f"the file lists {len(outputs)}"
             )
         node.source, node.gradient, node.scope = source, gradient, scope
+        entries = self.tables["variables"]
         for variable, output in zip(node.outputs, outputs):
-            expected = self.types[output]
+            expected = types[output]
             if variable.type is not expected and not _same_kind(variable.type, expected):  # types are interned
                 raise LoadError(
                     f"{where}: {op.name} gives {variable.type.describe()} for variable {output}, which the file "
                     f"says is {expected.describe()}"  # type: ignore[union-attr]
                 )
-            variable.name = self.tables["variables"][output]["name"]
-            self.variables[output] = variable
+            variable.name = entries[output]["name"]
+            variables[output] = variable
 
     # --- functions ----------------------------------------------------------------------------
     def read_function(self, index: int, entry: Any) -> Function:
