@@ -131,9 +131,19 @@ def _scalar(value: Any, dtype: np.dtype, where: str) -> Any:
             raise LoadError(f"{where}: {_what(value)} is not a {dtype} value")
     elif type(value) not in (int, float):
         raise LoadError(f"{where}: {_what(value)} is not a {dtype} value")
-    elif math.isfinite(value) and not math.isfinite(_as_float(value, dtype)):
+    elif (
+        not -_largest(dtype) <= value <= _largest(dtype)  # else it fits, and numpy need not be asked
+        and math.isfinite(value)
+        and not math.isfinite(_as_float(value, dtype))
+    ):
         raise LoadError(f"{where}: {_what(value)} does not fit a {dtype}")
     return value
+
+
+@functools.cache
+def _largest(dtype: np.dtype) -> float:
+    """The largest finite value of a float dtype: a number no larger fits it."""
+    return float(np.finfo(dtype).max)
 
 
 def _as_float(value: int | float, dtype: np.dtype) -> float:
@@ -327,7 +337,14 @@ class Reader:
         if type(entry) is dict and entry.get("kind") == "computed" and len(entry) == 3:  # most of them
             name = entry.get("name")
             if "type" in entry and (name is None or type(name) is str):
-                self.types[index] = self.type(entry["type"], f"variable {index}'s type")
+                data, known = entry["type"], None
+                shape = data.get("shape") if type(data) is dict and len(data) == 2 else None
+                if type(shape) is list:  # a type met before? (the lookup of Reader.type, inlined)
+                    try:
+                        known = self.known_types.get((data.get("dtype"), tuple(shape), tuple(map(type, shape))))
+                    except TypeError:  # an unhashable dtype or length: Reader.type says what is wrong
+                        known = None
+                self.types[index] = known if known is not None else self.type(data, f"variable {index}'s type")
                 return
         where = f"variable {index}"
         kind = entry.get("kind") if isinstance(entry, dict) else None
