@@ -198,7 +198,7 @@ class Reader:
         self.types: list[Type | None] = [None] * len(self.variables)
         self.known_types: dict[tuple, TensorType] = {}
         self.sources: dict[tuple, SavedSource] = {}
-        self.output_types: dict[tuple, list[Type]] = {}  # (op, input types) -> output types
+        self.output_types: dict[tuple, list[Type]] = {}  # ids of (op, *input types) -> output types
         self.ops: dict[int, Op] = {}
         self.building_ops: set[int] = set()
         self.scopes: list[Scope] = []
@@ -545,10 +545,13 @@ class Reader:
         if not isinstance(gradient, bool):
             raise LoadError(f"{where}'s gradient mark must be true or false, not {_what(gradient)}")
         if type(op).make_node is Op.make_node:  # output types depend on the op and input types only
-            input_types = tuple([variable.type for variable in inputs])
-            output_types = self.output_types.get((op, input_types))
+            # Keyed by identities (the op is this reader's, types are interned and held by the
+            # variables): hashing ops and types asks Python methods, for every node.
+            input_types = [variable.type for variable in inputs]
+            key = (id(op), *map(id, input_types))
+            output_types = self.output_types.get(key)
             if output_types is None:
-                output_types = self.output_types[(op, input_types)] = list(op.output_types(*input_types))
+                output_types = self.output_types[key] = list(op.output_types(*input_types))
             node = Apply(op, inputs, output_types)
         else:
             node = op.make_node(*inputs)
