@@ -225,9 +225,11 @@ class Apply:
             )
         else:  # most nodes: built for every node of every pass, so kept cheap
             self.outputs = tuple([Variable(output_type, self, index) for index, output_type in enumerate(output_types)])
-        self.source = user_source()
-        self.gradient = build_context.gradient
-        self.scope: Scope | None = build_context.scope
+        context = build_context  # a forced line (as rewrites give) is read here, sparing a call
+        source = context.source
+        self.source = source if source is not None else user_source()
+        self.gradient = context.gradient
+        self.scope: Scope | None = context.scope
 
     @property
     def out(self) -> Variable:

@@ -168,6 +168,11 @@ def _dtype(value: Any, where: str, kinds: str = "biuf") -> np.dtype:
     return dtype
 
 
+_NODE_NEEDED, _NODE_ALLOWED = (
+    frozenset(("op", "inputs", "outputs")),
+    frozenset(("op", "inputs", "outputs", "source", "scope", "gradient")),
+)
+
 #: The fields a variable of each kind may have beyond ``kind``, ``type`` and ``name``.
 _VARIABLE_FIELDS = {"input": (), "computed": (), "constant": ("value", "array"), "shared": ("array", "generator")}
 
@@ -510,7 +515,10 @@ class Reader:
 
     def read_node(self, index: int, entry: Any) -> None:
         where = f"node {index}"
-        fields = _fields(entry, where, ("op", "inputs", "outputs"), ("source", "scope", "gradient"))
+        if type(entry) is dict and _NODE_NEEDED <= entry.keys() <= _NODE_ALLOWED:  # as _fields checks, inlined
+            fields = entry
+        else:
+            fields = _fields(entry, where, ("op", "inputs", "outputs"), ("source", "scope", "gradient"))
         op = self.ops.get(fields["op"]) if type(fields["op"]) is int else None  # read already
         if op is None:
             op = self.op(_index(fields["op"], self.tables["ops"], where, "op", "'s op"))
