@@ -329,6 +329,8 @@ def _mutate(document, paths, rng) -> str:
         old = parent[key]
     except (KeyError, IndexError, TypeError):
         return f"skipped {path}"
+    if not isinstance(parent, (dict, list)):  # an earlier change put a string where a table was
+        return f"skipped {path}"
     choice = rng.integers(6)
     if choice == 0 and isinstance(parent, dict):
         del parent[key]

@@ -447,3 +447,33 @@ def test_inputs_with_defaults_and_names_keep_them():
     np.testing.assert_array_equal(g([2.0]), [1.0])  # the default
     np.testing.assert_array_equal(g([2.0], rate=3.0), [6.0])  # the keyword
     np.testing.assert_array_equal(copy.deepcopy(f)(x=[2.0]), [1.0])
+
+
+def test_ops_written_alike_are_one_entry_and_distinct_ones_stay_apart():
+    x = sg.matrix("x")
+    # Each use of .shape and .sum builds op objects of its own; dropouts differ by their key.
+    rng = sg.RandomStreams(5)
+    y = x.sum(axis=0) * x.shape[0] + x.sum(axis=0) / x.shape[1] + x.sum(axis=1).sum()
+    z = sg.nn.dropout(x, 0.5, rng=rng) + sg.nn.dropout(x, 0.5, rng=rng)
+    f = sg.function([x], [y, z.sum()], phase="train")
+    buffer = io.BytesIO()
+    sg.save(buffer, f)
+    saved = document(buffer)
+    texts = [json.dumps(entry, sort_keys=True) for entry in saved["ops"]]
+    assert len(texts) == len(set(texts))  # no entry twice
+    nodes_by_class = {}
+    for node in saved["nodes"]:
+        nodes_by_class.setdefault(saved["ops"][node["op"]].get("class"), []).append(node["op"])
+    sums = nodes_by_class["symgraph.ops.reduce.Reduce"]
+    # Five sums: over axis 0 three times (twice on x, once on the vector x.sum(axis=1)), over
+    # axis 1, over both: three entries.
+    axes = sorted(tuple(saved["ops"][op]["state"]["axes"]) for op in set(sums))
+    assert len(sums) == 5 and axes == [(0,), (0, 1), (1,)], (sums, axes)
+    masks = nodes_by_class["symgraph.nn.dropout.DropoutMask"]
+    assert len(masks) == 2 and len(set(masks)) == 2  # two draws stay two ops
+    loaded = round_trip(f)
+    data = np.random.default_rng(0).random((3, 4))
+    expected = f(data)
+    np.testing.assert_allclose(loaded(data)[0], expected[0])
+    rng_state_after = [loaded(data)[1] for _ in range(2)]
+    assert rng_state_after[0] != rng_state_after[1]  # the two masks still draw

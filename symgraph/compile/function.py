@@ -340,11 +340,14 @@ def function(
     laps.lap("inline")
     fgraph, automatic = specialize_phase(fgraph, phase)
     nodes = postorder(fgraph.computed + [value for _, value, _ in automatic]) if automatic else fgraph.nodes
-    automatic += state_updates(nodes)
+    state = state_updates(nodes)
+    automatic += state
     _check_clashes(user_updates, automatic, call_site)
     if apply_updates:
-        unchanged = nodes if not automatic else None  # the same graph: its nodes are known
-        fgraph = FunctionGraph(inputs, fgraph.outputs, fgraph.updates + [(s, v) for s, v, _ in automatic], unchanged)
+        if state:  # the nodes computing the new random states come last, as a walk of all would put them
+            seen = set(nodes)
+            nodes = nodes + [node for node in postorder([value for _, value, _ in state]) if node not in seen]
+        fgraph = FunctionGraph(inputs, fgraph.outputs, fgraph.updates + [(s, v) for s, v, _ in automatic], nodes)
     else:
         fgraph = FunctionGraph(inputs, fgraph.outputs)
     laps.lap("phase")

@@ -216,14 +216,20 @@ class Apply:
     ):
         self.op = op
         self.inputs = tuple(inputs)
-        names = output_names or [None] * len(output_types)
-        self.outputs = tuple(
-            Variable(output_type, self, index, name)
-            for index, (output_type, name) in enumerate(zip(output_types, names))
-        )
-        self.source = user_source()
-        self.gradient = build_context.gradient
-        self.scope: Scope | None = build_context.scope
+        if output_names:
+            self.outputs = tuple(
+                [
+                    Variable(output_type, self, index, name)
+                    for index, (output_type, name) in enumerate(zip(output_types, output_names))
+                ]
+            )
+        else:  # most nodes: built for every node of every pass, so kept cheap
+            self.outputs = tuple([Variable(output_type, self, index) for index, output_type in enumerate(output_types)])
+        context = build_context  # a forced line (as rewrites give) is read here, sparing a call
+        source = context.source
+        self.source = source if source is not None else user_source()
+        self.gradient = context.gradient
+        self.scope: Scope | None = context.scope
 
     @property
     def out(self) -> Variable:

@@ -7,13 +7,11 @@ error message or a picture needs it.
 
 from __future__ import annotations
 
-import contextlib
 import linecache
 import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -117,25 +115,34 @@ def warn_user(message: str) -> None:
 _KEEP = object()
 
 
-@contextlib.contextmanager
-def building(*, source: "Source | None" = None, gradient: bool | None = None, scope: Any = _KEEP) -> Iterator[None]:
+class building:  # noqa: N801 (used as a function: ``with building(source=...):``)
     """Nodes built inside get ``source`` as their line, ``gradient`` as their gradient mark and
     ``scope`` as their scope (``None`` for none).
 
     Used by ``sg.grad`` (gradient nodes carry the line that called it) and by rewrites (a new node
     carries the line, the mark and the scope of the node it stands for).
+
+    (A class, not ``contextlib.contextmanager``: compiling enters one per rewritten node, and a
+    generator-based context manager costs several times as much.)
     """
-    saved = build_context.source, build_context.gradient, build_context.scope
-    if source is not None:
-        build_context.source = source
-    if gradient is not None:
-        build_context.gradient = gradient
-    if scope is not _KEEP:
-        build_context.scope = scope
-    try:
-        yield
-    finally:
-        build_context.source, build_context.gradient, build_context.scope = saved
+
+    __slots__ = ("gradient", "saved", "scope", "source")
+
+    def __init__(self, *, source: "Source | None" = None, gradient: bool | None = None, scope: Any = _KEEP):
+        self.source, self.gradient, self.scope = source, gradient, scope
+
+    def __enter__(self) -> None:
+        context = build_context
+        self.saved = context.source, context.gradient, context.scope
+        if self.source is not None:
+            context.source = self.source
+        if self.gradient is not None:
+            context.gradient = self.gradient
+        if self.scope is not _KEEP:
+            context.scope = self.scope
+
+    def __exit__(self, *exception: Any) -> None:
+        build_context.source, build_context.gradient, build_context.scope = self.saved
 
 
 class in_scope:  # noqa: N801 (used as a function: ``with in_scope("batch_norm"):``)

@@ -11,6 +11,7 @@ one sort: see ``schedule``.)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from operator import is_
 
 from .basic import Apply, Variable
 from .op import Op
@@ -99,11 +100,12 @@ def rebuild(
         nodes = schedule(outputs, stop=list(memo))
     # Variables of the original graph are the user's: a rewrite that reuses one must not rename it.
     original = {id(node) for node in nodes}
+    get = memo.get
     for node in nodes:
-        inputs = [memo.get(variable, variable) for variable in node.inputs]
+        inputs = [get(variable, variable) for variable in node.inputs]
         new_outputs = rewrite(node, inputs) if rewrite is not None else None
         if new_outputs is None:
-            if all(new is old for new, old in zip(inputs, node.inputs)):
+            if all(map(is_, inputs, node.inputs)):
                 continue
             new_outputs = rebuild_node(node, inputs).outputs
         for old, new in zip(node.outputs, new_outputs):
@@ -127,7 +129,7 @@ def rebuild_node(node: Apply, inputs: Sequence[Variable]) -> Apply:
     context.gradient, context.scope = node.gradient, node.scope
     try:
         if type(node.op).make_node is Op.make_node and all(
-            new.type is old.type for new, old in zip(inputs, node.inputs)
+            map(is_, [new.type for new in inputs], [old.type for old in node.inputs])
         ):
             return Apply(node.op, inputs, [output.type for output in node.outputs])
         return node.op.make_node(*inputs)

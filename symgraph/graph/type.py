@@ -54,6 +54,10 @@ class TensorType(Type):
         if interned is None:
             interned = super().__new__(cls)
             interned._initialize(dtype, key[1])
+            # One object per numpy dtype and shape, whichever way the dtype was named ('float64',
+            # np.float64, np.dtype('float64')): passes compare types by identity first.
+            canonical = (interned.numpy_dtype, interned.shape)
+            interned = cls._interned.setdefault(canonical, interned) if len(cls._interned) < 100_000 else interned
             if len(cls._interned) < 100_000:
                 with contextlib.suppress(TypeError):
                     cls._interned[key] = interned

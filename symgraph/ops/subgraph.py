@@ -19,6 +19,7 @@ them as inputs instead of drawing again, so it uses the very masks of the forwar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -62,8 +63,14 @@ def instantiate(fgraph: FunctionGraph, inputs: Sequence[Variable], scope: Scope 
     gradient = build_context.gradient
     for node in postorder(fgraph.outputs, fgraph.inputs):
         new_inputs = [memo.get(variable, variable) for variable in node.inputs]
+        op = node.op
         with building(source=node.source, gradient=node.gradient or gradient, scope=moved(node.scope)):
-            new_node = node.op.make_node(*new_inputs)
+            if type(op).make_node is Op.make_node and all(
+                map(is_, [new.type for new in new_inputs], [old.type for old in node.inputs])
+            ):  # the same input types: the same output types (see ``rebuild_node``)
+                new_node = Apply(op, new_inputs, [output.type for output in node.outputs])
+            else:
+                new_node = op.make_node(*new_inputs)
         memo.update(zip(node.outputs, new_node.outputs))
     return [memo.get(output, output) for output in fgraph.outputs]
 

@@ -84,7 +84,7 @@ def specialize_phase(
             replacements, node_updates = op.specialize(current, phase)
         # What a specialization builds may hold phase-dependent nodes again (a subgraph's
         # gradient, say): specialize those too.
-        replacements, nested = _specialize_all(list(replacements), phase)
+        replacements, nested = _specialize_all(list(replacements), phase, inputs)
         updates.extend((shared, value, node) for shared, value in node_updates)
         updates.extend(nested)
         return replacements
@@ -116,10 +116,14 @@ def _specialize_inner(node: Apply, inputs: list[Variable], phase: str) -> tuple[
     return carried
 
 
-def _specialize_all(variables: list[Variable], phase: str) -> tuple[list[Variable], list[AutomaticUpdate]]:
-    if not phase_dependent_nodes(variables):
+def _specialize_all(
+    variables: list[Variable], phase: str, inputs: Sequence[Variable]
+) -> tuple[list[Variable], list[AutomaticUpdate]]:
+    """``variables``, built on ``inputs`` (specialized already), with the phase-dependent nodes
+    between specialized too (only those: the walk stops at ``inputs``)."""
+    if not any(node.op.phase_dependent for node in postorder(variables, inputs)):
         return variables, []
-    specialized, updates = specialize_phase(FunctionGraph([], variables), phase)
+    specialized, updates = specialize_phase(FunctionGraph(inputs, variables), phase)
     return specialized.outputs, updates
 
 

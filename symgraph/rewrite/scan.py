@@ -21,6 +21,7 @@ from ..graph.traversal import postorder, rebuild
 from ..ops.linalg import Dot, Matmul
 from ..ops.scan import Scan
 from ..ops.shape import DimShuffle, SumTo
+from .walk import tracks
 
 
 def prune_scans(fgraph: FunctionGraph) -> FunctionGraph:
@@ -105,6 +106,7 @@ def _pruned(op: Scan, used: list[bool]) -> tuple[Scan, list[int], list[int | Non
     return new_op, kept_inputs, positions
 
 
+@tracks(Scan)  # tried on loops only
 def push_out_products(node: Apply) -> Sequence[Variable] | None:
     """A ``Scan`` summing ``a.T @ b`` over its steps sums it as one product after the loop."""
     op = node.op
@@ -148,6 +150,7 @@ def _transposed_product(term: Variable) -> tuple[Variable, Variable] | None:
     return transpose.inputs[0], right
 
 
+@tracks(Scan)  # tried on loops only
 def hoist_invariants(node: Apply) -> Sequence[Variable] | None:
     """A ``Scan`` whose step computes something from its context and constants alone computes it
     once, outside the loop, and reads it as context (random draws stay in: they are per step)."""

@@ -92,17 +92,20 @@ def transform_inner_graphs(fgraph: FunctionGraph, transform: Callable[[FunctionG
     bodies, phase graphs), each such node rebuilt on the transformed graphs."""
     from ..ops.subgraph import InnerGraphOp
 
-    if not any(isinstance(node.op, InnerGraphOp) for node in fgraph.nodes):
-        return fgraph
+    changed: dict[Apply, list[FunctionGraph]] = {}  # the nodes whose inner graphs the transform changes
+    for node in fgraph.nodes:
+        if isinstance(node.op, InnerGraphOp):
+            graphs = [transform(graph) for graph in node.op.inner_graphs]
+            if not all(new is old for new, old in zip(graphs, node.op.inner_graphs)):
+                changed[node] = graphs
+    if not changed:
+        return fgraph  # no walk rebuilding nothing
 
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
-        op = node.op
-        if not isinstance(op, InnerGraphOp):
-            return None
-        graphs = [transform(graph) for graph in op.inner_graphs]
-        if all(new is old for new, old in zip(graphs, op.inner_graphs)):
+        graphs = changed.get(node)
+        if graphs is None:
             return None
         with building(source=node.source, gradient=node.gradient, scope=node.scope):
-            return op.with_inner_graphs(graphs).make_node(*inputs).outputs
+            return node.op.with_inner_graphs(graphs).make_node(*inputs).outputs
 
     return fgraph.rewrite(visit)

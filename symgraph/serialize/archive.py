@@ -9,6 +9,7 @@ made here, never taken from the file.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -192,6 +193,7 @@ class Archive:
         return array
 
 
+@functools.lru_cache(maxsize=256)  # a model's arrays repeat shapes (a weight, its two Adam moments)
 def _npy_header_of(dtype: np.dtype, shape: tuple) -> bytes:
     header = io.BytesIO()
     data = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}

@@ -131,9 +131,19 @@ def _scalar(value: Any, dtype: np.dtype, where: str) -> Any:
             raise LoadError(f"{where}: {_what(value)} is not a {dtype} value")
     elif type(value) not in (int, float):
         raise LoadError(f"{where}: {_what(value)} is not a {dtype} value")
-    elif math.isfinite(value) and not math.isfinite(_as_float(value, dtype)):
+    elif (
+        not -_largest(dtype) <= value <= _largest(dtype)  # else it fits, and numpy need not be asked
+        and math.isfinite(value)
+        and not math.isfinite(_as_float(value, dtype))
+    ):
         raise LoadError(f"{where}: {_what(value)} does not fit a {dtype}")
     return value
+
+
+@functools.cache
+def _largest(dtype: np.dtype) -> float:
+    """The largest finite value of a float dtype: a number no larger fits it."""
+    return float(np.finfo(dtype).max)
 
 
 def _as_float(value: int | float, dtype: np.dtype) -> float:
@@ -157,6 +167,11 @@ def _dtype(value: Any, where: str, kinds: str = "biuf") -> np.dtype:
         raise LoadError(f"{where}: dtype {dtype} is not allowed here")
     return dtype
 
+
+_NODE_NEEDED, _NODE_ALLOWED = (
+    frozenset(("op", "inputs", "outputs")),
+    frozenset(("op", "inputs", "outputs", "source", "scope", "gradient")),
+)
 
 #: The fields a variable of each kind may have beyond ``kind``, ``type`` and ``name``.
 _VARIABLE_FIELDS = {"input": (), "computed": (), "constant": ("value", "array"), "shared": ("array", "generator")}
@@ -188,7 +203,7 @@ class Reader:
         self.types: list[Type | None] = [None] * len(self.variables)
         self.known_types: dict[tuple, TensorType] = {}
         self.sources: dict[tuple, SavedSource] = {}
-        self.output_types: dict[tuple, list[Type]] = {}  # (op, input types) -> output types
+        self.output_types: dict[tuple, list[Type]] = {}  # ids of (op, *input types) -> output types
         self.ops: dict[int, Op] = {}
         self.building_ops: set[int] = set()
         self.scopes: list[Scope] = []
@@ -327,7 +342,14 @@ class Reader:
         if type(entry) is dict and entry.get("kind") == "computed" and len(entry) == 3:  # most of them
             name = entry.get("name")
             if "type" in entry and (name is None or type(name) is str):
-                self.types[index] = self.type(entry["type"], f"variable {index}'s type")
+                data, known = entry["type"], None
+                shape = data.get("shape") if type(data) is dict and len(data) == 2 else None
+                if type(shape) is list:  # a type met before? (the lookup of Reader.type, inlined)
+                    try:
+                        known = self.known_types.get((data.get("dtype"), tuple(shape), tuple(map(type, shape))))
+                    except TypeError:  # an unhashable dtype or length: Reader.type says what is wrong
+                        known = None
+                self.types[index] = known if known is not None else self.type(data, f"variable {index}'s type")
                 return
         where = f"variable {index}"
         kind = entry.get("kind") if isinstance(entry, dict) else None
@@ -452,16 +474,12 @@ class Reader:
             raise LoadError(f"{where}'s state must be an object of parameters, not {_what(state_data)}")
         state = {}
         for key, value in state_data.items():
-            attribute = getattr(cls, key, None)
-            if (
-                not key.isidentifier()
-                or keyword.iskeyword(key)
-                or key.startswith("__")
-                or callable(attribute)
-                or isinstance(attribute, property)
-            ):
+            if not _may_be_parameter(cls, key):
                 raise LoadError(f"{where}: {key[:80]!r} cannot be a parameter of {name}")
-            state[key] = self.value(value, f"{where}'s parameter {key!r}", in_op=True)
+            if value is None or type(value) in (bool, str, int, float):  # a plain value, as most are
+                state[key] = value
+            else:
+                state[key] = self.value(value, f"{where}'s parameter {key!r}", in_op=True)
         op = cls.__new__(cls)
         if hasattr(cls, "__setstate__"):
             op.__setstate__(state)  # type: ignore[attr-defined]
@@ -497,8 +515,13 @@ class Reader:
 
     def read_node(self, index: int, entry: Any) -> None:
         where = f"node {index}"
-        fields = _fields(entry, where, ("op", "inputs", "outputs"), ("source", "scope", "gradient"))
-        op = self.op(_index(fields["op"], self.tables["ops"], where, "op", "'s op"))
+        if type(entry) is dict and _NODE_NEEDED <= entry.keys() <= _NODE_ALLOWED:  # as _fields checks, inlined
+            fields = entry
+        else:
+            fields = _fields(entry, where, ("op", "inputs", "outputs"), ("source", "scope", "gradient"))
+        op = self.ops.get(fields["op"]) if type(fields["op"]) is int else None  # read already
+        if op is None:
+            op = self.op(_index(fields["op"], self.tables["ops"], where, "op", "'s op"))
         variables = self.variables
         inputs = [
             variables[item] if type(item) is int and 0 <= item < len(variables) and variables[item] is not None
@@ -512,8 +535,9 @@ class Reader:
             else _index(item, variables, where, "variable", "'s outputs")
             for item in _list(fields["outputs"], where)
         ]
+        types = self.types
         for output in outputs:
-            if self.types[output] is None or self.variables[output] is not None:
+            if types[output] is None or variables[output] is not None:
                 raise LoadError(
                     f"{where} computes variable {output}, which is not a variable left for a node to compute"
                 )
@@ -529,10 +553,13 @@ class Reader:
         if not isinstance(gradient, bool):
             raise LoadError(f"{where}'s gradient mark must be true or false, not {_what(gradient)}")
         if type(op).make_node is Op.make_node:  # output types depend on the op and input types only
-            input_types = tuple(variable.type for variable in inputs)
-            output_types = self.output_types.get((op, input_types))
+            # Keyed by identities (the op is this reader's, types are interned and held by the
+            # variables): hashing ops and types asks Python methods, for every node.
+            input_types = [variable.type for variable in inputs]
+            key = (id(op), *map(id, input_types))
+            output_types = self.output_types.get(key)
             if output_types is None:
-                output_types = self.output_types[(op, input_types)] = list(op.output_types(*input_types))
+                output_types = self.output_types[key] = list(op.output_types(*input_types))
             node = Apply(op, inputs, output_types)
         else:
             node = op.make_node(*inputs)
@@ -542,15 +569,16 @@ class Reader:
                 f"the file lists {len(outputs)}"
             )
         node.source, node.gradient, node.scope = source, gradient, scope
+        entries = self.tables["variables"]
         for variable, output in zip(node.outputs, outputs):
-            expected = self.types[output]
+            expected = types[output]
             if variable.type is not expected and not _same_kind(variable.type, expected):  # types are interned
                 raise LoadError(
                     f"{where}: {op.name} gives {variable.type.describe()} for variable {output}, which the file "
                     f"says is {expected.describe()}"  # type: ignore[union-attr]
                 )
-            variable.name = self.tables["variables"][output]["name"]
-            self.variables[output] = variable
+            variable.name = entries[output]["name"]
+            variables[output] = variable
 
     # --- functions ----------------------------------------------------------------------------
     def read_function(self, index: int, entry: Any) -> Function:
@@ -593,6 +621,20 @@ class Reader:
             raise
         except Exception as error:
             raise LoadError(f"{where} does not compile: {type(error).__name__}: {error}") from error
+
+
+@functools.lru_cache(maxsize=4096)
+def _may_be_parameter(cls: type, key: str) -> bool:
+    """Whether a saved op state may set attribute ``key`` of an op of class ``cls``: a name, not
+    a keyword, a dunder, a method or a property (checked once per class and name)."""
+    attribute = getattr(cls, key, None)
+    return not (
+        not key.isidentifier()
+        or keyword.iskeyword(key)
+        or key.startswith("__")
+        or callable(attribute)
+        or isinstance(attribute, property)
+    )
 
 
 def _same_kind(actual: Type, expected: Type | None) -> bool:

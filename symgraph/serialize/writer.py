@@ -4,6 +4,7 @@ objects share (a shared variable, a whole forward graph) is shared again when lo
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -28,6 +29,9 @@ FORMAT_VERSION = 1
 INLINE_SIZE = 16
 
 
+_canonical = json.JSONEncoder(allow_nan=False, sort_keys=True, separators=(",", ":")).encode
+
+
 class Writer:
     """Collects the tables while objects are encoded; ``document(root)`` gives the whole."""
 
@@ -40,6 +44,7 @@ class Writer:
         self.array_entries: list[dict] = []
         self.arrays: list[np.ndarray] = []
         self._ids: dict[tuple[str, int], int] = {}  # (table, id(object)) -> position
+        self._op_entries: dict[str, int] = {}  # an op entry's JSON text -> its position
         self._alive: list[Any] = []  # keeps every object whose id() is a key above alive
 
     def document(self, obj: Any) -> dict:
@@ -196,7 +201,7 @@ class Writer:
                     f"sg.save cannot save the elementwise op {op.name}: it is not registered; call "
                     "symgraph.serialize.register_elemwise(op, 'yourpackage.name') where it is defined"
                 )
-            return self._add(self.ops, "ops", op, {"elemwise": name})
+            return self._add_op(op, {"elemwise": name})
         name = op_class_name(type(op))
         if OP_CLASSES.get(name) is not type(op):
             raise TypeError(
@@ -208,7 +213,19 @@ class Writer:
         encoded = {
             key: self.value(value, lambda key=key: f"parameter {key!r} of op {name}") for key, value in state.items()
         }
-        return self._add(self.ops, "ops", op, {"class": name, "state": encoded})
+        return self._add_op(op, {"class": name, "state": encoded})
+
+    def _add_op(self, op: Op, entry: dict) -> int:
+        """Ops written alike are one entry: a graph holds many op objects of the same class and
+        parameters (a ``Shape`` per use), and a loader rebuilds and checks each entry."""
+        text = _canonical(entry)
+        position = self._op_entries.get(text)
+        if position is None:
+            position = self._op_entries[text] = self._add(self.ops, "ops", op, entry)
+        else:
+            self._ids[("ops", id(op))] = position
+            self._alive.append(op)
+        return position
 
     def scope(self, scope: Scope) -> int:
         known = self._known("scopes", scope)
