@@ -86,15 +86,8 @@ def _write_zip(stream: IO[bytes], text: str, arrays: Iterable[np.ndarray]) -> No
 
 
 def _npy_header(array: np.ndarray) -> bytes:
-    """The ``.npy`` header of ``array`` (format 1.0, or 2.0 for a header too long for it)."""
-    data = np.lib.format.header_data_from_array_1_0(array)
-    header = io.BytesIO()
-    try:
-        np.lib.format.write_array_header_1_0(header, data)
-    except ValueError:
-        header = io.BytesIO()
-        np.lib.format.write_array_header_2_0(header, data)
-    return header.getvalue()
+    """The ``.npy`` header of ``array``."""
+    return _npy_header_of(array.dtype, array.shape, array.flags.f_contiguous and not array.flags.c_contiguous)
 
 
 def _bytes_of(array: np.ndarray) -> memoryview | bytes:
@@ -194,9 +187,11 @@ class Archive:
 
 
 @functools.lru_cache(maxsize=256)  # a model's arrays repeat shapes (a weight, its two Adam moments)
-def _npy_header_of(dtype: np.dtype, shape: tuple) -> bytes:
+def _npy_header_of(dtype: np.dtype, shape: tuple, fortran_order: bool = False) -> bytes:
+    """The ``.npy`` header of an array of ``dtype`` and ``shape`` (format 1.0, or 2.0 for a header
+    too long for it)."""
     header = io.BytesIO()
-    data = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    data = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran_order, "shape": shape}
     try:
         np.lib.format.write_array_header_1_0(header, data)
     except ValueError:

@@ -9,11 +9,13 @@ one partial sum per chunk, then a tree of sums.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ...graph.basic import Apply
+from ...graph.op import Op
 from ...nn.activations import LogSoftmax, Softmax
 from ...nn.conv import Col2Im, ConvContraction, Im2Col
 from ...nn.dropout import CheckProbability
@@ -97,23 +99,30 @@ def _im2col(op: Im2Col, node: Apply) -> KernelFunction:
     return run
 
 
-@translation(Col2Im)
-def _col2im(op: Col2Im, node: Apply) -> KernelFunction:
+def _to_images(op: Op, node: Apply, index: str, batch_channels: Callable[[np.ndarray], tuple]) -> KernelFunction:
+    """An op that makes, block by block, images of the height and width its second input gives
+    (col2im, the average pooling's gradient): for dask, the image's axes are new axes of the block;
+    ``batch_channels`` reads the images' batch and channels from a block of the first input."""
     whole = WholeAxes(node)
 
-    def block(columns: np.ndarray, height: int, width: int) -> np.ndarray:
-        return op.perform(columns, np.array([columns.shape[3], columns.shape[2], height, width]))
+    def block(array: np.ndarray, height: int, width: int) -> np.ndarray:
+        return op.perform(array, np.array([*batch_channels(array), height, width]))
 
     perform = guard(node, block)
 
-    def run(call: Call, columns: Any, image_shape: Any) -> Any:
+    def run(call: Call, array: Any, image_shape: Any) -> Any:
         _, _, height, width = (int(length) for length in host(image_shape, "the image shape"))
         new_axes = {"y": height, "x": width}
         return blockwise(
-            whole, perform, "ncyx", columns, "ijcnhw", height, None, width, None, new_axes=new_axes, dtype=columns.dtype
+            whole, perform, "ncyx", array, index, height, None, width, None, new_axes=new_axes, dtype=array.dtype
         )
 
     return run
+
+
+@translation(Col2Im)
+def _col2im(op: Col2Im, node: Apply) -> KernelFunction:
+    return _to_images(op, node, "ijcnhw", lambda columns: (columns.shape[3], columns.shape[2]))
 
 
 @translation(ConvContraction)
@@ -184,16 +193,4 @@ translation(MaxPool2dSelect)(_pool_routing("nchw", "ncyx"))  # (x, pooled, h) ->
 
 @translation(AvgPool2dGrad)
 def _avg_pool_grad(op: AvgPool2dGrad, node: Apply) -> KernelFunction:
-    whole = WholeAxes(node)
-
-    def block(g: np.ndarray, height: int, width: int) -> np.ndarray:
-        return op.perform(g, np.array([g.shape[0], g.shape[1], height, width]))
-
-    perform = guard(node, block)
-
-    def run(call: Call, g: Any, image_shape: Any) -> Any:
-        _, _, height, width = (int(length) for length in host(image_shape, "the image shape"))
-        new_axes = {"y": height, "x": width}
-        return blockwise(whole, perform, "ncyx", g, "nchw", height, None, width, None, new_axes=new_axes, dtype=g.dtype)
-
-    return run
+    return _to_images(op, node, "nchw", lambda g: g.shape[:2])

@@ -180,8 +180,9 @@ def _combine_tree(pieces: da.Array, kinds: list[str], offset: int) -> da.Array:
     return da.Array(graph, name, chunks=((1,),), dtype=object, meta=np.empty((0,), dtype=object))
 
 
-def _take_whole(combined: da.Array, position: int, shape: tuple, variable: Variable) -> da.Array:
-    """Result ``position`` of the combination, as a dask array of one chunk."""
+def take_whole(combined: da.Array, position: int, shape: tuple, variable: Variable) -> da.Array:
+    """Result ``position`` of a task that returns a tuple (a region's combination, the tail), as a
+    dask array of one chunk."""
     name = fresh_name(variable.owner.op.name)
     key = (name,) + (0,) * len(shape)
     graph = HighLevelGraph.from_collections(
@@ -273,7 +274,7 @@ class Region:
         if self.reduced_outputs:
             combined = _combine_tree(pieces, [kind for _, kind in self.reduced_outputs], offset)
             for position, (variable, _) in enumerate(self.reduced_outputs):
-                values[variable] = _take_whole(combined, position, shapes[offset + position], variable)
+                values[variable] = take_whole(combined, position, shapes[offset + position], variable)
         for position, variable in enumerate(self.shape_only, start=offset + len(self.reduced_outputs)):
             values[variable] = ShapeOnly((length,) + tuple(shapes[position][1:]))
 

@@ -26,9 +26,9 @@ from ...graph.fgraph import FunctionGraph
 from ...graph.source import building
 from ...graph.type import TensorType
 from ...ops.shape import Shape, ShapeAt
-from .blocks import LITERAL_BYTES, Call, Guarded, empty, fresh_name, is_lazy, summary
+from .blocks import LITERAL_BYTES, Call, Guarded, fresh_name, is_lazy, summary
 from .membership import HOST, REDUCED
-from .regions import Region, RegionProgram, ShapeOnly
+from .regions import Region, RegionProgram, ShapeOnly, take_whole
 
 
 class TailTask:
@@ -83,7 +83,7 @@ class Tail:
         graph = HighLevelGraph.from_collections(name, {(name, 0): (task, *arguments)}, dependencies=dependencies)
         results = da.Array(graph, name, chunks=((1,),), dtype=object, meta=np.empty((0,), dtype=object))
         for position, (variable, shape) in enumerate(zip(self.outputs, shapes)):
-            values[variable] = _taken(results, position, shape, variable)
+            values[variable] = take_whole(results, position, shape, variable)
 
     def _shapes(self, given: list) -> list | None:
         """The outputs' shapes, found once per shape of the inputs by running the program on
@@ -101,18 +101,6 @@ class Tail:
             except Exception:
                 self.shapes[signature] = None
         return self.shapes[signature]
-
-
-def _taken(results: da.Array, position: int, shape: tuple, variable: Variable) -> da.Array:
-    name = fresh_name(variable.owner.op.name)
-    key = (name,) + (0,) * len(shape)
-    graph = HighLevelGraph.from_collections(
-        name, {key: (operator.getitem, (results.name, 0), position)}, dependencies=[results]
-    )
-    dtype = variable.type.numpy_dtype
-    array = da.Array(graph, name, chunks=tuple((n,) for n in shape), dtype=dtype, meta=empty(len(shape), dtype))
-    array.tuple_part = (results, position)  # taken from a task's tuple: others may read it there
-    return array
 
 
 def _reads(step: Any) -> set[Variable]:
