@@ -27,10 +27,9 @@ LEARNING_RATE = 0.01
 DROP = 0.5
 
 
-def symgraph_step(params: list[np.ndarray]):
-    """The compiled training step: returns a function of (X, y) giving the loss."""
+def network(params: list[np.ndarray]) -> tuple:
+    """The input, the parameters as shared variables and the logits of the ReLU MLP with dropout."""
     x = sg.matrix("x", dtype="float32", shape=(None, params[0].shape[0]))
-    y = sg.ivector("y")
     shared = [sg.shared(value, name=f"p{index}") for index, value in enumerate(params)]
     h = x
     layers = len(shared) // 2
@@ -38,26 +37,21 @@ def symgraph_step(params: list[np.ndarray]):
         h = h @ shared[2 * layer] + shared[2 * layer + 1]
         if layer < layers - 1:
             h = sg.nn.dropout(sg.nn.relu(h), rate=DROP)
-    loss = sg.nn.categorical_crossentropy(sg.nn.softmax(h), y).mean()
-    updates = (
-        sg.optim.sgd(loss, shared, LEARNING_RATE)
-        if hasattr(sg, "optim")
-        else [(p, p - LEARNING_RATE * g) for p, g in zip(shared, sg.grad(loss, shared))]
-    )
-    return sg.function([x, y], loss, updates=updates, phase="train")
+    return x, shared, h
+
+
+def symgraph_step(params: list[np.ndarray]):
+    """The compiled training step: returns a function of (X, y) giving the loss."""
+    x, shared, logits = network(params)
+    y = sg.ivector("y")
+    loss = sg.nn.categorical_crossentropy(sg.nn.softmax(logits), y).mean()
+    return sg.function([x, y], loss, updates=sg.optim.sgd(loss, shared, LEARNING_RATE), phase="train")
 
 
 def symgraph_predict(params: list[np.ndarray]):
     """The compiled prediction: softmax probabilities of X, no dropout (phase='predict')."""
-    x = sg.matrix("x", dtype="float32", shape=(None, params[0].shape[0]))
-    shared = [sg.shared(value, name=f"p{index}") for index, value in enumerate(params)]
-    h = x
-    layers = len(shared) // 2
-    for layer in range(layers):
-        h = h @ shared[2 * layer] + shared[2 * layer + 1]
-        if layer < layers - 1:
-            h = sg.nn.dropout(sg.nn.relu(h), rate=DROP)
-    return sg.function([x], sg.nn.softmax(h), phase="predict")
+    x, _, logits = network(params)
+    return sg.function([x], sg.nn.softmax(logits), phase="predict")
 
 
 def torch_step(params: list[np.ndarray]):
