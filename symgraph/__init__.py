@@ -120,7 +120,7 @@ from .viz import plot, to_dot, to_networkx
 
 _methods.install()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # What ``from symgraph import *`` gives. ``sum``, ``max``, ``min`` and ``abs`` shadow Python's
 # builtins when star-imported, as numpy's do; ``import symgraph as sg`` is the intended use.
