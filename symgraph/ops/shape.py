@@ -261,6 +261,28 @@ class Alloc(Op):
         return [cast(output_grads[0].sum(), value.dtype), None]
 
 
+class AllocEmpty(Op):
+    """An array of ``shape`` whose every element is written before anything reads it: what the
+    rewrites put under assignments that together cover the whole array (the slices of a gradient
+    written into zeros). Its reference computation gives zeros, so that no result ever depends on
+    old memory; the numpy backend allocates it uninitialized (``numpy.empty``)."""
+
+    __props__ = ("dtype", "static_shape")
+
+    def __init__(self, dtype: str, static_shape: tuple):
+        self.dtype = dtype
+        self.static_shape = tuple(static_shape)
+
+    def output_types(self, target: TensorType) -> list[TensorType]:
+        return [TensorType(self.dtype, self.static_shape)]
+
+    def perform(self, target: np.ndarray) -> np.ndarray:
+        return np.zeros(tuple(target.tolist()), dtype=self.dtype)
+
+    def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
+        return [None]
+
+
 def full(target_shape: Any, value: Any, dtype: Any = None) -> Variable:
     """An array of ``target_shape`` filled with the scalar ``value``."""
     target = as_shape(target_shape)

@@ -1,15 +1,19 @@
 """Algebraic simplifications that never change a result: ``x * 1``, ``x + 0``, ``-(-x)``, two
-dimshuffles in a row, ``x[:]``, sums of slices written into the same zeros. (The predict phase of
-inverted dropout leaves ``x * 1``: this removes it.)"""
+dimshuffles in a row, ``x[:]``, sums of slices written into the same zeros, slices added into zeros
+written instead, and an array all of whose elements are written anew never filled first. (The
+predict phase of inverted dropout leaves ``x * 1``: this removes it.)"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..graph.basic import Apply, Constant, Variable
+from ..ops.basic import as_tensor
 from ..ops.elemwise import Elemwise, add, mul, neg, sub, true_div
-from ..ops.shape import Alloc, DimShuffle, dimshuffle
-from ..ops.subtensor import IncSubtensor, Subtensor, selects_everything
+from ..ops.shape import Alloc, AllocEmpty, DimShuffle, dimshuffle
+from ..ops.subtensor import IncSubtensor, Subtensor, indexer, selects_everything
 from .walk import tracks
 
 # op -> (positions the identity element may take, the identity element)
@@ -80,21 +84,27 @@ def chain_slices_into_zeros(node: Apply) -> Sequence[Variable] | None:
         return None
     for first, second in (node.inputs, node.inputs[::-1]):
         scatter = second.owner
-        if scatter is None or not isinstance(scatter.op, IncSubtensor) or scatter.op.mode != "inc":
-            continue
+        if scatter is None or not isinstance(scatter.op, IncSubtensor):
+            continue  # (written into zeros, 'set' is 'inc': see set_slices_into_zeros)
         zeros = scatter.inputs[0]
-        if _is_zeros(zeros) and _scatter_base(first) is zeros and first.type.dtype == node.outputs[0].dtype:
+        if _is_zeros(zeros) and _same_zeros(_scatter_base(first), zeros) and first.type.dtype == node.outputs[0].dtype:
             _, value, *indices = scatter.inputs
             return [IncSubtensor(scatter.op.spec, "inc")(first, value, *indices)]
     return None
 
 
 def _scatter_base(variable: Variable) -> Variable:
-    while (
-        variable.owner is not None and isinstance(variable.owner.op, IncSubtensor) and variable.owner.op.mode == "inc"
-    ):
+    while variable.owner is not None and isinstance(variable.owner.op, IncSubtensor):
         variable = variable.owner.inputs[0]
     return variable
+
+
+def _same_zeros(variable: Variable, zeros: Variable) -> bool:
+    """Whether ``variable`` is the zeros ``zeros``, or zeros of the same static type (folded
+    constants are not merged)."""
+    if variable is zeros:
+        return True
+    return None not in zeros.type.shape and variable.type == zeros.type and _is_zeros(variable)
 
 
 def _is_zeros(variable: Variable) -> bool:
@@ -109,10 +119,108 @@ def _is_zeros(variable: Variable) -> bool:
     )
 
 
+#: Coverage of slices is worked out on a mask of the array: larger arrays are left alone.
+MAX_MASKED_SIZE = 1 << 24
+
+
+@tracks(IncSubtensor)
+def set_slices_into_zeros(node: Apply) -> Sequence[Variable] | None:
+    """``inc(x, y)[i]`` -> ``set(x, y)[i]`` when ``x[i]`` is still zeros: ``x`` is zeros with
+    slices written into it elsewhere (static slices disjoint from ``i``). Writing is cheaper than
+    adding, and a chain of writes covering the whole array needs no zeros under it (next rule)."""
+    op = node.op
+    if not isinstance(op, IncSubtensor) or op.mode != "inc":
+        return None
+    x, y = node.inputs[0], node.inputs[1]
+    index = _static_index(node)
+    shape = x.type.shape
+    if index is None or None in shape or not np.can_cast(y.type.numpy_dtype, x.type.numpy_dtype, "same_kind"):
+        return None
+    written = _written_mask(x, shape)
+    if written is None:
+        return None
+    chain, base = written
+    if not _is_zeros(base) or chain[index].any():
+        return None
+    return [IncSubtensor(op.spec, "set")(x, y)]
+
+
+@tracks(IncSubtensor)
+def fill_nothing_under_covering_slices(node: Apply) -> Sequence[Variable] | None:
+    """``set(set(x, a)[i], b)[j]`` -> the same writes into an uninitialized array when the static
+    slices ``i, j, ...`` cover every element of ``x``: no value of ``x`` survives, so ``x`` is
+    neither computed nor copied (the numpy backend writes into ``numpy.empty``)."""
+    op = node.op
+    if not isinstance(op, IncSubtensor) or op.mode != "set" or _static_index(node) is None:
+        return None
+    shape = node.inputs[0].type.shape
+    if None in shape:
+        return None
+    chain = [node]
+    while True:
+        below = chain[-1].inputs[0].owner
+        if below is None or not isinstance(below.op, IncSubtensor) or below.op.mode != "set":
+            break
+        if _static_index(below) is None:
+            break
+        chain.append(below)
+    base = chain[-1].inputs[0]
+    if base.owner is not None and isinstance(base.owner.op, AllocEmpty):
+        return None
+    covered = _covering_mask([_static_index(link) for link in chain], shape)
+    if covered is None or not covered.all():
+        return None
+    target = as_tensor(np.array(shape, dtype="int64"))
+    value = AllocEmpty(base.type.dtype, tuple(shape))(target)
+    for link in reversed(chain):
+        value = IncSubtensor(link.op.spec, "set")(value, link.inputs[1])
+    return [value]
+
+
+def _static_index(node: Apply) -> tuple | None:
+    """The numpy index of an ``IncSubtensor`` node made of fixed ints and slices only."""
+    if len(node.inputs) != 2:
+        return None
+    for entry in node.op.spec:
+        if entry[0] not in ("int", "slice") or any(isinstance(part, tuple) for part in entry[1:]):
+            return None
+    return indexer(node.op.spec)(())
+
+
+def _covering_mask(indices: Sequence[tuple], shape: tuple) -> np.ndarray | None:
+    """Which elements of an array of ``shape`` the ``indices`` write (``None``: too large to say,
+    or an index out of bounds, which the computation itself will report)."""
+    if int(np.prod(shape)) > MAX_MASKED_SIZE:
+        return None
+    mask = np.zeros(shape, dtype=bool)
+    try:
+        for index in indices:
+            mask[index] = True
+    except IndexError:
+        return None
+    return mask
+
+
+def _written_mask(variable: Variable, shape: tuple) -> tuple[np.ndarray, Variable] | None:
+    """The elements written by the chain of fixed-slice assignments (or increments) ending at
+    ``variable``, and the array under the chain."""
+    indices = []
+    while variable.owner is not None and isinstance(variable.owner.op, IncSubtensor):
+        index = _static_index(variable.owner)
+        if index is None:
+            return None
+        indices.append(index)
+        variable = variable.owner.inputs[0]
+    mask = _covering_mask(indices, shape)
+    return None if mask is None else (mask, variable)
+
+
 ALGEBRAIC_RULES = (
     remove_identity_elements,
     remove_double_negation,
     merge_dimshuffles,
     remove_whole_subtensor,
     chain_slices_into_zeros,
+    set_slices_into_zeros,
+    fill_nothing_under_covering_slices,
 )

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..graph.basic import Apply, Constant, Variable
 from ..graph.type import TensorType
+from ..ops.shape import AllocEmpty
 
 #: Larger results stay in the graph: embedding them would cost memory for every compiled function.
 MAX_FOLDED_SIZE = 10_000
@@ -22,6 +23,8 @@ def fold_constants(node: Apply) -> Sequence[Variable] | None:
         if not isinstance(variable, Constant):
             return None
     if node.op.stochastic or node.op.phase_dependent:
+        return None
+    if isinstance(node.op, AllocEmpty):  # a buffer to write into: as a constant, it would be copied
         return None
     if not all(isinstance(output.type, TensorType) for output in node.outputs):
         return None

@@ -20,7 +20,7 @@ from ..graph.source import building
 from ..graph.traversal import postorder, rebuild
 from ..ops.linalg import Dot, Matmul
 from ..ops.scan import Scan
-from ..ops.shape import DimShuffle, SumTo
+from ..ops.shape import AllocEmpty, DimShuffle, SumTo
 from .walk import tracks
 
 
@@ -163,6 +163,8 @@ def hoist_invariants(node: Apply) -> Sequence[Variable] | None:
     hoisted = []
     for inner in op.fgraph.order:
         if inner.op.stochastic or inner.op.phase_dependent or not inner.inputs:
+            continue
+        if isinstance(inner.op, AllocEmpty):  # each step writes into a fresh one (in place)
             continue
         if all(isinstance(v, Constant) or id(v) in invariant for v in inner.inputs):
             hoisted.append(inner)

@@ -39,7 +39,7 @@ from ...ops.ifelse import IfElse
 from ...ops.linalg import Dot, Matmul
 from ...ops.random import RandomOp
 from ...ops.scan import Scan
-from ...ops.shape import Alloc, BroadcastTo, Reshape, Shape, SumTo
+from ...ops.shape import Alloc, AllocEmpty, BroadcastTo, Reshape, Shape, SumTo
 from ...ops.subgraph import Map
 from ...ops.subtensor import IncSubtensor, Subtensor, indexer
 from . import threads, workspace
@@ -159,6 +159,16 @@ def _shape(op: Shape, node: Apply) -> Kernel:
 @numpy_kernel.register(Alloc)
 def _shaped_by_second_input(op: Op, node: Apply) -> Kernel:
     return Kernel(op.perform, shaped_by=(0, 1))
+
+
+@numpy_kernel.register
+def _alloc_empty(op: AllocEmpty, node: Apply) -> Kernel:
+    dtype = np.dtype(op.dtype)
+
+    def alloc_empty(target: np.ndarray) -> np.ndarray:
+        return np.empty(tuple(target.tolist()), dtype)  # every element is written before it is read
+
+    return Kernel(alloc_empty, shaped_by=(0, 0))
 
 
 @numpy_kernel.register(RandomOp)

@@ -52,6 +52,7 @@ from ...errors import SymgraphError
 from ...graph.basic import STATE_LOCK, Apply, Constant, SharedVariable, Variable
 from ...graph.fgraph import FunctionGraph
 from ...graph.type import TensorType
+from ...ops.shape import AllocEmpty
 from .. import runtime
 from ..base import LinkOptions, Program
 from ..profile import Profile, shapes_of
@@ -418,10 +419,12 @@ def _emit_node(
         rank = node.outputs[0].ndim
         tests = [f"{a}.shape == {shape}" for a, v in zip(arguments, node.inputs) if v.ndim == rank]
         call = f"{function}({listed}, out={target}) if {' and '.join(tests)} else {call}"
-    elif destination is not None and kernel.destroys == (0,) and choice is None:
+    elif destination is not None and kernel.destroys == (0,) and (choice is None or _uninitialized(node.inputs[0])):
         target, shape = destination
         overwrite = writer.bind("f", kernel.inplace_function)
         copied = f"{writer.bind('copied_into', _copied_into)}({target}, {arguments[0]})"
+        if _uninitialized(node.inputs[0]):
+            copied = target  # nothing of an uninitialized array is worth copying
         rest = "".join(", " + argument for argument in arguments[1:])
         call = f"{overwrite}({copied}{rest}) if {arguments[0]}.shape == {shape} else {call}"
     elif choice is not None and kernel.writes_out:
@@ -454,6 +457,10 @@ def _shape_tests(written: str, arguments: list[str], guards: list[tuple]) -> lis
         else:
             tests += [f"{written}.shape[{offset + axis}] == {arguments[other]}.shape[{axis}]" for axis in axes]
     return tests
+
+
+def _uninitialized(variable: Variable) -> bool:
+    return variable.owner is not None and isinstance(variable.owner.op, AllocEmpty)
 
 
 def _copied_into(target: np.ndarray, value: Any) -> np.ndarray:

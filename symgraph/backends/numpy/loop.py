@@ -42,6 +42,7 @@ from ...graph.basic import Apply, Constant, Variable
 from ...graph.type import TensorType
 from ...ops.linalg import Dot, Matmul
 from ...ops.scan import Scan, empty_rows, finish_sum
+from ...ops.shape import AllocEmpty
 from .. import runtime
 from .kernels import numpy_kernel
 from .linker import _emit_node, _Writer
@@ -359,6 +360,8 @@ class _Destinations:
             if choice is None:
                 return node
             previous = node.inputs[0].owner
+            if previous is not None and isinstance(previous.op, AllocEmpty):
+                return node  # written into the row instead: nothing under it to copy
             if (
                 choice.position != 0
                 or previous is None
