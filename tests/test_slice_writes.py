@@ -183,3 +183,105 @@ def test_a_loop_of_zero_or_one_step_still_gives_its_gradients(steps):
         sg.function([x, h0, W], outputs)(X, H0, Wv), sg.function([x, h0, W], outputs, backend="python")(X, H0, Wv)
     ):
         np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+# --- loops keeping the last row of a state only (symgraph/rewrite/scan.py: keep_last_rows) ----------
+def _rnn(x, h0, W):
+    hs, _ = sg.scan(lambda x_t, h: sg.tanh(x_t + sg.dot(h, W)), sequences=x, outputs_info=h0)
+    return hs
+
+
+def _loops(f):
+    return [node.op for node in f.nodes if isinstance(node.op, Scan)]
+
+
+@pytest.mark.parametrize("steps", [0, 1, 4])
+def test_the_backward_loop_keeps_only_the_last_gradient_of_the_initial_state(steps):
+    x, h0, W = sg.matrix("x", shape=(None, 3)), sg.vector("h0", shape=(3,)), sg.matrix("W", shape=(3, 3))
+    rng = np.random.default_rng(8)
+    X, H0, Wv = rng.standard_normal((steps, 3)), rng.standard_normal(3), rng.standard_normal((3, 3))
+    loss = (_rnn(x, h0, W) ** 2).sum() + h0.sum()
+    outputs = sg.grad(loss, [h0, W, x])
+    f = sg.function([x, h0, W], outputs)
+    expected = sg.function([x, h0, W], outputs, backend="python")(X, H0, Wv)
+    for got, want in zip(f(X, H0, Wv), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    backward = [op for op in _loops(f) if op.reverse]
+    assert backward and backward[0].keeps_last_only(0)
+    source = link_scan(backward[0]).source
+    assert "new_buffer" not in source  # no row per step for the state
+    if steps:
+        sg.verify_grad(lambda a, b, c: (_rnn(a, b, c) ** 2).sum(), [X, H0, Wv], rng=np.random.default_rng(2))
+
+
+def test_a_state_read_at_every_step_keeps_its_buffer():
+    x, h0, W = sg.matrix("x", shape=(None, 3)), sg.vector("h0", shape=(3,)), sg.matrix("W", shape=(3, 3))
+    hs = _rnn(x, h0, W)
+    f = sg.function([x, h0, W], [hs, hs[-1]])
+    (forward,) = _loops(f)
+    assert not forward.keeps_last_only(0)
+    rng = np.random.default_rng(9)
+    X, H0, Wv = rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal((3, 3))
+    h, rows = H0, []
+    for x_t in X:
+        h = np.tanh(x_t + h @ Wv)
+        rows.append(h)
+    got_hs, got_last = f(X, H0, Wv)
+    np.testing.assert_allclose(got_hs, rows)
+    np.testing.assert_allclose(got_last, rows[-1])
+
+
+def test_the_gradient_of_a_window_of_two_rows_is_right_with_its_states_kept_last_only():
+    x = sg.vector("x", shape=(None,))
+    start = sg.vector("start", shape=(2,))
+    fib, _ = sg.scan(lambda x_t, a, b: a * b + x_t, sequences=x, outputs_info={"initial": start, "taps": [-2, -1]})
+    outputs = sg.grad((fib**2).sum(), [start, x])
+    f = sg.function([x, start], outputs)
+    (forward, backward) = sorted(_loops(f), key=lambda op: op.reverse)
+    assert forward.last_only is None  # its rows are read by the backward loop
+    assert backward.last_only is not None and all(backward.last_only)
+    X, S = np.array([0.1, -0.2, 0.3, 0.05]), np.array([0.5, 0.7])
+    for got, want in zip(f(X, S), sg.function([x, start], outputs, backend="python")(X, S)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    sg.verify_grad(
+        lambda a, b: (
+            sg.scan(lambda x_t, p, q: p * q + x_t, sequences=a, outputs_info={"initial": b, "taps": [-2, -1]})[0] ** 2
+        ).sum(),
+        [X, S],
+        rng=np.random.default_rng(3),
+    )
+
+
+def test_a_shared_variable_updated_inside_a_loop_gets_its_last_value():
+    total = sg.shared(np.zeros(2), name="total")
+    x = sg.matrix("x", shape=(None, 2))
+
+    def step(x_t):
+        return x_t * 2, {total: total + x_t}
+
+    doubled, updates = sg.scan(step, sequences=x)
+    f = sg.function([x], doubled, updates=updates)
+    f(np.arange(6.0).reshape(3, 2))
+    np.testing.assert_allclose(total.get_value(), [6.0, 9.0])
+    f(np.zeros((0, 2)))  # no step: the value stays
+    np.testing.assert_allclose(total.get_value(), [6.0, 9.0])
+
+
+def test_only_states_with_the_single_tap_minus_one_keep_their_last_row():
+    x, h0, W = sg.matrix("x", shape=(None, 3)), sg.vector("h0", shape=(3,)), sg.matrix("W", shape=(3, 3))
+    op = _rnn(x, h0, W).owner.inputs[0].owner.op
+    assert op.changed(last_only=[True]).keeps_last_only(0)
+    assert op.changed(last_only=[False]) == op  # one spelling of "every row"
+    with pytest.raises(ValueError, match="single tap -1"):
+        op.changed(state_taps=[(-2,)], last_only=[True])
+
+
+def test_a_loop_keeping_last_rows_only_refuses_a_gradient():
+    x, h0, W = sg.matrix("x", shape=(None, 3)), sg.vector("h0", shape=(3,)), sg.matrix("W", shape=(3, 3))
+    node = _rnn(x, h0, W).owner.inputs[0].owner
+    last = node.op.changed(last_only=[True]).make_node(*node.inputs).outputs[0][-1]
+    np.testing.assert_allclose(
+        sg.function([x, h0, W], last)(np.ones((2, 3)), np.zeros(3), np.zeros((3, 3))), np.tanh(np.ones(3))
+    )
+    with pytest.raises(NotImplementedError, match="last row"):
+        sg.grad(last.sum(), W)

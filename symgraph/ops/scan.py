@@ -58,7 +58,8 @@ class Scan(InnerGraphOp):
     steps; a stacked output's rows are shaped like those of the context input ``stacked_like[k]``
     when it is not ``None``). ``reverse=True`` runs the steps from the last row of the sequences
     to the first (what the backward pass does), writing stacked outputs at their row, states in
-    step order.
+    step order. A state whose ``last_only`` flag is set (one read at its last row only, set when
+    compiling) has its last row as its buffer (one row: no row per step is kept).
     """
 
     __props__ = (
@@ -71,6 +72,7 @@ class Scan(InnerGraphOp):
         "truncate_gradient",
         "_name",
         "stacked_like",
+        "last_only",
     )
 
     def __init__(
@@ -84,6 +86,7 @@ class Scan(InnerGraphOp):
         truncate_gradient: int = -1,
         name: str = "scan",
         stacked_like: Sequence[int | None] | None = None,
+        last_only: Sequence[bool] | None = None,
     ):
         self.fgraph = fgraph
         self.n_sequences = n_sequences
@@ -94,6 +97,14 @@ class Scan(InnerGraphOp):
         self.truncate_gradient = int(truncate_gradient)
         self._name = name
         self.stacked_like = tuple(stacked_like) if stacked_like is not None else (None,) * n_stacked
+        self.last_only = tuple(bool(flag) for flag in last_only) if last_only is not None else None
+        if self.last_only is not None and not any(self.last_only):
+            self.last_only = None  # one spelling of "every row kept", so that equal loops compare equal
+        if self.last_only is not None and (
+            len(self.last_only) != len(self.state_taps)
+            or any(flag and taps != (-1,) for flag, taps in zip(self.last_only, self.state_taps))
+        ):
+            raise ValueError(f"{name}: only states with the single tap -1 can keep their last row only")
         taps = sum(len(t) for t in self.state_taps)
         terms = sum(2 if form == "dot" else 1 for _, form in self.sums)
         if len(fgraph.inputs) < n_sequences + taps:
@@ -157,6 +168,10 @@ class Scan(InnerGraphOp):
             list(outputs[states + self.n_stacked :]),
         )
 
+    def keeps_last_only(self, state: int) -> bool:
+        """Whether state ``state``'s buffer is its last row only."""
+        return self.last_only is not None and self.last_only[state]
+
     # --- an op holding a graph ----------------------------------------------------------------------
     @property
     def inner_graphs(self) -> list[FunctionGraph]:
@@ -178,6 +193,7 @@ class Scan(InnerGraphOp):
             "truncate_gradient": self.truncate_gradient,
             "name": self._name,
             "stacked_like": self.stacked_like,
+            "last_only": self.last_only,
         }
         parameters.update(changes)
         return Scan(**parameters)
@@ -199,8 +215,10 @@ class Scan(InnerGraphOp):
         static = int(n_steps.data) if isinstance(n_steps, Constant) else None
         states, stacked, terms = self.inner_outputs()
         types = []
-        for window, length, output in zip(windows, self.window_lengths, states):
+        for k, (window, length, output) in enumerate(zip(windows, self.window_lengths, states)):
             rows = length + static if static is not None else None
+            if self.keeps_last_only(k):
+                rows = 1
             shape = merged_shape(window.type.shape[1:], output.type.shape) or window.type.shape[1:]
             types.append(TensorType(window.dtype, (rows,) + shape))
         for output, like in zip(stacked, self.stacked_like):
@@ -262,6 +280,7 @@ class Scan(InnerGraphOp):
                 list(states) + values + list(stacked) + list(terms),
             ),
             state_taps=list(self.state_taps) + [(-1,)] * len(updates),
+            last_only=self.last_only + (False,) * len(updates) if self.last_only is not None else None,
             sums=[(index[like], form) for like, form in self.sums],
             stacked_like=[index[like] if like is not None else None for like in self.stacked_like],
         )
@@ -332,7 +351,9 @@ class Scan(InnerGraphOp):
                             if factors[k][side] is None:
                                 factors[k][side] = np.empty((count,) + value.shape, dtype=value.dtype)
                             factors[k][side][t] = value
-            results = list(buffers)
+            results = [
+                last_row(buffer[-1], buffer) if self.keeps_last_only(k) else buffer for k, buffer in enumerate(buffers)
+            ]
             for k, output in enumerate(stacked):
                 like = context[self.stacked_like[k]] if self.stacked_like[k] is not None else None
                 results.append(rows[k] if rows[k] is not None else empty_rows(output, like))
@@ -387,7 +408,15 @@ class Scan(InnerGraphOp):
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
         from .scan_grad import scan_gradient
 
+        if self.last_only is not None:  # only compiling sets it, after every gradient was taken
+            raise NotImplementedError(f"{self.name}: no gradient of a loop keeping the last row of a state only")
+
         return scan_gradient(self, node, output_grads, needed)
+
+
+def last_row(value: Any, window: np.ndarray) -> np.ndarray:
+    """The buffer of a state keeping its last row only: that row (a copy), as a buffer of one row."""
+    return np.array(value, dtype=window.dtype)[None]
 
 
 def empty_rows(output: Variable, like: Any = None) -> np.ndarray:

@@ -21,6 +21,7 @@ from ..graph.traversal import postorder, rebuild
 from ..ops.linalg import Dot, Matmul
 from ..ops.scan import Scan
 from ..ops.shape import AllocEmpty, DimShuffle, SumTo
+from ..ops.subtensor import Subtensor
 from .walk import tracks
 
 
@@ -89,6 +90,7 @@ def _pruned(op: Scan, used: list[bool]) -> tuple[Scan, list[int], list[int | Non
         fgraph=FunctionGraph(inner_inputs, inner_outputs),
         n_sequences=len(kept_sequences),
         state_taps=[op.state_taps[k] for k in state_list],
+        last_only=[op.keeps_last_only(k) for k in state_list],
         n_stacked=len(kept_stacked),
         sums=[(kept_context.index(op.sums[k][0]), op.sums[k][1]) for k in kept_sums],
         stacked_like=[
@@ -104,6 +106,39 @@ def _pruned(op: Scan, used: list[bool]) -> tuple[Scan, list[int], list[int | Non
     base = len(state_list) + len(kept_stacked)
     positions += [base + kept_sums.index(k) if k in kept_sums else None for k in range(len(terms))]
     return new_op, kept_inputs, positions
+
+
+def keep_last_rows(fgraph: FunctionGraph) -> FunctionGraph:
+    """``fgraph`` with each loop keeping only the last row of each state read at that row alone
+    (``h[-1]``: the gradient of an initial state, a final state; or not read at all): no row per
+    step is written, nor the memory for them allocated."""
+    if not any(isinstance(node.op, Scan) for node in fgraph.nodes):
+        return fgraph
+    clients = fgraph.clients
+    kept = {id(variable) for variable in fgraph.computed}
+
+    def last_row_read(buffer: Variable) -> bool:
+        if id(buffer) in kept:
+            return False
+        for client, position in clients.get(buffer, ()):
+            if position != 0 or not isinstance(client.op, Subtensor) or client.op.spec[:1] != (("int", -1),):
+                return False
+        return True
+
+    def keep(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
+        if not isinstance(node.op, Scan):
+            return None
+        op = node.op
+        flags = [
+            op.keeps_last_only(k) or (taps == (-1,) and last_row_read(buffer))
+            for k, (taps, buffer) in enumerate(zip(op.state_taps, node.outputs))
+        ]
+        if not any(flag and not op.keeps_last_only(k) for k, flag in enumerate(flags)):
+            return None
+        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+            return op.changed(last_only=flags).make_node(*inputs).outputs
+
+    return fgraph.rewrite(keep)
 
 
 @tracks(Scan)  # tried on loops only

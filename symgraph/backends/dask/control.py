@@ -145,7 +145,9 @@ def _loop_shapes(op: Scan, loop: Any, count: int, arguments: list, found: dict) 
         shapes = []
         for index, output in enumerate(outputs):
             shape = np.shape(output)
-            if index < states:
+            if index < states and op.keeps_last_only(index):
+                shape = (1,) + shape[1:]
+            elif index < states:
                 shape = (op.window_lengths[index] + count,) + shape[1:]
             elif index < states + stacked:
                 shape = (count,) + shape[1:]

@@ -41,7 +41,7 @@ from ...errors import NodeError, SymgraphError
 from ...graph.basic import Apply, Constant, Variable
 from ...graph.type import TensorType
 from ...ops.linalg import Dot, Matmul
-from ...ops.scan import Scan, empty_rows, finish_sum
+from ...ops.scan import Scan, empty_rows, finish_sum, last_row
 from ...ops.shape import AllocEmpty
 from .. import runtime
 from .kernels import numpy_kernel
@@ -127,8 +127,9 @@ class _LoopSource:
         """One buffer per state (its window, then the steps; the last value carried in a local),
         per stacked output and per factor of a 'dot' sum (at once when the shape is static)."""
         for k, (state_taps, window, length) in enumerate(zip(self.op.state_taps, self.window_names, self.lengths)):
-            self.prologue.append(f"B{k} = new_buffer({window}, {length}, count)")
-            self.prologue.append(f"Q{k} = B{k}[{length}:]")
+            if not self.op.keeps_last_only(k):  # else only the carried local: no row per step
+                self.prologue.append(f"B{k} = new_buffer({window}, {length}, count)")
+                self.prologue.append(f"Q{k} = B{k}[{length}:]")
             if -1 in state_taps:
                 self.carried[k] = f"p{k}"
                 self.prologue.append(f"p{k} = {window}[{length - 1}]")
@@ -200,6 +201,8 @@ class _LoopSource:
         """Nodes computing a state or a stacked output write it straight into its buffer row."""
         chosen = _Destinations(self.writer, self.kernels, self.plan)
         for k, output in enumerate(self.states):
+            if self.op.keeps_last_only(k):
+                continue
             shape = f"R{k}" if not _proven(output, self.taps[k][0]) else None
             chosen.add(output, f"Q{k}[{self.step}]", shape, f"B{k}")
         for name, output in zip(self.rows, self.stacked):
@@ -213,7 +216,8 @@ class _LoopSource:
             value = writer.identifier[output]
             if not _proven(output, self.taps[k][0]):
                 writer.emit(f"if {value}.shape != R{k}: check_row({value}, R{k}, {step}, 'state {k}')")
-            writer.emit(_store(writer, output, f"Q{k}[{step}]", f"B{k}"))
+            if not self.op.keeps_last_only(k):
+                writer.emit(_store(writer, output, f"Q{k}[{step}]", f"B{k}"))
             if k in self.carried:
                 writer.emit(f"{self.carried[k]} = {value}")
         for k, (name, output) in enumerate(zip(self.rows, self.stacked)):
@@ -239,7 +243,11 @@ class _LoopSource:
     def finish(self) -> None:
         """Stacked outputs of zero steps, the sums, and what is returned."""
         writer = self.writer
-        self.returned = [f"B{k}" for k in range(len(self.states))]
+        take_last = writer.bind("last_row", last_row)
+        self.returned = [
+            f"{take_last}(p{k}, {window})" if self.op.keeps_last_only(k) else f"B{k}"
+            for k, window in enumerate(self.window_names)
+        ]
         empty = writer.bind("empty_rows", empty_rows)
         for name, output, like in zip(self.rows, self.stacked, self.op.stacked_like):
             template = self.context_names[like] if like is not None else "None"
