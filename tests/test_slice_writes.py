@@ -285,3 +285,30 @@ def test_a_loop_keeping_last_rows_only_refuses_a_gradient():
     )
     with pytest.raises(NotImplementedError, match="last row"):
         sg.grad(last.sum(), W)
+
+
+# --- a loop's buffers come from the workspace's recycled memory ---------------------------------------
+def _large_loop():
+    x = sg.matrix("x", shape=(None, 4096))  # rows of every step: larger than the workspace threshold
+    h0 = sg.vector("h0", shape=(4096,))
+    hs, _ = sg.scan(lambda x_t, h: h * 0.5 + x_t, sequences=x, outputs_info=h0)
+    doubled, _ = sg.scan(lambda x_t: x_t * 2, sequences=x)
+    return sg.function([x, h0], [hs, doubled])
+
+
+def test_a_loop_reuses_the_memory_of_its_dropped_results_and_keeps_the_held_ones():
+    f = _large_loop()
+    rng = np.random.default_rng(10)
+    X, H0 = rng.standard_normal((12, 4096)), rng.standard_normal(4096)
+    first_hs, first_doubled = f(X, H0)
+    kept_hs, kept_doubled = first_hs.copy(), first_doubled.copy()
+    second_hs, second_doubled = f(X * 3, H0)  # the first results are held: other memory
+    np.testing.assert_array_equal(first_hs, kept_hs)
+    np.testing.assert_array_equal(first_doubled, kept_doubled)
+    np.testing.assert_allclose(second_doubled, X * 6)
+    address = second_doubled.ctypes.data
+    del second_hs, second_doubled
+    third_hs, third_doubled = f(X, H0)
+    assert third_doubled.ctypes.data == address  # the dropped rows' memory, no fresh pages
+    np.testing.assert_allclose(third_hs, kept_hs)
+    np.testing.assert_allclose(third_doubled, kept_doubled)

@@ -4,9 +4,10 @@ The step graph is rewritten with the outer graph, then memory-planned and writte
 the body of a ``for`` loop (the same statements the linker writes for a whole function: in-place
 writes, early deletes); the loop around it reads each sequence's row, reads the taps from the
 states' buffers (the last value is carried in a local), writes each step's values into buffers
-allocated once (elementwise results are computed straight into them), and adds up the sums in
-place. No graph is walked and no argument is checked inside the loop; shapes are checked only
-where static shapes cannot prove them. For ``total += x[t]`` the source reads::
+allocated once (in the workspace's recycled memory, so that no fresh page is faulted in at every
+call; elementwise results are computed straight into them), and adds up the sums in place. No
+graph is walked and no argument is checked inside the loop; shapes are checked only where static
+shapes cannot prove them. For ``total += x[t]`` the source reads::
 
     def loop(n, S0, W0):
         count = check_steps(n)
@@ -44,6 +45,7 @@ from ...ops.linalg import Dot, Matmul
 from ...ops.scan import Scan, empty_rows, finish_sum, last_row
 from ...ops.shape import AllocEmpty
 from .. import runtime
+from . import workspace
 from .kernels import numpy_kernel
 from .linker import _emit_node, _Writer
 from .memory import plan_memory
@@ -68,10 +70,10 @@ class _LoopSource:
         self.writer = _Writer()
         self.writer.scalar_expressions = True
         self.writer.namespace.update(
-            empty=np.empty,
+            empty=workspace.empty,  # the rows of every step: large, made at every call
             check_steps=op.check_steps,
             check_sequences=op.check_sequences,
-            new_buffer=op.new_buffer,
+            new_buffer=_new_buffer,
             check_row=op.check_row,
             array=np.array,
             add=np.add,
@@ -292,6 +294,13 @@ class _LoopSource:
         weakref.finalize(loop, linecache.cache.pop, filename, None)
         loop.source = source  # type: ignore[attr-defined]
         return loop
+
+
+def _new_buffer(window: np.ndarray, length: int, count: int) -> np.ndarray:
+    """A state's buffer (``Scan.new_buffer``) in the workspace's recycled memory."""
+    buffer = workspace.empty((length + count,) + window.shape[1:], window.dtype)
+    buffer[:length] = window
+    return buffer
 
 
 def _merge_rows(rows: Any, viewed: np.ndarray, same: list) -> np.ndarray:
