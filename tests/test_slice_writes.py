@@ -9,7 +9,7 @@ import pytest
 import symgraph as sg
 from symgraph.backends.numpy.loop import link_scan
 from symgraph.ops.scan import Scan
-from symgraph.ops.shape import Alloc, AllocEmpty
+from symgraph.ops.shape import Alloc, AllocEmpty, SumTo
 from symgraph.ops.subtensor import IncSubtensor
 
 
@@ -312,3 +312,48 @@ def test_a_loop_reuses_the_memory_of_its_dropped_results_and_keeps_the_held_ones
     assert third_doubled.ctypes.data == address  # the dropped rows' memory, no fresh pages
     np.testing.assert_allclose(third_hs, kept_hs)
     np.testing.assert_allclose(third_doubled, kept_doubled)
+
+
+# --- shapes that static shapes give (symgraph/rewrite/algebraic.py) -----------------------------------
+def test_a_static_shape_is_a_constant_and_a_sum_to_that_shape_goes():
+    from symgraph.ops.shape import Shape, ShapeAt, SumTo
+    from symgraph.rewrite.algebraic import fold_static_shapes, remove_sums_to_the_same_shape
+
+    x = sg.matrix("x", shape=(3, 4))
+    free = sg.matrix("free")
+    (folded,) = fold_static_shapes(Shape()(x).owner)
+    np.testing.assert_array_equal(folded.data, [3, 4])
+    assert folded.dtype == "int64"
+    assert fold_static_shapes(Shape()(free).owner) is None
+    assert fold_static_shapes(ShapeAt(1)(x).owner)[0].data == 4
+    assert fold_static_shapes(ShapeAt(0)(sg.matrix("half", shape=(None, 4))).owner) is None
+    assert remove_sums_to_the_same_shape(SumTo((None, None))(x, Shape()(x)).owner) == [x]
+    # broadcast along an axis, or a shape known only when running: the sum stays
+    assert remove_sums_to_the_same_shape(SumTo((1, 4))(x, sg.as_tensor(np.array([1, 4]))).owner) is None
+    assert remove_sums_to_the_same_shape(SumTo((None, None))(x, Shape()(free)).owner) is None
+
+
+def test_a_loop_over_rows_of_static_shape_with_a_free_initial_state_drops_its_shape_work():
+    x = sg.tensor3("x", shape=(None, 3, 6))
+    h0 = sg.matrix("h0")  # no static shape: the step is written for any
+    W = sg.matrix("W", shape=(2, 6))
+
+    def step(x_t, h, c):
+        a = x_t + sg.dot(h, W)
+        gates = sg.nn.sigmoid(a[:, :4])
+        c_new = gates[:, 2:] * c + gates[:, :2] * sg.tanh(a[:, 4:])
+        return gates[:, :2] * sg.tanh(c_new), c_new
+
+    (hs, cs), _ = sg.scan(step, sequences=x, outputs_info=[h0, sg.zeros_like(h0)])
+    loss = (hs**2).sum() + cs.sum()
+    outputs = sg.grad(loss, [x, h0, W])
+    f = sg.function([x, h0, W], outputs)
+    backward = next(node.op for node in f.nodes if isinstance(node.op, Scan) and node.op.reverse)
+    inner_sums = [node for node in backward.fgraph.order if isinstance(node.op, SumTo)]
+    # the cell state's gradient went to c's rows, of static shape: no sum back; the gates' input
+    # (from a product whose shape is free) keeps its sum
+    assert len(inner_sums) == 1
+    rng = np.random.default_rng(11)
+    X, H0, Wv = rng.standard_normal((4, 3, 6)), rng.standard_normal((3, 2)), rng.standard_normal((2, 6))
+    for got, want in zip(f(X, H0, Wv), sg.function([x, h0, W], outputs, backend="python")(X, H0, Wv)):
+        np.testing.assert_allclose(got, want, rtol=1e-10)

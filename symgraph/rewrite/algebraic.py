@@ -12,7 +12,7 @@ import numpy as np
 from ..graph.basic import Apply, Constant, Variable
 from ..ops.basic import as_tensor
 from ..ops.elemwise import Elemwise, add, mul, neg, sub, true_div
-from ..ops.shape import Alloc, AllocEmpty, DimShuffle, dimshuffle
+from ..ops.shape import Alloc, AllocEmpty, DimShuffle, Shape, ShapeAt, SumTo, dimshuffle, static_shape_value
 from ..ops.subtensor import IncSubtensor, Subtensor, indexer, selects_everything
 from .walk import tracks
 
@@ -119,6 +119,32 @@ def _is_zeros(variable: Variable) -> bool:
     )
 
 
+@tracks(Shape, ShapeAt)
+def fold_static_shapes(node: Apply) -> Sequence[Variable] | None:
+    """``x.shape`` (or one of its lengths) -> a constant, when ``x``'s static shape gives it: a
+    step of a loop reads rows whose shape is static even where the graph it was built from (the
+    gradient of a step, written for any shape) was not."""
+    x = node.inputs[0]
+    if isinstance(node.op, Shape) and None not in x.type.shape:
+        return [as_tensor(np.array(x.type.shape, dtype=np.int64))]
+    if isinstance(node.op, ShapeAt) and x.type.shape[node.op.axis] is not None:
+        return [as_tensor(np.int64(x.type.shape[node.op.axis]))]
+    return None
+
+
+@tracks(SumTo)
+def remove_sums_to_the_same_shape(node: Apply) -> Sequence[Variable] | None:
+    """``sum_to(g, shape)`` -> ``g`` when static shapes say that ``g`` has that shape already (the
+    gradient of an operand that was not broadcast)."""
+    g, target = node.inputs
+    wanted = static_shape_value(target)
+    if None in g.type.shape or wanted is None or tuple(wanted) != g.type.shape:
+        return None
+    if any(s is not None and s != length for s, length in zip(node.op.static_shape, g.type.shape)):
+        return None
+    return [g]
+
+
 #: Coverage of slices is worked out on a mask of the array: larger arrays are left alone.
 MAX_MASKED_SIZE = 1 << 24
 
@@ -223,4 +249,6 @@ ALGEBRAIC_RULES = (
     chain_slices_into_zeros,
     set_slices_into_zeros,
     fill_nothing_under_covering_slices,
+    fold_static_shapes,
+    remove_sums_to_the_same_shape,
 )
