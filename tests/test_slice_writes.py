@@ -357,3 +357,45 @@ def test_a_loop_over_rows_of_static_shape_with_a_free_initial_state_drops_its_sh
     X, H0, Wv = rng.standard_normal((4, 3, 6)), rng.standard_normal((3, 2)), rng.standard_normal((2, 6))
     for got, want in zip(f(X, H0, Wv), sg.function([x, h0, W], outputs, backend="python")(X, H0, Wv)):
         np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+# --- values computed straight into their slice of a loop's row (backends/numpy/loop.py) ---------------
+def _row_loop(step, n_outputs=1):
+    x = sg.tensor3("x", shape=(None, 2, 5))
+    outputs, _ = sg.scan(step, sequences=x, outputs_info=[None] * n_outputs)
+    return x, outputs
+
+
+def _pieces(x_t):
+    return sg.tanh(x_t[:, :2]), x_t[:, 2:] * 3.0
+
+
+@pytest.mark.parametrize(
+    "case, into_slices",
+    [("disjoint", 2), ("overlapping", 0), ("read_twice", 1)],
+)
+def test_slice_values_are_computed_into_the_row_only_where_safe(case, into_slices):
+    def step(x_t):
+        first, second = _pieces(x_t)
+        row = sg.zeros((2, 5))
+        if case == "overlapping":  # columns 0-2 then 2-4: the second write must come after the first
+            row = sg.set_subtensor(row[:, :3], sg.tanh(x_t[:, :3]))
+            return sg.set_subtensor(row[:, 2:], second)
+        row = sg.set_subtensor(row[:, :2], first)
+        row = sg.set_subtensor(row[:, 2:], second)
+        return (row, first.sum()) if case == "read_twice" else row
+
+    x, outputs = _row_loop(step, 2 if case == "read_twice" else 1)
+    f = sg.function([x], outputs)
+    loop = next(node.op for node in f.nodes if isinstance(node.op, Scan))
+    source = link_scan(loop).source
+    assert source.count("out=P0[t][") == into_slices
+    X = np.random.default_rng(12).standard_normal((4, 2, 5))
+    got = f(X)
+    want = sg.function([x], outputs, backend="python")(X)
+    for a, b in zip(got if isinstance(got, list) else [got], want if isinstance(want, list) else [want]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    row = got[0] if isinstance(got, list) else got
+    np.testing.assert_allclose(row[..., 2:], X[..., 2:] * 3.0)
+    columns = 3 if case == "overlapping" else 2
+    np.testing.assert_allclose(row[..., :2], np.tanh(X[..., :columns])[..., :2])

@@ -158,7 +158,7 @@ def set_slices_into_zeros(node: Apply) -> Sequence[Variable] | None:
     if not isinstance(op, IncSubtensor) or op.mode != "inc":
         return None
     x, y = node.inputs[0], node.inputs[1]
-    index = _static_index(node)
+    index = static_index(node)
     shape = x.type.shape
     if index is None or None in shape or not np.can_cast(y.type.numpy_dtype, x.type.numpy_dtype, "same_kind"):
         return None
@@ -177,7 +177,7 @@ def fill_nothing_under_covering_slices(node: Apply) -> Sequence[Variable] | None
     slices ``i, j, ...`` cover every element of ``x``: no value of ``x`` survives, so ``x`` is
     neither computed nor copied (the numpy backend writes into ``numpy.empty``)."""
     op = node.op
-    if not isinstance(op, IncSubtensor) or op.mode != "set" or _static_index(node) is None:
+    if not isinstance(op, IncSubtensor) or op.mode != "set" or static_index(node) is None:
         return None
     shape = node.inputs[0].type.shape
     if None in shape:
@@ -187,13 +187,13 @@ def fill_nothing_under_covering_slices(node: Apply) -> Sequence[Variable] | None
         below = chain[-1].inputs[0].owner
         if below is None or not isinstance(below.op, IncSubtensor) or below.op.mode != "set":
             break
-        if _static_index(below) is None:
+        if static_index(below) is None:
             break
         chain.append(below)
     base = chain[-1].inputs[0]
     if base.owner is not None and isinstance(base.owner.op, AllocEmpty):
         return None
-    covered = _covering_mask([_static_index(link) for link in chain], shape)
+    covered = _covering_mask([static_index(link) for link in chain], shape)
     if covered is None or not covered.all():
         return None
     target = as_tensor(np.array(shape, dtype="int64"))
@@ -203,7 +203,7 @@ def fill_nothing_under_covering_slices(node: Apply) -> Sequence[Variable] | None
     return [value]
 
 
-def _static_index(node: Apply) -> tuple | None:
+def static_index(node: Apply) -> tuple | None:
     """The numpy index of an ``IncSubtensor`` node made of fixed ints and slices only."""
     if len(node.inputs) != 2:
         return None
@@ -232,7 +232,7 @@ def _written_mask(variable: Variable, shape: tuple) -> tuple[np.ndarray, Variabl
     ``variable``, and the array under the chain."""
     indices = []
     while variable.owner is not None and isinstance(variable.owner.op, IncSubtensor):
-        index = _static_index(variable.owner)
+        index = static_index(variable.owner)
         if index is None:
             return None
         indices.append(index)

@@ -44,6 +44,8 @@ from ...graph.type import TensorType
 from ...ops.linalg import Dot, Matmul
 from ...ops.scan import Scan, empty_rows, finish_sum, last_row
 from ...ops.shape import AllocEmpty
+from ...ops.subtensor import IncSubtensor
+from ...rewrite.algebraic import static_index
 from .. import runtime
 from . import workspace
 from .kernels import numpy_kernel
@@ -201,7 +203,7 @@ class _LoopSource:
 
     def choose_destinations(self) -> None:
         """Nodes computing a state or a stacked output write it straight into its buffer row."""
-        chosen = _Destinations(self.writer, self.kernels, self.plan)
+        chosen = _Destinations(self.writer, self.kernels, self.plan, self.op.fgraph.outputs)
         for k, output in enumerate(self.states):
             if self.op.keeps_last_only(k):
                 continue
@@ -345,12 +347,21 @@ def _store_row(writer: _Writer, name: str, output: Variable, row: str, what: str
 class _Destinations:
     """Which nodes of the step write their result straight into a buffer row: an elementwise node
     computing a state or a stacked output (``out=``), or the first of a chain of slices written
-    in place (an LSTM's gate gradients), which then copies its input into the row first."""
+    in place (an LSTM's gate gradients), which then copies its input into the row first. When
+    that chain starts from an uninitialized array and writes disjoint fixed slices, the
+    elementwise nodes computing the slices' values (read by nothing else) compute them straight
+    into their slice of the row, and the writes have nothing left to copy."""
 
-    def __init__(self, writer: _Writer, kernels: dict, plan: Any):
+    def __init__(self, writer: _Writer, kernels: dict, plan: Any, outputs: list):
         self.writer, self.kernels = writer, kernels
         self.position = {id(node): position for position, node in enumerate(plan.order)}
         self.plan = plan
+        self.uses: dict[int, int] = {}
+        for node in plan.order:
+            for variable in node.inputs:
+                self.uses[id(variable)] = self.uses.get(id(variable), 0) + 1
+        for variable in outputs:
+            self.uses[id(variable)] = self.uses.get(id(variable), 0) + 1
 
     def add(self, output: Variable, target: str, shape: str | None, base: str) -> None:
         node = output.owner
@@ -361,7 +372,10 @@ class _Destinations:
             if not any(v.ndim == output.ndim for v in node.inputs):
                 return
         elif kernel.destroys == (0,) and kernel.inplace_function is not None:
-            node = self._chain_start(node)
+            chain = self._chain(node)
+            node = chain[-1] if chain else None
+            if node is not None and node not in self.writer.destinations:
+                self._values_into_slices(chain, target, output)
         else:
             return
         if node is None or node in self.writer.destinations:
@@ -369,16 +383,51 @@ class _Destinations:
         self.writer.destinations[node] = (target, shape if shape is not None else repr(tuple(output.type.shape)))
         self.writer.stored_in[id(output)] = base
 
-    def _chain_start(self, node: Apply) -> Apply | None:
-        """The first node of the chain of in-place writes ending at ``node`` (``None`` when the
-        chain starts with something else)."""
+    def _values_into_slices(self, chain: list[Apply], target: str, output: Variable) -> None:
+        """The values of a chain of writes starting from an uninitialized array, computed in their
+        slice of ``target`` where that is safe: fixed, disjoint slices of a static shape; values
+        computed by an elementwise node of this step and read by that write alone."""
+        start = chain[-1].inputs[0].owner
+        shape = output.type.shape
+        if start is None or not isinstance(start.op, AllocEmpty) or None in shape:
+            return
+        links = [link for link in chain if isinstance(link.op, IncSubtensor) and link.op.mode == "set"]
+        indices = [static_index(link) for link in links]
+        if len(links) != len(chain) or any(index is None for index in indices):
+            return
+        written = np.zeros(shape, dtype=np.int8)
+        for index in indices:
+            written[index] += 1
+        if written.max() > 1:
+            return  # overlapping slices: a later write must come after an earlier one
+        for link, index in zip(links, indices):
+            value = link.inputs[1]
+            producer = value.owner
+            region = np.empty(shape, dtype=np.int8)[index].shape
+            if (
+                producer is None
+                or id(producer) not in self.position
+                or len(producer.outputs) != 1
+                or not self.kernels[producer].writes_out
+                or self.uses.get(id(value)) != 1
+                or value.type.shape != region
+                or not any(v.ndim == value.ndim for v in producer.inputs)
+                or producer in self.writer.destinations
+            ):
+                continue
+            self.writer.destinations[producer] = (f"{target}[{index!r}]", repr(region))
+
+    def _chain(self, node: Apply) -> list[Apply] | None:
+        """The chain of in-place writes ending at ``node``, last first (``None`` when the chain
+        starts with something else)."""
+        chain = [node]
         while True:
             choice = self.plan.inplace.get(self.position[id(node)])
             if choice is None:
-                return node
+                return chain
             previous = node.inputs[0].owner
             if previous is not None and isinstance(previous.op, AllocEmpty):
-                return node  # written into the row instead: nothing under it to copy
+                return chain  # written into the row instead: nothing under it to copy
             if (
                 choice.position != 0
                 or previous is None
@@ -387,6 +436,7 @@ class _Destinations:
             ):
                 return None
             node = previous
+            chain.append(node)
 
 
 def _store(writer: _Writer, output: Variable, target: str, base: str) -> str:
