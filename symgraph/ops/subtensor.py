@@ -283,6 +283,16 @@ class IncSubtensor(Op):
         return [gx, gy] + [None] * len(index_inputs)
 
 
+def static_index(node: Apply) -> tuple | None:
+    """The numpy index of an ``IncSubtensor`` node made of fixed ints and slices only."""
+    if len(node.inputs) != 2:
+        return None
+    for entry in node.op.spec:
+        if entry[0] not in ("int", "slice") or any(isinstance(part, tuple) for part in entry[1:]):
+            return None
+    return indexer(node.op.spec)(())
+
+
 def subtensor(x: Variable, index: Any) -> Variable:
     """``x[index]`` (what ``Variable.__getitem__`` builds)."""
     if (

@@ -13,7 +13,7 @@ from ..graph.basic import Apply, Constant, Variable
 from ..ops.basic import as_tensor
 from ..ops.elemwise import Elemwise, add, mul, neg, sub, true_div
 from ..ops.shape import Alloc, AllocEmpty, DimShuffle, Shape, ShapeAt, SumTo, dimshuffle, static_shape_value
-from ..ops.subtensor import IncSubtensor, Subtensor, indexer, selects_everything
+from ..ops.subtensor import IncSubtensor, Subtensor, selects_everything, static_index
 from .walk import tracks
 
 # op -> (positions the identity element may take, the identity element)
@@ -201,16 +201,6 @@ def fill_nothing_under_covering_slices(node: Apply) -> Sequence[Variable] | None
     for link in reversed(chain):
         value = IncSubtensor(link.op.spec, "set")(value, link.inputs[1])
     return [value]
-
-
-def static_index(node: Apply) -> tuple | None:
-    """The numpy index of an ``IncSubtensor`` node made of fixed ints and slices only."""
-    if len(node.inputs) != 2:
-        return None
-    for entry in node.op.spec:
-        if entry[0] not in ("int", "slice") or any(isinstance(part, tuple) for part in entry[1:]):
-            return None
-    return indexer(node.op.spec)(())
 
 
 def _covering_mask(indices: Sequence[tuple], shape: tuple) -> np.ndarray | None:

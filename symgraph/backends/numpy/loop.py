@@ -44,8 +44,7 @@ from ...graph.type import TensorType
 from ...ops.linalg import Dot, Matmul
 from ...ops.scan import Scan, empty_rows, finish_sum, last_row
 from ...ops.shape import AllocEmpty
-from ...ops.subtensor import IncSubtensor
-from ...rewrite.algebraic import static_index
+from ...ops.subtensor import IncSubtensor, static_index
 from .. import runtime
 from . import workspace
 from .kernels import numpy_kernel
