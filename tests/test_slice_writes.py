@@ -399,3 +399,29 @@ def test_slice_values_are_computed_into_the_row_only_where_safe(case, into_slice
     np.testing.assert_allclose(row[..., 2:], X[..., 2:] * 3.0)
     columns = 3 if case == "overlapping" else 2
     np.testing.assert_allclose(row[..., :2], np.tanh(X[..., :columns])[..., :2])
+
+
+def test_boxes_of_fixed_indices():
+    from symgraph.ops.subtensor import boxes_disjoint, index_box
+
+    shape = (4, 6)
+    assert index_box((slice(None), slice(2, None)), shape) == (range(4), range(2, 6))
+    assert index_box((-1,), shape) == (range(3, 4), range(6))
+    assert index_box((4,), shape) is None  # out of bounds: the computation reports it
+    even, odd = index_box((slice(None, None, 2),), shape), index_box((slice(1, None, 2),), shape)
+    assert boxes_disjoint(even, odd)
+    assert not boxes_disjoint(even, index_box((slice(2, 3),), shape))
+    assert boxes_disjoint(index_box((slice(0, 2),), shape), index_box((slice(2, 4),), shape))
+    assert boxes_disjoint(index_box((slice(0, 0),), shape), index_box((slice(None),), shape))  # empty
+
+
+def test_interleaved_rows_cover_the_zeros_too():
+    x = sg.matrix("x", shape=(4, 3))
+    out = _scattered([(slice(None, None, 2), x[::2] + 1), (slice(1, None, 2), x[1::2] * 2)], (4, 3))
+    f = sg.function([x], out)
+    value = np.random.default_rng(13).standard_normal((4, 3))
+    expected = value.copy()
+    expected[::2] += 1
+    expected[1::2] *= 2
+    np.testing.assert_allclose(f(value), expected)
+    assert _has(f, AllocEmpty) and _modes(f) == ["set", "set"]

@@ -293,6 +293,36 @@ def static_index(node: Apply) -> tuple | None:
     return indexer(node.op.spec)(())
 
 
+def index_box(index: tuple, shape: tuple) -> tuple[range, ...] | None:
+    """The elements a fixed basic ``index`` (of :func:`static_index`) selects in an array of the
+    static ``shape``, as one range per axis (``None``: out of bounds, or not ints and slices)."""
+    if len(index) > len(shape):
+        return None
+    box = []
+    for item, length in zip(index, shape):
+        if isinstance(item, slice):
+            box.append(range(*item.indices(length)))
+        elif isinstance(item, int) and -length <= item < length:
+            box.append(range(item % length, item % length + 1))
+        else:
+            return None
+    return tuple(box) + tuple(range(length) for length in shape[len(index) :])
+
+
+def boxes_disjoint(first: tuple[range, ...], second: tuple[range, ...]) -> bool:
+    """Whether two boxes of :func:`index_box` provably share no element (strided ranges that might
+    interleave count as sharing, unless short enough to compare)."""
+    for a, b in zip(first, second):
+        if not a or not b:
+            return True
+        if a.step == 1 and b.step == 1:
+            if max(a.start, b.start) >= min(a.stop, b.stop):
+                return True
+        elif len(a) * len(b) <= 1 << 16 and not set(a) & set(b):
+            return True
+    return False
+
+
 def subtensor(x: Variable, index: Any) -> Variable:
     """``x[index]`` (what ``Variable.__getitem__`` builds)."""
     if (

@@ -5,6 +5,7 @@ predict phase of inverted dropout leaves ``x * 1``: this removes it.)"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ from ..graph.basic import Apply, Constant, Variable
 from ..ops.basic import as_tensor
 from ..ops.elemwise import Elemwise, add, mul, neg, sub, true_div
 from ..ops.shape import Alloc, AllocEmpty, DimShuffle, Shape, ShapeAt, SumTo, dimshuffle, static_shape_value
-from ..ops.subtensor import IncSubtensor, Subtensor, selects_everything, static_index
+from ..ops.subtensor import IncSubtensor, Subtensor, boxes_disjoint, index_box, selects_everything, static_index
 from .walk import tracks
 
 # op -> (positions the identity element may take, the identity element)
@@ -145,10 +146,6 @@ def remove_sums_to_the_same_shape(node: Apply) -> Sequence[Variable] | None:
     return [g]
 
 
-#: Coverage of slices is worked out on a mask of the array: larger arrays are left alone.
-MAX_MASKED_SIZE = 1 << 24
-
-
 @tracks(IncSubtensor)
 def set_slices_into_zeros(node: Apply) -> Sequence[Variable] | None:
     """``inc(x, y)[i]`` -> ``set(x, y)[i]`` when ``x[i]`` is still zeros: ``x`` is zeros with
@@ -162,11 +159,11 @@ def set_slices_into_zeros(node: Apply) -> Sequence[Variable] | None:
     shape = x.type.shape
     if index is None or None in shape or not np.can_cast(y.type.numpy_dtype, x.type.numpy_dtype, "same_kind"):
         return None
-    written = _written_mask(x, shape)
-    if written is None:
+    box = index_box(index, shape)
+    below = _written_boxes(x, shape)
+    if box is None or below is None or not _is_zeros(below[1]):
         return None
-    chain, base = written
-    if not _is_zeros(base) or chain[index].any():
+    if not all(boxes_disjoint(box, other) for other in below[0]):
         return None
     return [IncSubtensor(op.spec, "set")(x, y)]
 
@@ -174,8 +171,9 @@ def set_slices_into_zeros(node: Apply) -> Sequence[Variable] | None:
 @tracks(IncSubtensor)
 def fill_nothing_under_covering_slices(node: Apply) -> Sequence[Variable] | None:
     """``set(set(x, a)[i], b)[j]`` -> the same writes into an uninitialized array when the static
-    slices ``i, j, ...`` cover every element of ``x``: no value of ``x`` survives, so ``x`` is
-    neither computed nor copied (the numpy backend writes into ``numpy.empty``)."""
+    slices ``i, j, ...`` are disjoint and cover every element of ``x``: no value of ``x``
+    survives, so ``x`` is neither computed nor copied (the numpy backend writes into
+    ``numpy.empty``)."""
     op = node.op
     if not isinstance(op, IncSubtensor) or op.mode != "set" or static_index(node) is None:
         return None
@@ -193,8 +191,8 @@ def fill_nothing_under_covering_slices(node: Apply) -> Sequence[Variable] | None
     base = chain[-1].inputs[0]
     if base.owner is not None and isinstance(base.owner.op, AllocEmpty):
         return None
-    covered = _covering_mask([static_index(link) for link in chain], shape)
-    if covered is None or not covered.all():
+    boxes = [index_box(static_index(link), shape) for link in chain]
+    if not _tile(boxes, shape):
         return None
     target = as_tensor(np.array(shape, dtype="int64"))
     value = AllocEmpty(base.type.dtype, tuple(shape))(target)
@@ -203,32 +201,28 @@ def fill_nothing_under_covering_slices(node: Apply) -> Sequence[Variable] | None
     return [value]
 
 
-def _covering_mask(indices: Sequence[tuple], shape: tuple) -> np.ndarray | None:
-    """Which elements of an array of ``shape`` the ``indices`` write (``None``: too large to say,
-    or an index out of bounds, which the computation itself will report)."""
-    if int(np.prod(shape)) > MAX_MASKED_SIZE:
-        return None
-    mask = np.zeros(shape, dtype=bool)
-    try:
-        for index in indices:
-            mask[index] = True
-    except IndexError:
-        return None
-    return mask
+def _tile(boxes: Sequence[tuple[range, ...] | None], shape: tuple) -> bool:
+    """Whether the boxes are pairwise disjoint and together cover an array of ``shape``."""
+    if any(box is None for box in boxes):
+        return False
+    for k, box in enumerate(boxes):
+        if not all(boxes_disjoint(box, other) for other in boxes[k + 1 :]):
+            return False
+    return sum(math.prod(len(axis) for axis in box) for box in boxes) == math.prod(shape)
 
 
-def _written_mask(variable: Variable, shape: tuple) -> tuple[np.ndarray, Variable] | None:
-    """The elements written by the chain of fixed-slice assignments (or increments) ending at
+def _written_boxes(variable: Variable, shape: tuple) -> tuple[list, Variable] | None:
+    """The boxes written by the chain of fixed-slice assignments (or increments) ending at
     ``variable``, and the array under the chain."""
-    indices = []
+    boxes = []
     while variable.owner is not None and isinstance(variable.owner.op, IncSubtensor):
         index = static_index(variable.owner)
-        if index is None:
+        box = index_box(index, shape) if index is not None else None
+        if box is None:
             return None
-        indices.append(index)
+        boxes.append(box)
         variable = variable.owner.inputs[0]
-    mask = _covering_mask(indices, shape)
-    return None if mask is None else (mask, variable)
+    return boxes, variable
 
 
 ALGEBRAIC_RULES = (

@@ -44,7 +44,7 @@ from ...graph.type import TensorType
 from ...ops.linalg import Dot, Matmul
 from ...ops.scan import Scan, empty_rows, finish_sum, last_row
 from ...ops.shape import AllocEmpty
-from ...ops.subtensor import IncSubtensor, static_index
+from ...ops.subtensor import IncSubtensor, boxes_disjoint, index_box, static_index
 from .. import runtime
 from . import workspace
 from .kernels import numpy_kernel
@@ -394,15 +394,15 @@ class _Destinations:
         indices = [static_index(link) for link in links]
         if len(links) != len(chain) or any(index is None for index in indices):
             return
-        written = np.zeros(shape, dtype=np.int8)
-        for index in indices:
-            written[index] += 1
-        if written.max() > 1:
+        boxes = [index_box(index, shape) for index in indices]
+        if any(box is None for box in boxes) or not all(
+            boxes_disjoint(box, other) for k, box in enumerate(boxes) for other in boxes[k + 1 :]
+        ):
             return  # overlapping slices: a later write must come after an earlier one
         for link, index in zip(links, indices):
             value = link.inputs[1]
             producer = value.owner
-            region = np.empty(shape, dtype=np.int8)[index].shape
+            region = np.broadcast_to(np.int8(0), shape)[index].shape
             if (
                 producer is None
                 or id(producer) not in self.position
