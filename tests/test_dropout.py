@@ -138,7 +138,6 @@ def test_two_dropouts_of_one_input_draw_two_masks():
     assert not np.array_equal(out_a != 0, out_b != 0)
 
 
-
 def test_a_dropout_never_equals_one_made_before_at_the_same_address():
     # CPython gives a new object the address of one just freed: a key made of the address would
     # make a new dropout equal to a gone one, say one saved or pickled in another process.
@@ -148,6 +147,7 @@ def test_a_dropout_never_equals_one_made_before_at_the_same_address():
     assert len(keys) == 100
     original = DropoutMask("inverted", "float64")
     assert pickle.loads(pickle.dumps(original)) == original  # a copy is the same mask
+
 
 # --- the predict phase ----------------------------------------------------------------------------
 def test_inverted_predict_is_x_exactly_and_classic_is_x_times_keep():

@@ -3,6 +3,7 @@ error came from, debug checks, and committing updates all or none."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, NodeError
-from ..graph.basic import Apply, SharedVariable, Variable
+from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.source import describe
 from ..graph.type import TensorType, format_shape
 
@@ -110,4 +111,28 @@ def debug_check(node: Apply, values: Sequence[Any]) -> None:
             )
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             kind = "NaN" if np.isnan(array).any() else "Inf"
-            raise FloatingPointError(f"debug mode: {node.op.name} gave {kind} in {output.label()}")
+            if kind not in _nonfinite_constants_above(node):
+                raise FloatingPointError(f"debug mode: {node.op.name} gave {kind} in {output.label()}")
+
+
+@functools.lru_cache(maxsize=256)
+def _nonfinite_constants_above(node: Apply) -> frozenset[str]:
+    """The kinds of non-finite value (``'NaN'``, ``'Inf'``) the graph holds on purpose above
+    ``node``: constants such as the ``-inf`` filling the partial windows of a max pooling. Such a
+    value flowing down is the graph's meaning, not an error; one the node makes is still caught.
+    Asked only about nodes whose results hold NaN or Inf (debug mode's rare path), and remembered
+    for the last nodes asked about (a bounded cache: nodes are not weakly referenceable)."""
+    kinds: set[str] = set()
+    seen, stack = set(), list(node.inputs)
+    while stack:
+        variable = stack.pop()
+        if id(variable) in seen:
+            continue
+        seen.add(id(variable))
+        if isinstance(variable, Constant):
+            data = np.asarray(variable.data)
+            if data.dtype.kind == "f":
+                kinds.update(kind for kind, test in (("NaN", np.isnan), ("Inf", np.isinf)) if test(data).any())
+        elif variable.owner is not None:
+            stack.extend(variable.owner.inputs)
+    return frozenset(kinds)
