@@ -298,6 +298,7 @@ RENAMES = [
     (r"(?<![.\w])T\.nnet\.", "sg.nn."),
     (r"\btheano\.tensor\.nnet\.", "sg.nn."),
     (r"\btheano\.gradient\.", "sg."),
+    (r"\btheano\.scan_module\.", "sg."),
     (r"\btheano\.tensor\.", "sg."),
     (r"(?<![.\w])T\.", "sg."),
     (r"\btheano\.", "sg."),
@@ -417,3 +418,18 @@ def test_a_theano_program_that_relied_on_comparisons_being_true_fails_loudly():
     exec(source, namespace)
     with pytest.raises(TypeError, match=r"sg\.switch"):
         namespace["f"](sg.scalar("x"))
+
+
+def test_a_ported_while_loop_stops_where_theanos_did():
+    program = port(
+        "import theano\n"
+        "import theano.tensor as T\n"
+        "def doubled(previous, limit):\n"
+        "    return previous * 2, theano.scan_module.until(previous * 2 > limit)\n"
+        "limit = T.scalar()\n"
+        "powers, _ = theano.scan(doubled, outputs_info=T.constant(1.0), non_sequences=limit, n_steps=1024)\n"
+        "f = theano.function([limit], powers)\n"
+    )
+    namespace: dict = {}
+    exec(compile(program, "ported.py", "exec"), namespace)
+    np.testing.assert_array_equal(namespace["f"](45.0), [2.0, 4.0, 8.0, 16.0, 32.0, 64.0])

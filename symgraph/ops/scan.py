@@ -59,6 +59,10 @@ class Scan(InnerGraphOp):
     when it is not ``None``). ``reverse=True`` runs the steps from the last row of the sequences
     to the first (what the backward pass does), writing stacked outputs at their row, states in
     step order.
+
+    ``until=k``: stacked output ``k`` is a boolean scalar, the loop's stopping condition (Theano's
+    ``until``): the loop stops after the first step where it is true, and every buffer and stacked
+    output holds only the steps taken (so their lengths are not known before running).
     """
 
     __props__ = (
@@ -71,7 +75,10 @@ class Scan(InnerGraphOp):
         "truncate_gradient",
         "_name",
         "stacked_like",
+        "until",
     )
+    #: Files saved before loops could stop early hold no ``until``.
+    until: int | None = None
 
     def __init__(
         self,
@@ -84,6 +91,7 @@ class Scan(InnerGraphOp):
         truncate_gradient: int = -1,
         name: str = "scan",
         stacked_like: Sequence[int | None] | None = None,
+        until: int | None = None,
     ):
         self.fgraph = fgraph
         self.n_sequences = n_sequences
@@ -94,12 +102,19 @@ class Scan(InnerGraphOp):
         self.truncate_gradient = int(truncate_gradient)
         self._name = name
         self.stacked_like = tuple(stacked_like) if stacked_like is not None else (None,) * n_stacked
+        self.until = None if until is None else int(until)
         taps = sum(len(t) for t in self.state_taps)
         terms = sum(2 if form == "dot" else 1 for _, form in self.sums)
         if len(fgraph.inputs) < n_sequences + taps:
             raise ValueError(f"{name}: the step graph has too few inputs for its sequences and taps")
         if len(fgraph.outputs) != len(self.state_taps) + n_stacked + terms:
             raise ValueError(f"{name}: the step graph's outputs do not match its states, stacked outputs and sums")
+        if self.until is not None:
+            condition = fgraph.outputs[len(self.state_taps) + self.until] if self.until < n_stacked else None
+            if condition is None or condition.ndim != 0 or condition.dtype != "bool" or self.reverse or self.sums:
+                raise ValueError(
+                    f"{name}: until must name a boolean scalar stacked output of a forward loop with no sums"
+                )
         self._look_inside()
 
     # --- the layout ------------------------------------------------------------------------------
@@ -178,6 +193,7 @@ class Scan(InnerGraphOp):
             "truncate_gradient": self.truncate_gradient,
             "name": self._name,
             "stacked_like": self.stacked_like,
+            "until": self.until,
         }
         parameters.update(changes)
         return Scan(**parameters)
@@ -196,7 +212,7 @@ class Scan(InnerGraphOp):
         for position, (outer, taps) in enumerate(zip(windows, inner_taps)):
             self._check_rows(outer, taps[0], f"the initial window of state {position}")
         self._check_inputs(context, inner_context)
-        static = int(n_steps.data) if isinstance(n_steps, Constant) else None
+        static = int(n_steps.data) if isinstance(n_steps, Constant) and self.until is None else None
         states, stacked, terms = self.inner_outputs()
         types = []
         for window, length, output in zip(windows, self.window_lengths, states):
@@ -305,6 +321,7 @@ class Scan(InnerGraphOp):
             rows: list[Any] = [None] * self.n_stacked
             totals: list[Any] = [None] * len(self.sums)
             factors: list[list[Any]] = [[None, None] for _ in self.sums]
+            taken = count
             for step_number in range(count):
                 t = count - 1 - step_number if self.reverse else step_number
                 arguments = [sequence[t] for sequence in sequences]
@@ -332,6 +349,12 @@ class Scan(InnerGraphOp):
                             if factors[k][side] is None:
                                 factors[k][side] = np.empty((count,) + value.shape, dtype=value.dtype)
                             factors[k][side][t] = value
+                if self.until is not None and rows[self.until][t]:
+                    taken = step_number + 1
+                    break
+            if taken < count:  # stopped by the condition: the steps taken only
+                buffers = [buffer[: length + taken] for buffer, length in zip(buffers, lengths)]
+                rows = [row[:taken] for row in rows]
             results = list(buffers)
             for k, output in enumerate(stacked):
                 like = context[self.stacked_like[k]] if self.stacked_like[k] is not None else None

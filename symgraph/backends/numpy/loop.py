@@ -142,6 +142,8 @@ class _LoopSource:
                 self.factors[k] = tuple(self.factor_rows(k, side, part) for side, part in zip("AF", parts))
         if self.op.reverse:
             self.prologue.append("last = count - 1")
+        if self.op.until is not None:
+            self.prologue.append("taken = count")
 
     def factor_rows(self, k: int, side: str, part: Variable) -> str:
         """Where the rows of a factor of 'dot' sum ``k`` are. Both factors are stored by the
@@ -233,12 +235,23 @@ class _LoopSource:
                     writer.depth -= 1
                 elif name.startswith(("A", "F")):
                     _store_row(writer, name, part, "t", f"a factor of sum {k}", step)
+        if self.op.until is not None:  # stop after the first step whose condition holds
+            writer.emit(f"if {writer.identifier[self.stacked[self.op.until]]}:")
+            writer.depth += 1
+            writer.emit("taken = t + 1")
+            writer.emit("break")
+            writer.depth -= 1
 
     # --- after the loop -----------------------------------------------------------------------------
     def finish(self) -> None:
         """Stacked outputs of zero steps, the sums, and what is returned."""
         writer = self.writer
         self.returned = [f"B{k}" for k in range(len(self.states))]
+        if self.op.until is not None:  # stopped early: the steps taken only
+            trimmed = [f"B{k} = B{k}[:{length} + taken]" for k, length in enumerate(self.lengths)]
+            trimmed += [f"{name} = {name}[:taken] if {name} is not None else None" for name in self.rows]
+            self.epilogue.append("if taken < count:")
+            self.epilogue += ["    " + line for line in trimmed]
         empty = writer.bind("empty_rows", empty_rows)
         for name, output, like in zip(self.rows, self.stacked, self.op.stacked_like):
             template = self.context_names[like] if like is not None else "None"
