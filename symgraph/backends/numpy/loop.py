@@ -44,7 +44,7 @@ from ...ops.linalg import Dot, Matmul
 from ...ops.scan import Scan, empty_rows, finish_sum
 from .. import runtime
 from .kernels import numpy_kernel
-from .linker import _emit_node, _Writer
+from .linker import _emit_node, _Writer, scalar_or_array
 from .memory import plan_memory
 
 _loop_numbers = itertools.count()
@@ -65,7 +65,6 @@ class _LoopSource:
         self.kernels = {node: numpy_kernel(node.op, node) for node in fgraph.order}
         self.plan = plan_memory(fgraph.order, fgraph.outputs, [], self.kernels, True)
         self.writer = _Writer()
-        self.writer.scalar_expressions = True
         self.writer.namespace.update(
             empty=np.empty,
             check_steps=op.check_steps,
@@ -113,14 +112,14 @@ class _LoopSource:
         for variable, name in zip(self.context, self.context_names):
             writer.identifier[variable] = name
             if isinstance(variable.type, TensorType) and variable.ndim == 0 and id(variable) in self.used:
-                self.prologue.append(f"{name} = {name}[()]")  # a numpy scalar: see _constant_value
+                self.prologue.append(f"{name} = {name}[()]")  # a numpy scalar: see scalar_or_array
             elif id(variable) in multiplied and variable.ndim == 2:
                 # BLAS is markedly slower on transposed operands of some shapes: a matrix
                 # multiplied at every step (a transposed weight, say) is made contiguous once.
                 self.prologue.append(f"{name} = ascontiguousarray({name})")
         for variable in [v for node in fgraph.order for v in node.inputs] + fgraph.outputs:
             if isinstance(variable, Constant) and variable not in writer.identifier:
-                writer.identifier[variable] = writer.bind("c", _constant_value(variable))
+                writer.identifier[variable] = writer.bind("c", scalar_or_array(variable.data))
 
     def allocate_buffers(self) -> None:
         """One buffer per state (its window, then the steps; the last value carried in a local),
@@ -307,11 +306,6 @@ def _merge_rows(rows: Any, viewed: np.ndarray, same: list) -> np.ndarray:
         return viewed
     rows[same] = viewed[same]
     return rows
-
-
-def _constant_value(constant: Constant) -> Any:
-    # 0-d values as numpy scalars: arithmetic on them is several times faster than on 0-d arrays.
-    return constant.data[()] if constant.data.ndim == 0 else constant.data
 
 
 def _proven(output: Variable, row: Variable) -> bool:
