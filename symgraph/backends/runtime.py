@@ -4,6 +4,7 @@ error came from, debug checks, and committing updates all or none."""
 from __future__ import annotations
 
 import functools
+import operator
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -57,10 +58,31 @@ def in_place_commit_is_safe() -> bool:
     """Whether writing updates straight into shared arrays cannot raise half-way: no numpy
     floating-point error is set to raise (``np.errstate(over='raise')``, ``'call'``), and no
     warning filter turns numpy's warnings into errors. Otherwise a call computes its updates into
-    new arrays first and copies them in at the end, which cannot fail."""
-    if any(action in ("raise", "call") for action in np.geterr().values()):
-        return False
-    return not any(entry[0] == "error" for entry in warnings.filters)
+    new arrays first and copies them in at the end, which cannot fail. (Asked at every call of a
+    function with updates: the answer for numpy's error state is remembered per state object.)"""
+    return _errors_do_not_raise() and "error" not in map(_action, warnings.filters)
+
+
+_action = operator.itemgetter(0)
+
+
+def _errors_do_not_raise() -> bool:
+    global _errors_known
+    state = _error_state() if _error_state is not None else None
+    known = _errors_known
+    if state is None or known[0] is not state:
+        known = (state, not any(action in ("raise", "call") for action in np.geterr().values()))
+        _errors_known = known
+    return known[1]
+
+
+try:  # numpy >= 2 keeps its error state in a context variable, one new object per change
+    from numpy._core._ufunc_config import _extobj_contextvar
+
+    _error_state: Callable[[], Any] | None = _extobj_contextvar.get
+except ImportError:  # elsewhere np.geterr() is asked every time
+    _error_state = None
+_errors_known: tuple = (None, False)
 
 
 def commit(shared: SharedVariable, value: Any) -> None:
