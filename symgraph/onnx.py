@@ -464,8 +464,11 @@ def _dimshuffle(op: DimShuffle, node: Apply, exporter: _Exporter) -> None:
 @onnx_nodes.register
 def _subtensor(op: Subtensor, node: Apply, exporter: _Exporter) -> None:
     x, *index_inputs = node.inputs
-    if any(entry[0] == "array" for entry in op.spec):
-        raise _refuse(node, " for indexing with arrays")
+    arrays = [index_inputs[entry[1][1]] for entry in op.spec if entry[0] == "array"]
+    if arrays and (
+        len(arrays) > 1 or arrays[0].dtype == "bool" or any(entry[0] in ("int", "newaxis") for entry in op.spec)
+    ):  # numpy's rules for where the result's axes go, and masks, have no one-node ONNX form
+        raise _refuse(node, " for indexing with a boolean array, several arrays, or an array beside ints or newaxis")
 
     def bound(part: Any, default: int) -> str:
         if part is None:
@@ -482,6 +485,12 @@ def _subtensor(op: Subtensor, node: Apply, exporter: _Exporter) -> None:
         if kind == "newaxis":
             result = exporter.emit("Unsqueeze", [result, exporter.ints([axis])])
             axis += 1
+        elif kind == "array":  # one integer array (an embedding's lookup): its axes replace the axis
+            (index,) = arrays
+            result = exporter.emit(
+                "Gather", [result, exporter.cast(exporter.name(index), index.dtype, "int64")], axis=axis
+            )
+            axis += index.ndim
         elif kind == "int":
             ref = entry[1]
             index = (
