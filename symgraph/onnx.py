@@ -34,7 +34,7 @@ from .nn.pool import AvgPool2d, MaxPool2d
 from .ops import elemwise
 from .ops.basic import Cast
 from .ops.elemwise import Elemwise
-from .ops.linalg import Dot, Matmul
+from .ops.linalg import Dot, Matmul, Tensordot
 from .ops.reduce import ArgReduce, Reduce
 from .ops.shape import (
     Alloc,
@@ -314,7 +314,25 @@ def _identity(op: Op, node: Apply, exporter: _Exporter) -> None:
 def _matmul(op: Op, node: Apply, exporter: _Exporter) -> None:
     dtype = node.outputs[0].dtype
     operands = [exporter.cast(exporter.name(v), v.dtype, dtype) for v in node.inputs]
-    exporter.emit("MatMul", operands, [exporter.output(node)])
+    scaling = any(v.ndim == 0 for v in node.inputs)  # numpy.dot with a number multiplies
+    exporter.emit("Mul" if scaling else "MatMul", operands, [exporter.output(node)])
+
+
+@onnx_nodes.register
+def _tensordot(op: Tensordot, node: Apply, exporter: _Exporter) -> None:
+    """One ``Einsum``: each axis a letter, the paired axes sharing theirs."""
+    x, y = node.inputs
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    x_letters = [next(letters) for _ in range(x.ndim)]
+    y_letters = [next(letters) for _ in range(y.ndim)]
+    for x_axis, y_axis in zip(op.x_axes, op.y_axes):
+        y_letters[y_axis] = x_letters[x_axis]
+    free = [x_letters[a] for a in range(x.ndim) if a not in op.x_axes]
+    free += [y_letters[a] for a in range(y.ndim) if a not in op.y_axes]
+    equation = f"{''.join(x_letters)},{''.join(y_letters)}->{''.join(free)}"
+    dtype = node.outputs[0].dtype
+    operands = [exporter.cast(exporter.name(v), v.dtype, dtype) for v in node.inputs]
+    exporter.emit("Einsum", operands, [exporter.output(node)], equation=equation)
 
 
 @onnx_nodes.register

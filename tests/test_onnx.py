@@ -184,6 +184,19 @@ def test_an_embedding_lookup_exports(tmp_path):
 
 
 @needs_onnx
+def test_tensordot_and_products_with_a_number_export(tmp_path):
+    rng = np.random.default_rng(6)
+    x = sg.tensor3("x", dtype="float32")  # (batch, 4, 5)
+    K = sg.shared(rng.normal(size=(5, 3, 4)).astype("float32"), name="K")
+    s = sg.shared(np.float32(1.5), name="s")
+    contracted = sg.tensordot(x, K, axes=([2, 1], [0, 2]))  # (batch, 3)
+    outer = sg.tensordot(x[:, 0], K[:, 0], axes=0)  # no axis paired: (batch, 5, 5, 4)
+    f = sg.function([x], [contracted, outer, sg.dot(s, contracted)])
+    for batch in (1, 37):
+        assert_same(f, tmp_path / "tensordot.onnx", rng.normal(size=(batch, 4, 5)).astype("float32"), atol=1e-5)
+
+
+@needs_onnx
 def test_a_float64_model_exports_in_float32_for_onnxruntime(tmp_path):
     ConvNet, _ = _examples()
     model = ConvNet(0, "float64")

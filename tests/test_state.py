@@ -52,7 +52,6 @@ def test_warnings_turned_into_errors_change_no_shared_value_either():
     np.testing.assert_array_equal(B.get_value(), np.full(3, 1e300))
 
 
-
 def test_the_error_settings_are_read_afresh_at_every_call():
     # The answer for numpy's error state is remembered per state: a change between two calls,
     # by np.seterr as by np.errstate, and in another thread, must be seen.
@@ -81,6 +80,7 @@ def test_the_error_settings_are_read_afresh_at_every_call():
     thread.join()
     assert len(failures) == 1
     np.testing.assert_array_equal(B.get_value(), np.full(3, 1e300))
+
 
 @pytest.mark.parametrize(("mode", "backend"), MODES)
 def test_an_argument_that_is_a_shared_array_is_read_as_it_was(mode, backend):
