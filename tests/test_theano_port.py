@@ -290,6 +290,7 @@ RENAMES = [
     (r"^import theano\n", "import symgraph as sg\n"),
     (r"\btheano\.tensor\.shared_randomstreams\.RandomStreams\b", "sg.RandomStreams"),
     (r"\btheano\.sandbox\.rng_mrg\.MRG_RandomStreams\b", "sg.RandomStreams"),
+    (r"(?<![.\w])T\.shared_randomstreams\.RandomStreams\b", "sg.RandomStreams"),
     (r"(?<![.\w])RandomStreams\(", "sg.RandomStreams("),
     (r"(?<![.\w])MRG_RandomStreams\(", "sg.RandomStreams("),
     (r"\btheano\.tensor\.signal\.pool\.", "sg.nn."),
@@ -433,3 +434,24 @@ def test_a_ported_while_loop_stops_where_theanos_did():
     namespace: dict = {}
     exec(compile(program, "ported.py", "exec"), namespace)
     np.testing.assert_array_equal(namespace["f"](45.0), [2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+
+
+def test_a_ported_sampling_loop_with_tensor_random_streams_draws_at_every_step():
+    program = port(
+        "import numpy\n"
+        "import theano\n"
+        "import theano.tensor as T\n"
+        "rng = T.shared_randomstreams.RandomStreams(7)\n"
+        "W = theano.shared(numpy.full((3, 3), 0.2))\n"
+        "def flip(state):\n"
+        "    odds = T.nnet.sigmoid(T.dot(state, W))\n"
+        "    return rng.binomial(size=state.shape, n=1, p=odds, dtype='float64')\n"
+        "start = T.vector()\n"
+        "chain, updates = theano.scan(flip, outputs_info=start, n_steps=50)\n"
+        "walk = theano.function([start], chain, updates=updates)\n"
+    )
+    namespace: dict = {}
+    exec(compile(program, "ported.py", "exec"), namespace)
+    first, second = namespace["walk"](np.ones(3)), namespace["walk"](np.ones(3))
+    assert first.shape == (50, 3) and set(np.unique(first)) == {0.0, 1.0}
+    assert not np.array_equal(first, second)  # the generator advanced between the calls
