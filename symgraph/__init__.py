@@ -69,7 +69,7 @@ from .ops.shape import (
     zeros_like,
 )
 from .ops.ifelse import ifelse
-from .ops.scan_build import scan
+from .ops.scan_build import scan, until
 from .ops.subgraph import OpFromGraph
 from .ops.subtensor import inc_subtensor, set_subtensor
 from .variables import (
@@ -136,7 +136,7 @@ __all__ = [
     # graph objects
     "Variable", "SharedVariable", "Constant", "Apply", "TensorType", "Function", "FunctionGraph",
     # defining ops and subgraphs, loops and branches
-    "Op", "OpFromGraph", "scan", "ifelse",
+    "Op", "OpFromGraph", "scan", "until", "ifelse",
     # elementwise
     "abs", "exp", "log", "log1p", "expm1", "sqrt", "square", "sign", "sin", "cos", "tanh",
     "floor", "ceil", "round", "maximum", "minimum", "clip", "where", "switch",

@@ -34,7 +34,7 @@ from .nn.pool import AvgPool2d, MaxPool2d
 from .ops import elemwise
 from .ops.basic import Cast
 from .ops.elemwise import Elemwise
-from .ops.linalg import Dot, Matmul
+from .ops.linalg import Dot, Matmul, Tensordot
 from .ops.reduce import ArgReduce, Reduce
 from .ops.shape import (
     Alloc,
@@ -314,7 +314,25 @@ def _identity(op: Op, node: Apply, exporter: _Exporter) -> None:
 def _matmul(op: Op, node: Apply, exporter: _Exporter) -> None:
     dtype = node.outputs[0].dtype
     operands = [exporter.cast(exporter.name(v), v.dtype, dtype) for v in node.inputs]
-    exporter.emit("MatMul", operands, [exporter.output(node)])
+    scaling = any(v.ndim == 0 for v in node.inputs)  # numpy.dot with a number multiplies
+    exporter.emit("Mul" if scaling else "MatMul", operands, [exporter.output(node)])
+
+
+@onnx_nodes.register
+def _tensordot(op: Tensordot, node: Apply, exporter: _Exporter) -> None:
+    """One ``Einsum``: each axis a letter, the paired axes sharing theirs."""
+    x, y = node.inputs
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    x_letters = [next(letters) for _ in range(x.ndim)]
+    y_letters = [next(letters) for _ in range(y.ndim)]
+    for x_axis, y_axis in zip(op.x_axes, op.y_axes):
+        y_letters[y_axis] = x_letters[x_axis]
+    free = [x_letters[a] for a in range(x.ndim) if a not in op.x_axes]
+    free += [y_letters[a] for a in range(y.ndim) if a not in op.y_axes]
+    equation = f"{''.join(x_letters)},{''.join(y_letters)}->{''.join(free)}"
+    dtype = node.outputs[0].dtype
+    operands = [exporter.cast(exporter.name(v), v.dtype, dtype) for v in node.inputs]
+    exporter.emit("Einsum", operands, [exporter.output(node)], equation=equation)
 
 
 @onnx_nodes.register
@@ -464,8 +482,11 @@ def _dimshuffle(op: DimShuffle, node: Apply, exporter: _Exporter) -> None:
 @onnx_nodes.register
 def _subtensor(op: Subtensor, node: Apply, exporter: _Exporter) -> None:
     x, *index_inputs = node.inputs
-    if any(entry[0] == "array" for entry in op.spec):
-        raise _refuse(node, " for indexing with arrays")
+    arrays = [index_inputs[entry[1][1]] for entry in op.spec if entry[0] == "array"]
+    if arrays and (
+        len(arrays) > 1 or arrays[0].dtype == "bool" or any(entry[0] in ("int", "newaxis") for entry in op.spec)
+    ):  # numpy's rules for where the result's axes go, and masks, have no one-node ONNX form
+        raise _refuse(node, " for indexing with a boolean array, several arrays, or an array beside ints or newaxis")
 
     def bound(part: Any, default: int) -> str:
         if part is None:
@@ -482,6 +503,12 @@ def _subtensor(op: Subtensor, node: Apply, exporter: _Exporter) -> None:
         if kind == "newaxis":
             result = exporter.emit("Unsqueeze", [result, exporter.ints([axis])])
             axis += 1
+        elif kind == "array":  # one integer array (an embedding's lookup): its axes replace the axis
+            (index,) = arrays
+            result = exporter.emit(
+                "Gather", [result, exporter.cast(exporter.name(index), index.dtype, "int64")], axis=axis
+            )
+            axis += index.ndim
         elif kind == "int":
             ref = entry[1]
             index = (

@@ -575,6 +575,11 @@ def test_loops_branches_and_checks():
     f = sg.function([x], stochastic, phase="train", backend="dask")
     with pytest.raises(NotImplementedError, match="draws random numbers inside its steps"):
         f(da.from_array(values, chunks=(5, 3, 3)))
+    v = sg.vector("v")
+    running, _ = sg.scan(lambda v_t, s: (s + v_t, sg.until(s + v_t > 2)), sequences=v, outputs_info=sg.constant(0.0))
+    stopping = sg.function([v], running, backend="dask")
+    with pytest.raises(NotImplementedError, match=r"stops at a condition \(sg.until\)"):
+        stopping(da.ones(5, chunks=2))
 
 
 def test_the_references_dask_examples_run_as_written():

@@ -499,12 +499,18 @@ def test_binary_op_returns_its_declared_types(name, dtype):
     assert not problems, f"{name}({dtype}, ...):\n" + "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pool_2d(mode='max', ignore_border=False) fills its partial windows with a node of -inf, "
-    "which mode 'debug' refuses as an Inf (a fix belongs in pool.py's kernels, being rewritten)",
-)
 def test_pool_2d_max_of_partial_windows_in_debug_mode():
     x = sg.matrix("x")
     f = sg.function([x], sg.nn.pool_2d(x, ws=(2, 2), ignore_border=False), mode="debug")
     np.testing.assert_array_equal(f(np.arange(6.0).reshape(3, 2)), [[3.0], [5.0]])
+
+
+def test_debug_mode_passes_an_infinity_the_graph_holds_and_catches_one_a_node_makes():
+    x = sg.vector("x")
+    masked = sg.switch(x > 0, x, -np.inf)  # the graph's own -inf, flowing down
+    f = sg.function([x], [masked, sg.exp(masked)], mode="debug")
+    np.testing.assert_array_equal(f([2.0, -1.0])[1], [np.exp(2.0), 0.0])
+    with np.errstate(invalid="ignore"), pytest.raises(FloatingPointError, match="debug mode: sub gave NaN"):
+        sg.function([x], masked - masked, mode="debug")([2.0, -1.0])  # -inf - -inf: a NaN of its own
+    with np.errstate(divide="ignore"), pytest.raises(FloatingPointError, match="debug mode: log gave Inf"):
+        sg.function([x], sg.log(x), mode="debug")([0.0])

@@ -2,6 +2,7 @@
 very mask of the forward pass, noise shapes, symbolic keep probabilities, and argument errors."""
 
 import inspect
+import pickle
 import re
 import subprocess
 import sys
@@ -135,6 +136,17 @@ def test_two_dropouts_of_one_input_draw_two_masks():
     f = sg.function([x], [a, b], phase="train")
     out_a, out_b = f(positive(200))
     assert not np.array_equal(out_a != 0, out_b != 0)
+
+
+def test_a_dropout_never_equals_one_made_before_at_the_same_address():
+    # CPython gives a new object the address of one just freed: a key made of the address would
+    # make a new dropout equal to a gone one, say one saved or pickled in another process.
+    from symgraph.nn.dropout import DropoutMask
+
+    keys = {DropoutMask("inverted", "float64").key for _ in range(100)}
+    assert len(keys) == 100
+    original = DropoutMask("inverted", "float64")
+    assert pickle.loads(pickle.dumps(original)) == original  # a copy is the same mask
 
 
 # --- the predict phase ----------------------------------------------------------------------------

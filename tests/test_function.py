@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import inspect
 import os
+import re
 import threading
 import warnings
 
@@ -936,3 +937,15 @@ def test_a_failed_compilation_leaves_garbage_collection_on():
     with pytest.raises(MissingInputError):
         sg.function([], x * 2)
     assert gc.isenabled()
+
+
+def test_scalar_arithmetic_is_written_as_operators_on_numpy_scalars():
+    # 0-d values: Python's operators on numpy scalars (constants held as such), several times
+    # cheaper than ufunc calls, with the same dtype rules; the results are still 0-d arrays.
+    a, b = sg.scalar("a"), sg.scalar("b", dtype="float32")
+    f = sg.function([a, b], [(a * 2.0 - b) / (a + 1.0), b * np.float32(3)])
+    body = f.source.split("try:")[1]
+    assert " * " in body and " - " in body and " / " in body and not re.search(r"= f\d+\(", body)
+    first, second = f(np.float64(3.0), np.float32(0.5))
+    assert isinstance(first, np.ndarray) and first.dtype == np.float64 and first == (3.0 * 2.0 - 0.5) / 4.0
+    assert second.dtype == np.float32 and second == np.float32(1.5)

@@ -61,6 +61,25 @@ def test_activation_values_at_extreme_logits(dtype):
     np.testing.assert_array_equal(sg.function([z], sg.nn.log_softmax(z))(points), [-2e4, 0.0])
 
 
+@pytest.mark.parametrize("dtype", ["float16", *DTYPES])
+@pytest.mark.parametrize("name", ["sigmoid", "softplus"])
+def test_one_number_gives_what_an_array_of_it_gives(name, dtype):
+    # A 0-d value takes a path of its own (Python's arithmetic): the same values, no overflow.
+    activation = getattr(sg.nn, name)
+    s, v = sg.scalar("s", dtype=dtype), sg.vector("v", dtype=dtype)
+    one, many = sg.function([s], activation(s)), sg.function([v], activation(v))
+    points = np.array([-1e4, -745.5, -100.0, -30.0, -1.5, 0.0, 1e-30, 1.5, 30.0, 100.0, 1e4], dtype=dtype)
+    points = points[np.isfinite(points)]
+    with np.errstate(over="raise", under="ignore"):
+        singles = np.array([one(point) for point in points])
+    assert singles.dtype == np.dtype(dtype)
+    tolerance = 1e-3 if dtype == "float16" else 1e-6 if dtype == "float32" else 1e-14
+    # (atol: the array path rounds sigmoid(-100) to 0 in float32, Python gives a subnormal number)
+    np.testing.assert_allclose(singles, many(points), rtol=tolerance, atol=np.finfo(dtype).tiny)
+    assert np.isnan(one(np.array(np.nan, dtype=dtype)))
+    assert one(np.array(-np.inf, dtype=dtype)) == 0.0
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_softmax_crossentropy_gradient_is_exactly_softmax_minus_onehot(dtype, mode):

@@ -145,9 +145,12 @@ def test_functions_that_change_state_or_draw_are_refused_by_name(tmp_path):
 @needs_onnx
 def test_an_op_without_an_onnx_form_is_named_with_its_line(tmp_path):
     x = sg.vector("x")
-    picked = x[sg.constant(np.array([2, 0]))]  # advanced indexing
+    picked = x[x > 0]  # a boolean mask
     line = sys._getframe().f_lineno - 1
-    with pytest.raises(sg.errors.ExportError, match=rf"advanced_subtensor has no ONNX form.*test_onnx.py:{line}"):
+    with pytest.raises(
+        sg.errors.ExportError,
+        match=rf"advanced_subtensor has no ONNX form for indexing with a boolean.*test_onnx.py:{line}",
+    ):
         sg.export_onnx(sg.function([x], picked), tmp_path / "picked.onnx")
 
     class Cube(sg.Op):
@@ -161,6 +164,36 @@ def test_an_op_without_an_onnx_form_is_named_with_its_line(tmp_path):
 
     with pytest.raises(sg.errors.ExportError, match="cube has no ONNX form"):
         sg.export_onnx(sg.function([x], Cube()(x)), None)
+
+
+@needs_onnx
+def test_an_embedding_lookup_exports(tmp_path):
+    # A text model's first layer: rows of a table picked by integer ids (advanced indexing with
+    # one integer array, negative ids counting from the end), here averaged and classified.
+    rng = np.random.default_rng(5)
+    table = sg.shared(rng.normal(size=(20, 6)).astype("float32"), name="table")
+    W = sg.shared(rng.normal(size=(6, 3)).astype("float32"), name="W")
+    ids = sg.imatrix("ids")  # (batch, words)
+    vectors = table[ids]  # (batch, words, 6)
+    probabilities = sg.nn.softmax(vectors.mean(axis=1) @ W)
+    columns = table[:, sg.constant(np.array([5, 0, -1]))][1:]  # a slice, then an array on axis 1
+    f = sg.function([ids], [probabilities, columns, vectors])
+    for batch in (1, 37):
+        words = rng.integers(-20, 20, size=(batch, 7)).astype("int32")
+        assert_same(f, tmp_path / "embedding.onnx", words)
+
+
+@needs_onnx
+def test_tensordot_and_products_with_a_number_export(tmp_path):
+    rng = np.random.default_rng(6)
+    x = sg.tensor3("x", dtype="float32")  # (batch, 4, 5)
+    K = sg.shared(rng.normal(size=(5, 3, 4)).astype("float32"), name="K")
+    s = sg.shared(np.float32(1.5), name="s")
+    contracted = sg.tensordot(x, K, axes=([2, 1], [0, 2]))  # (batch, 3)
+    outer = sg.tensordot(x[:, 0], K[:, 0], axes=0)  # no axis paired: (batch, 5, 5, 4)
+    f = sg.function([x], [contracted, outer, sg.dot(s, contracted)])
+    for batch in (1, 37):
+        assert_same(f, tmp_path / "tensordot.onnx", rng.normal(size=(batch, 4, 5)).astype("float32"), atol=1e-5)
 
 
 @needs_onnx

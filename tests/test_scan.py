@@ -617,3 +617,138 @@ def test_a_function_with_loops_and_branches_saves_and_resumes_bit_for_bit(tmp_pa
     first = [train(values) for _ in range(3)]
     again = [resumed(values) for _ in range(3)]
     np.testing.assert_array_equal(first, again)
+
+
+# --- until: loops that stop at a condition --------------------------------------------------------
+def powers_of_two(limit, n_steps=1024):
+    return sg.scan(
+        lambda power, limit: (power * 2, sg.until(power * 2 > limit)),
+        outputs_info=sg.constant(1.0),
+        non_sequences=limit,
+        n_steps=n_steps,
+    )[0]
+
+
+def numpy_powers(limit, n_steps=1024):
+    powers, power = [], 1.0
+    for _ in range(n_steps):
+        power *= 2
+        powers.append(power)
+        if power > limit:
+            break
+    return np.array(powers)
+
+
+@pytest.mark.parametrize("options", [{}, dict(mode="fast_compile"), dict(mode="debug"), dict(backend="python")])
+def test_until_stops_after_the_first_step_whose_condition_holds(options):
+    limit = sg.scalar("limit")
+    f = sg.function([limit], powers_of_two(limit), **options)
+    for value in (40.0, 64.0, 0.5, 1e300):  # 2**7 > 64 is the 7th step; 0.5: the first step
+        np.testing.assert_array_equal(f(value), numpy_powers(value))
+    bounded = sg.function([limit], powers_of_two(limit, n_steps=3), **options)
+    np.testing.assert_array_equal(bounded(1e9), [2.0, 4.0, 8.0])  # never true: n_steps bound it
+    assert powers_of_two(limit).type.shape == (None,)  # its length is known only once run
+
+
+def test_until_with_sequences_taps_updates_and_several_outputs():
+    x = sg.vector("x")
+    calls = sg.shared(0, name="calls")
+
+    def step(x_t, x_next, two_back, one_back):
+        total = x_t + two_back + one_back
+        return [total, total * x_next], {calls: calls + 1}, sg.until(total > 10)
+
+    (totals, products), updates = sg.scan(
+        step,
+        sequences=dict(input=x, taps=[0, 1]),
+        outputs_info=[dict(initial=sg.constant(np.zeros(2)), taps=[-2, -1]), None],
+    )
+    f = sg.function([x], [totals, products], updates=updates)
+    values = np.arange(1.0, 9.0)
+    expected, window = [], [0.0, 0.0]
+    for t in range(len(values) - 1):
+        total = values[t] + window[0] + window[1]
+        expected.append(total)
+        window = [window[1], total]
+        if total > 10:
+            break
+    got_totals, got_products = f(values)
+    np.testing.assert_array_equal(got_totals, expected)
+    np.testing.assert_array_equal(got_products, np.array(expected) * values[1 : len(expected) + 1])
+    assert calls.get_value() == len(expected) < len(values) - 1  # the update counts the steps taken
+
+
+@pytest.mark.parametrize("stop", [2.5, 0.0, 99.0])  # stops at step 2, at step 0, never
+def test_gradients_through_a_loop_that_stops_flow_through_the_steps_taken(stop):
+    def cost(x, w, s0):
+        states = sg.scan(
+            lambda x_t, s, w: (sg.tanh(s * w + x_t), sg.until(x_t > stop)),
+            sequences=x,
+            outputs_info=s0,
+            non_sequences=w,
+        )[0]
+        return (states**2).sum()
+
+    values = [np.arange(1.0, 6.0) * 0.5, np.array(0.7), np.array(0.2)]
+    sg.verify_grad(cost, values)
+    x, w, s0 = sg.vector("x"), sg.scalar("w"), sg.scalar("s0")
+    dx = sg.function([x, w, s0], sg.grad(cost(x, w, s0), x))(*values)
+    taken = next((t + 1 for t, value in enumerate(values[0]) if value > stop), len(values[0]))
+    assert np.all(dx[taken:] == 0) and np.all(dx[:taken] != 0)
+
+
+def test_until_inside_scan_and_ifelse_inside_until():
+    limits = sg.vector("limits")
+
+    def count_doublings(limit):
+        powers = powers_of_two(limit)
+        return sg.ifelse(powers.shape[0] > 3, powers[-1], -powers[-1])
+
+    lasts, _ = sg.scan(count_doublings, sequences=limits)
+    f = sg.function([limits], lasts)
+    values = [3.0, 40.0, 1000.0]
+    np.testing.assert_array_equal(
+        f(values), [numpy_powers(v)[-1] if len(numpy_powers(v)) > 3 else -numpy_powers(v)[-1] for v in values]
+    )
+
+
+def test_an_output_nobody_reads_goes_but_the_condition_stays():
+    x = sg.vector("x")
+    (kept, _), _ = sg.scan(
+        lambda x_t, s: ([s + x_t, sg.exp(x_t)], sg.until(s + x_t > 3)),
+        sequences=x,
+        outputs_info=[sg.constant(0.0), None],
+    )
+    f = sg.function([x], kept)
+    np.testing.assert_array_equal(f([1.0, 1.0, 1.0, 1.0, 1.0]), [1.0, 2.0, 3.0, 4.0])
+    (loop,) = scan_nodes(f)
+    assert len(loop.op.inner_outputs()[1]) == 1  # the condition: exp(x_t) was dropped
+
+
+@pytest.mark.parametrize(
+    ("step", "error", "message"),
+    [
+        (lambda x_t: (sg.until(x_t > 0), x_t), TypeError, "sg.until once, last"),
+        (lambda x_t: (x_t, sg.until(x_t > 0), sg.until(x_t > 1)), TypeError, "sg.until once, last"),
+        (lambda x_t: sg.until(x_t > 0), TypeError, "returned only sg.until"),
+        (lambda x_t: (x_t, sg.until(x_t)), TypeError, "boolean or integer scalar"),
+        (lambda x_t: (x_t, sg.until(sg.stack([x_t, x_t]) > 0)), TypeError, "boolean or integer scalar"),
+    ],
+)
+def test_until_misused_is_refused_naming_it(step, error, message):
+    with pytest.raises(error, match=message):
+        sg.scan(step, sequences=sg.vector("x"))
+
+
+def test_until_of_an_integer_stops_where_it_is_not_zero():
+    x = sg.ivector("x")
+    rows, _ = sg.scan(lambda x_t: (x_t * 2, sg.until(x_t)), sequences=x)
+    np.testing.assert_array_equal(sg.function([x], rows)(np.array([0, 0, 5, 7], dtype="int32")), [0, 0, 10])
+
+
+def test_a_loop_that_stops_saves_loads_and_copies(tmp_path):
+    limit = sg.scalar("limit")
+    f = sg.function([limit], powers_of_two(limit))
+    sg.save(tmp_path / "powers.sg", f)
+    np.testing.assert_array_equal(sg.load(tmp_path / "powers.sg")(40.0), numpy_powers(40.0))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(f))(100.0), numpy_powers(100.0))

@@ -425,3 +425,24 @@ def test_interleaved_rows_cover_the_zeros_too():
     expected[1::2] *= 2
     np.testing.assert_allclose(f(value), expected)
     assert _has(f, AllocEmpty) and _modes(f) == ["set", "set"]
+
+
+def test_an_update_carried_through_a_while_loop_is_its_last_step_taken():
+    total = sg.shared(np.zeros(2), name="total")
+    x = sg.matrix("x", shape=(None, 2))
+
+    def step(x_t):
+        new = total + x_t
+        return x_t * 2, {total: new}, sg.until(new.sum() > 4)
+
+    doubled, updates = sg.scan(step, sequences=x)
+    f = sg.function([x], doubled, updates=updates)
+    loop = next(node.op for node in f.nodes if isinstance(node.op, Scan))
+    assert loop.until is not None and any(loop.last_only)
+    X = np.arange(10.0).reshape(5, 2)  # totals (0, 1), (2, 4): stops after the second step
+    np.testing.assert_allclose(f(X), X[:2] * 2)
+    np.testing.assert_allclose(total.get_value(), [2.0, 4.0])
+    total.set_value(np.zeros(2))
+    g = sg.function([x], doubled, updates=updates, backend="python")
+    np.testing.assert_allclose(g(X), X[:2] * 2)
+    np.testing.assert_allclose(total.get_value(), [2.0, 4.0])

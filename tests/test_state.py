@@ -52,6 +52,36 @@ def test_warnings_turned_into_errors_change_no_shared_value_either():
     np.testing.assert_array_equal(B.get_value(), np.full(3, 1e300))
 
 
+def test_the_error_settings_are_read_afresh_at_every_call():
+    # The answer for numpy's error state is remembered per state: a change between two calls,
+    # by np.seterr as by np.errstate, and in another thread, must be seen.
+    x, A, B, updates = _overflowing_pair()
+    f = sg.function([x], [], updates=updates)
+    f(np.ones(3))  # in place: nothing raises
+    old = np.seterr(over="raise")
+    try:
+        with pytest.raises(FloatingPointError):
+            f(np.full(3, 1e10))
+    finally:
+        np.seterr(**old)
+    np.testing.assert_array_equal(A.get_value(), np.zeros(3))
+    np.testing.assert_array_equal(B.get_value(), np.full(3, 1e300))
+    failures = []
+
+    def in_a_thread():
+        with np.errstate(over="raise"):
+            try:
+                f(np.full(3, 1e10))
+            except FloatingPointError as error:
+                failures.append(error)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert len(failures) == 1
+    np.testing.assert_array_equal(B.get_value(), np.full(3, 1e300))
+
+
 @pytest.mark.parametrize(("mode", "backend"), MODES)
 def test_an_argument_that_is_a_shared_array_is_read_as_it_was(mode, backend):
     x = sg.vector("x")

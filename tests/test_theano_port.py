@@ -287,19 +287,24 @@ RENAMES = [
     (r"^from theano\.tensor\.signal import pool\n", ""),
     (r"^from theano\.tensor\.shared_randomstreams import RandomStreams\n", ""),
     (r"^from theano\.sandbox\.rng_mrg import MRG_RandomStreams\n", ""),
+    (r"^from theano import tensor\n", ""),
     (r"^import theano\n", "import symgraph as sg\n"),
     (r"\btheano\.tensor\.shared_randomstreams\.RandomStreams\b", "sg.RandomStreams"),
     (r"\btheano\.sandbox\.rng_mrg\.MRG_RandomStreams\b", "sg.RandomStreams"),
+    (r"(?<![.\w])T\.shared_randomstreams\.RandomStreams\b", "sg.RandomStreams"),
     (r"(?<![.\w])RandomStreams\(", "sg.RandomStreams("),
     (r"(?<![.\w])MRG_RandomStreams\(", "sg.RandomStreams("),
     (r"\btheano\.tensor\.signal\.pool\.", "sg.nn."),
     (r"(?<![.\w])pool\.pool_2d\(", "sg.nn.pool_2d("),
     (r"(?<![.\w])conv2d\(", "sg.nn.conv2d("),
     (r"(?<![.\w])T\.nnet\.", "sg.nn."),
+    (r"(?<![.\w])tensor\.nnet\.", "sg.nn."),
     (r"\btheano\.tensor\.nnet\.", "sg.nn."),
     (r"\btheano\.gradient\.", "sg."),
+    (r"\btheano\.scan_module\.", "sg."),
     (r"\btheano\.tensor\.", "sg."),
     (r"(?<![.\w])T\.", "sg."),
+    (r"(?<![.\w])tensor\.", "sg."),
     (r"\btheano\.", "sg."),
 ]
 
@@ -417,3 +422,68 @@ def test_a_theano_program_that_relied_on_comparisons_being_true_fails_loudly():
     exec(source, namespace)
     with pytest.raises(TypeError, match=r"sg\.switch"):
         namespace["f"](sg.scalar("x"))
+
+
+def test_a_ported_while_loop_stops_where_theanos_did():
+    program = port(
+        "import theano\n"
+        "import theano.tensor as T\n"
+        "def doubled(previous, limit):\n"
+        "    return previous * 2, theano.scan_module.until(previous * 2 > limit)\n"
+        "limit = T.scalar()\n"
+        "powers, _ = theano.scan(doubled, outputs_info=T.constant(1.0), non_sequences=limit, n_steps=1024)\n"
+        "f = theano.function([limit], powers)\n"
+    )
+    namespace: dict = {}
+    exec(compile(program, "ported.py", "exec"), namespace)
+    np.testing.assert_array_equal(namespace["f"](45.0), [2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+
+
+def test_a_ported_sampling_loop_with_tensor_random_streams_draws_at_every_step():
+    program = port(
+        "import numpy\n"
+        "import theano\n"
+        "import theano.tensor as T\n"
+        "rng = T.shared_randomstreams.RandomStreams(7)\n"
+        "W = theano.shared(numpy.full((3, 3), 0.2))\n"
+        "def flip(state):\n"
+        "    odds = T.nnet.sigmoid(T.dot(state, W))\n"
+        "    return rng.binomial(size=state.shape, n=1, p=odds, dtype='float64')\n"
+        "start = T.vector()\n"
+        "chain, updates = theano.scan(flip, outputs_info=start, n_steps=50)\n"
+        "walk = theano.function([start], chain, updates=updates)\n"
+    )
+    namespace: dict = {}
+    exec(compile(program, "ported.py", "exec"), namespace)
+    first, second = namespace["walk"](np.ones(3)), namespace["walk"](np.ones(3))
+    assert first.shape == (50, 3) and set(np.unique(first)) == {0.0, 1.0}
+    assert not np.array_equal(first, second)  # the generator advanced between the calls
+
+
+def test_a_ported_program_in_the_from_theano_import_tensor_style_runs():
+    # The other common spelling (the IMDB LSTM tutorial's): `tensor.` for theano.tensor, here a
+    # masked recurrent layer over embedded word ids and its gradients.
+    program = port(
+        "import numpy\n"
+        "import theano\n"
+        "from theano import tensor\n"
+        "ids = tensor.matrix('ids', dtype='int64')\n"
+        "mask = tensor.matrix('mask')\n"
+        "table = theano.shared(numpy.random.RandomState(0).randn(9, 4), name='table')\n"
+        "U = theano.shared(numpy.eye(4) * 0.5, name='U')\n"
+        "words = table[ids.flatten()].reshape([ids.shape[0], ids.shape[1], 4])\n"
+        "def step(m, x, h):\n"
+        "    new = tensor.nnet.sigmoid(tensor.dot(h, U) + x)\n"
+        "    return m[:, None] * new + (1.0 - m)[:, None] * h\n"
+        "start = tensor.alloc(numpy.float64(0.0), ids.shape[1], 4)\n"
+        "states, _ = theano.scan(step, sequences=[mask, words], outputs_info=start)\n"
+        "cost = (states[-1] ** 2).sum()\n"
+        "f = theano.function([ids, mask], [cost] + tensor.grad(cost, [U, table]))\n"
+    )
+    assert "tensor." not in program and "from theano" not in program  # every spelling renamed
+    namespace: dict = {}
+    exec(compile(program, "ported.py", "exec"), namespace)
+    mask = np.ones((5, 3))
+    mask[3:, 0] = 0.0  # the first sequence ends after 3 words: its state is held
+    cost, dU, dtable = namespace["f"](np.random.default_rng(1).integers(0, 9, size=(5, 3)), mask)
+    assert np.isfinite(cost) and dU.shape == (4, 4) and dtable.shape == (9, 4) and np.abs(dtable).sum() > 0

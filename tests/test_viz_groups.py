@@ -79,6 +79,20 @@ def test_every_node_says_its_group_and_scope():
     assert all(data["group"] is None for _, data in g.nodes(data=True) if data["kind"] == "output")
 
 
+def test_a_convolution_and_a_flatten_are_each_one_group_leaving_no_loose_shape_nodes():
+    x = sg.tensor4("x")
+    W = sg.shared(np.ones((2, 1, 3, 3)), name="W")
+    features = sg.nn.max_pool2d(sg.nn.conv2d(x, W, padding=1), 2).flatten(2)
+    g = sg.to_networkx(sg.function([x], features))
+    groups = g.graph["groups"]
+    named = {key: info["name"] for key, info in groups.items()}
+    assert sorted(named.values()) == ["conv2d", "flatten"]
+    for key in ops_of(g, op="shape_at") + ops_of(g, op="stack") + ops_of(g, op="im2col") + ops_of(g, op="reshape"):
+        assert named.get(g.nodes[key]["group"]) in ("conv2d", "flatten"), g.nodes[key]
+    (pool,) = ops_of(g, op="max_pool2d")
+    assert g.nodes[pool]["group"] is None  # one op: drawn as itself
+
+
 def test_gradient_nodes_of_one_grad_call_form_one_group_holding_the_gradient_scopes():
     train, _ = adam_mlp()
     g = sg.to_networkx(train)

@@ -3,6 +3,8 @@ error came from, debug checks, and committing updates all or none."""
 
 from __future__ import annotations
 
+import functools
+import operator
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, NodeError
-from ..graph.basic import Apply, SharedVariable, Variable
+from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.source import describe
 from ..graph.type import TensorType, format_shape
 from ..ops.shape import AllocEmpty
@@ -57,10 +59,31 @@ def in_place_commit_is_safe() -> bool:
     """Whether writing updates straight into shared arrays cannot raise half-way: no numpy
     floating-point error is set to raise (``np.errstate(over='raise')``, ``'call'``), and no
     warning filter turns numpy's warnings into errors. Otherwise a call computes its updates into
-    new arrays first and copies them in at the end, which cannot fail."""
-    if any(action in ("raise", "call") for action in np.geterr().values()):
-        return False
-    return not any(entry[0] == "error" for entry in warnings.filters)
+    new arrays first and copies them in at the end, which cannot fail. (Asked at every call of a
+    function with updates: the answer for numpy's error state is remembered per state object.)"""
+    return _errors_do_not_raise() and "error" not in map(_action, warnings.filters)
+
+
+_action = operator.itemgetter(0)
+
+
+def _errors_do_not_raise() -> bool:
+    global _errors_known
+    state = _error_state() if _error_state is not None else None
+    known = _errors_known
+    if state is None or known[0] is not state:
+        known = (state, not any(action in ("raise", "call") for action in np.geterr().values()))
+        _errors_known = known
+    return known[1]
+
+
+try:  # numpy >= 2 keeps its error state in a context variable, one new object per change
+    from numpy._core._ufunc_config import _extobj_contextvar
+
+    _error_state: Callable[[], Any] | None = _extobj_contextvar.get
+except ImportError:  # elsewhere np.geterr() is asked every time
+    _error_state = None
+_errors_known: tuple = (None, False)
 
 
 def commit(shared: SharedVariable, value: Any) -> None:
@@ -113,4 +136,28 @@ def debug_check(node: Apply, values: Sequence[Any]) -> None:
             continue  # uninitialized by design: anything may be there
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             kind = "NaN" if np.isnan(array).any() else "Inf"
-            raise FloatingPointError(f"debug mode: {node.op.name} gave {kind} in {output.label()}")
+            if kind not in _nonfinite_constants_above(node):
+                raise FloatingPointError(f"debug mode: {node.op.name} gave {kind} in {output.label()}")
+
+
+@functools.lru_cache(maxsize=256)
+def _nonfinite_constants_above(node: Apply) -> frozenset[str]:
+    """The kinds of non-finite value (``'NaN'``, ``'Inf'``) the graph holds on purpose above
+    ``node``: constants such as the ``-inf`` filling the partial windows of a max pooling. Such a
+    value flowing down is the graph's meaning, not an error; one the node makes is still caught.
+    Asked only about nodes whose results hold NaN or Inf (debug mode's rare path), and remembered
+    for the last nodes asked about (a bounded cache: nodes are not weakly referenceable)."""
+    kinds: set[str] = set()
+    seen, stack = set(), list(node.inputs)
+    while stack:
+        variable = stack.pop()
+        if id(variable) in seen:
+            continue
+        seen.add(id(variable))
+        if isinstance(variable, Constant):
+            data = np.asarray(variable.data)
+            if data.dtype.kind == "f":
+                kinds.update(kind for kind, test in (("NaN", np.isnan), ("Inf", np.isinf)) if test(data).any())
+        elif variable.owner is not None:
+            stack.extend(variable.owner.inputs)
+    return frozenset(kinds)

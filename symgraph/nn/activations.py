@@ -5,6 +5,7 @@ Each is numerically stable: no overflow, NaN or Inf for logits of +-1e4, in floa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +35,13 @@ def _sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     # then 0, as it should be, so the overflow is no error. (numpy's logaddexp, the obvious
     # stable form, is dozens of times slower in float32.)
     x = _floating(x)
-    if out is None:  # an array to work in, also for a 0-d x (whose ufunc results are scalars)
+    if out is None and x.ndim == 0:  # one number: Python's arithmetic, not five numpy calls
+        value = float(x)
+        if value < 0:  # exp of a negative number cannot overflow
+            small = math.exp(value)
+            return x.dtype.type(small / (1.0 + small))
+        return x.dtype.type(1.0 / (1.0 + math.exp(-value)))
+    if out is None:  # an array to work in
         out = np.empty_like(x)
     np.negative(x, out=out)
     with np.errstate(over="ignore", under="ignore"):
@@ -49,7 +56,11 @@ def _relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _softplus(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    return np.logaddexp(0, _floating(x), out=out)
+    x = _floating(x)
+    if out is None and x.ndim == 0:  # one number: log(1 + exp(v)) without overflow, in Python
+        value = float(x)
+        return x.dtype.type(math.log1p(math.exp(-abs(value))) + max(value, 0.0))
+    return np.logaddexp(0, x, out=out)
 
 
 def _sigmoid_grad(x, z, g):

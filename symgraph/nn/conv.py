@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph.basic import Apply, Variable
 from ..graph.op import Op
+from ..graph.source import in_scope
 from ..graph.type import TensorType, format_shape
 from ..ops.basic import as_tensor, cast, constant
 from ..ops.elemwise import as_float
@@ -401,31 +402,32 @@ def conv2d(
             f"conv2d takes an (N, C, H, W) input and (O, C, kh, kw) filters, got {x.type.describe()} "
             f"and {filters.type.describe()}"
         )
-    dtype = np.result_type(x.type.numpy_dtype, filters.type.numpy_dtype).name
-    x, filters = cast(x, dtype), cast(filters, dtype)
-    if input_shape is not None:
-        x = _with_shape(x, input_shape, "input_shape")
-    if filter_shape is not None:
-        filters = _with_shape(filters, filter_shape, "filter_shape")
-    if filter_flip:
-        filters = filters[:, :, ::-1, ::-1]
-    stride = as_pair(stride, "stride", 1)
-    dilation = as_pair(1 if filter_dilation is None else filter_dilation, "filter_dilation", 1)
-    channels, expected = x.type.shape[1], filters.type.shape[1]
-    if channels is not None and expected is not None and channels != expected:
-        raise ShapeError(
-            f"conv2d: the input {format_shape(x.type.shape)} has {channels} channel(s) but the filters "
-            f"{format_shape(filters.type.shape)} expect {expected}"
-        )
-    if isinstance(padding, str) and padding in ("full", "half"):
-        pads = _border(padding, _kernel_lengths(filters), dilation)
-        if all(isinstance(pad, int) for pad in pads):
-            padding = pads
-        else:  # the kernel's size is known only at run time: pad in the graph
-            x, padding = _pad_in_graph(x, pads), 0
-    padding = conv_padding(padding, stride)
-    columns = Im2Col(stride, padding, dilation)(x, kernel_size(filters))
-    return ConvContraction("output")(filters, columns)
+    with in_scope("conv2d"):  # one box in pictures: its casts, shapes, columns and product
+        dtype = np.result_type(x.type.numpy_dtype, filters.type.numpy_dtype).name
+        x, filters = cast(x, dtype), cast(filters, dtype)
+        if input_shape is not None:
+            x = _with_shape(x, input_shape, "input_shape")
+        if filter_shape is not None:
+            filters = _with_shape(filters, filter_shape, "filter_shape")
+        if filter_flip:
+            filters = filters[:, :, ::-1, ::-1]
+        stride = as_pair(stride, "stride", 1)
+        dilation = as_pair(1 if filter_dilation is None else filter_dilation, "filter_dilation", 1)
+        channels, expected = x.type.shape[1], filters.type.shape[1]
+        if channels is not None and expected is not None and channels != expected:
+            raise ShapeError(
+                f"conv2d: the input {format_shape(x.type.shape)} has {channels} channel(s) but the filters "
+                f"{format_shape(filters.type.shape)} expect {expected}"
+            )
+        if isinstance(padding, str) and padding in ("full", "half"):
+            pads = _border(padding, _kernel_lengths(filters), dilation)
+            if all(isinstance(pad, int) for pad in pads):
+                padding = pads
+            else:  # the kernel's size is known only at run time: pad in the graph
+                x, padding = _pad_in_graph(x, pads), 0
+        padding = conv_padding(padding, stride)
+        columns = Im2Col(stride, padding, dilation)(x, kernel_size(filters))
+        return ConvContraction("output")(filters, columns)
 
 
 def _one_of(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -57,7 +58,10 @@ class DropoutMask(Op):
     def __init__(self, scale: str, dtype: str):
         self.scale = scale
         self.dtype = dtype
-        self.key = id(self)  # two dropouts are two masks: never equal, never merged
+        # Two dropouts are two masks: never equal, never merged. Not ``id(self)``: an address is
+        # reused once its object is gone, and a saved or pickled op brings its key to another
+        # process, where a new dropout may sit at that address.
+        self.key = uuid.uuid4().hex
 
     @property
     def name(self) -> str:

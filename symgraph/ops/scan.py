@@ -60,6 +60,10 @@ class Scan(InnerGraphOp):
     to the first (what the backward pass does), writing stacked outputs at their row, states in
     step order. A state whose ``last_only`` flag is set (one read at its last row only, set when
     compiling) has its last row as its buffer (one row: no row per step is kept).
+
+    ``until=k``: stacked output ``k`` is a boolean scalar, the loop's stopping condition (Theano's
+    ``until``): the loop stops after the first step where it is true, and every buffer and stacked
+    output holds only the steps taken (so their lengths are not known before running).
     """
 
     __props__ = (
@@ -72,8 +76,12 @@ class Scan(InnerGraphOp):
         "truncate_gradient",
         "_name",
         "stacked_like",
+        "until",
         "last_only",
     )
+    #: Files saved before loops could stop early hold no ``until`` (nor ``last_only``).
+    until: int | None = None
+    last_only: tuple[bool, ...] | None = None
 
     def __init__(
         self,
@@ -86,6 +94,7 @@ class Scan(InnerGraphOp):
         truncate_gradient: int = -1,
         name: str = "scan",
         stacked_like: Sequence[int | None] | None = None,
+        until: int | None = None,
         last_only: Sequence[bool] | None = None,
     ):
         self.fgraph = fgraph
@@ -97,6 +106,7 @@ class Scan(InnerGraphOp):
         self.truncate_gradient = int(truncate_gradient)
         self._name = name
         self.stacked_like = tuple(stacked_like) if stacked_like is not None else (None,) * n_stacked
+        self.until = None if until is None else int(until)
         self.last_only = tuple(bool(flag) for flag in last_only) if last_only is not None else None
         if self.last_only is not None and not any(self.last_only):
             self.last_only = None  # one spelling of "every row kept", so that equal loops compare equal
@@ -111,6 +121,12 @@ class Scan(InnerGraphOp):
             raise ValueError(f"{name}: the step graph has too few inputs for its sequences and taps")
         if len(fgraph.outputs) != len(self.state_taps) + n_stacked + terms:
             raise ValueError(f"{name}: the step graph's outputs do not match its states, stacked outputs and sums")
+        if self.until is not None:
+            condition = fgraph.outputs[len(self.state_taps) + self.until] if self.until < n_stacked else None
+            if condition is None or condition.ndim != 0 or condition.dtype != "bool" or self.reverse or self.sums:
+                raise ValueError(
+                    f"{name}: until must name a boolean scalar stacked output of a forward loop with no sums"
+                )
         self._look_inside()
 
     # --- the layout ------------------------------------------------------------------------------
@@ -193,6 +209,7 @@ class Scan(InnerGraphOp):
             "truncate_gradient": self.truncate_gradient,
             "name": self._name,
             "stacked_like": self.stacked_like,
+            "until": self.until,
             "last_only": self.last_only,
         }
         parameters.update(changes)
@@ -212,7 +229,7 @@ class Scan(InnerGraphOp):
         for position, (outer, taps) in enumerate(zip(windows, inner_taps)):
             self._check_rows(outer, taps[0], f"the initial window of state {position}")
         self._check_inputs(context, inner_context)
-        static = int(n_steps.data) if isinstance(n_steps, Constant) else None
+        static = int(n_steps.data) if isinstance(n_steps, Constant) and self.until is None else None
         states, stacked, terms = self.inner_outputs()
         types = []
         for k, (window, length, output) in enumerate(zip(windows, self.window_lengths, states)):
@@ -324,6 +341,7 @@ class Scan(InnerGraphOp):
             rows: list[Any] = [None] * self.n_stacked
             totals: list[Any] = [None] * len(self.sums)
             factors: list[list[Any]] = [[None, None] for _ in self.sums]
+            taken = count
             for step_number in range(count):
                 t = count - 1 - step_number if self.reverse else step_number
                 arguments = [sequence[t] for sequence in sequences]
@@ -351,6 +369,12 @@ class Scan(InnerGraphOp):
                             if factors[k][side] is None:
                                 factors[k][side] = np.empty((count,) + value.shape, dtype=value.dtype)
                             factors[k][side][t] = value
+                if self.until is not None and rows[self.until][t]:
+                    taken = step_number + 1
+                    break
+            if taken < count:  # stopped by the condition: the steps taken only
+                buffers = [buffer[: length + taken] for buffer, length in zip(buffers, lengths)]
+                rows = [row[:taken] for row in rows]
             results = [
                 last_row(buffer[-1], buffer) if self.keeps_last_only(k) else buffer for k, buffer in enumerate(buffers)
             ]

@@ -25,7 +25,21 @@ from .basic import as_tensor, cast
 from .scan import Scan, check_length, row_type
 from .subgraph import _placeholders, describe_type, merged_shape
 
-__all__ = ["scan"]
+__all__ = ["scan", "until"]
+
+
+class until:  # noqa: N801 (Theano's spelling: theano.scan_module.until)
+    """A loop's stopping condition, returned by ``fn`` beside its outputs (and updates): the loop
+    stops after the first step whose ``condition`` (an integer or boolean scalar) is true, or after
+    ``n_steps``. ``return next_value, sg.until(next_value > limit)``."""
+
+    def __init__(self, condition: Any):
+        condition = as_tensor(condition)
+        if not isinstance(condition.type, TensorType) or condition.ndim != 0 or condition.type.is_float:
+            raise TypeError(
+                f"sg.until takes a boolean or integer scalar (a comparison, say), not {condition.type.describe()}"
+            )
+        self.condition = condition
 
 
 @dataclass
@@ -86,6 +100,7 @@ def scan(
             for i, spec in fed
         ]
         returned = fn(*sequence_arguments, *[v for taps in state_arguments for v in taps], *context_given)
+        returned, condition = _split_until(returned, name)
         results, updates = _parse_return(returned, name)
         if outputs_info is None or (isinstance(outputs_info, (list, tuple)) and not outputs_info):
             output_specs = [_Output(None, []) for _ in results]
@@ -110,6 +125,7 @@ def scan(
             [results[i] for i, spec in enumerate(output_specs) if spec.initial is None],
             [results[i] for i, _ in fed],
             truncate,
+            condition,
         )
         outputs, new_values = _results(node, len(output_specs), [i for i, _ in fed], update_targets)
     return (outputs[0] if len(outputs) == 1 else outputs), new_values
@@ -305,6 +321,26 @@ def _sequence_views(
     return views, as_tensor(np.int64(count)) if isinstance(count, int) else cast(count, "int64")
 
 
+def _split_until(returned: Any, name: str) -> tuple[Any, Variable | None]:
+    """What ``fn`` returned without its ``sg.until`` (last, as Theano has it: ``outputs, until``
+    or ``outputs, updates, until``), and the condition as a boolean scalar (``None``: no until)."""
+    from .elemwise import neq
+
+    if isinstance(returned, until):
+        raise TypeError(f"{name}: fn returned only sg.until; return the step's outputs before it")
+    if not isinstance(returned, (list, tuple)) or not any(isinstance(item, until) for item in returned):
+        return returned, None
+    if not isinstance(returned[-1], until) or sum(isinstance(item, until) for item in returned) > 1:
+        raise TypeError(
+            f"{name}: fn must return sg.until once, last: (outputs, sg.until(...)) or (outputs, updates, sg.until(...))"
+        )
+    condition = returned[-1].condition
+    rest = returned[:-1]
+    if condition.dtype != "bool":
+        condition = neq(condition, 0)
+    return (rest[0] if len(rest) == 1 else tuple(rest)), condition
+
+
 def _parse_return(returned: Any, name: str) -> tuple[list[Variable], dict]:
     """The outputs and the updates ``fn`` returned: outputs, updates (a dict or a list of pairs),
     or both as a pair ``(outputs, updates)``."""
@@ -411,8 +447,12 @@ def _build(
     plain_results: list[Variable],
     fed_results: list[Variable],
     truncate: int,
+    condition: Variable | None,
 ) -> Apply:
-    """The ``Scan`` node of the step ``fn`` built."""
+    """The ``Scan`` node of the step ``fn`` built. A stopping condition is stacked after the
+    plain outputs (so that the gradient knows the number of steps taken: its length)."""
+    if condition is not None:
+        plain_results = plain_results + [condition]
     update_arguments = _placeholders(update_targets)
     seeds = sequence_arguments + [v for _, arguments in fed for v in arguments] + list(update_targets)
     state_results = fed_results + update_values
@@ -434,6 +474,7 @@ def _build(
         n_stacked=len(plain_results) + len(hidden),
         truncate_gradient=truncate,
         name=name,
+        until=len(plain_results) - 1 if condition is not None else None,
     )
     windows = [_window(spec) for spec, _ in fed] + [t.dimshuffle("x", *range(t.ndim)) for t in update_targets]
     sequences = [view for per_tap in views for view in per_tap]

@@ -50,6 +50,8 @@ def scan_gradient(op: Scan, node: Apply, output_grads: Sequence, needed: Sequenc
 
     n_steps, sequences, windows, context = op.outer_parts(node.inputs)
     buffers, stacked, sums = op.output_parts(node.outputs)
+    if op.until is not None:  # the steps taken: the length of the stacked stopping condition
+        n_steps = ShapeAt(0)(stacked[op.until])
     buffer_grads, stacked_grads, sum_grads = op.output_parts(output_grads)
     _, need_sequences, _, need_context = op.outer_parts(needed)
     inner_sequences, inner_taps, inner_context = op.inner_parts()

@@ -16,6 +16,7 @@ from ..config import config
 from ..errors import DTypeError, ShapeError
 from ..graph.basic import Apply, Constant, Variable
 from ..graph.op import Op
+from ..graph.source import in_scope
 from ..graph.type import TensorType, format_shape
 from .basic import as_tensor, cast, constant
 
@@ -452,19 +453,20 @@ def flatten(x: Any, ndim: int = 1) -> Variable:
     x = as_tensor(x)
     if not 1 <= ndim <= max(x.ndim, 1):
         raise ShapeError(f"flatten to {ndim} dimension(s) is impossible for {x.label()} of {x.ndim}")
-    kept = [shape_at(x, axis) for axis in range(ndim - 1)]
     if ndim == 1:
         return reshape(x, [-1])
-    # Not -1: numpy cannot infer it when a kept length is 0 (an empty batch); the product can.
-    trailing = x.type.shape[ndim - 1 :]
-    if None not in trailing:
-        return reshape(x, kept + [math.prod(trailing)])
-    from .elemwise import mul  # elemwise imports this module
+    with in_scope("flatten"):  # one box in pictures: the lengths it reads and multiplies, the reshape
+        kept = [shape_at(x, axis) for axis in range(ndim - 1)]
+        # Not -1: numpy cannot infer it when a kept length is 0 (an empty batch); the product can.
+        trailing = x.type.shape[ndim - 1 :]
+        if None not in trailing:
+            return reshape(x, kept + [math.prod(trailing)])
+        from .elemwise import mul  # elemwise imports this module
 
-    merged = shape_at(x, ndim - 1)
-    for axis in range(ndim, x.ndim):
-        merged = mul(merged, shape_at(x, axis))
-    return reshape(x, kept + [merged])
+        merged = shape_at(x, ndim - 1)
+        for axis in range(ndim, x.ndim):
+            merged = mul(merged, shape_at(x, axis))
+        return reshape(x, kept + [merged])
 
 
 class DimShuffle(Op):

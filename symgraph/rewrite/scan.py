@@ -55,6 +55,8 @@ def _pruned(op: Scan, used: list[bool]) -> tuple[Scan, list[int], list[int | Non
     sequences, taps, context = op.inner_parts()
     states, stacked, terms = op.inner_outputs()
     buffers_used, stacked_used, sums_used = op.output_parts(used)
+    if op.until is not None:  # the stopping condition is computed whoever reads it
+        stacked_used[op.until] = True
     kept_states = {k for k, flag in enumerate(buffers_used) if flag}
     wanted = [stacked[k] for k, flag in enumerate(stacked_used) if flag]
     wanted += [term for k, flag in enumerate(sums_used) if flag for term in terms[k]]
@@ -96,6 +98,7 @@ def _pruned(op: Scan, used: list[bool]) -> tuple[Scan, list[int], list[int | Non
         stacked_like=[
             kept_context.index(op.stacked_like[k]) if op.stacked_like[k] is not None else None for k in kept_stacked
         ],
+        until=kept_stacked.index(op.until) if op.until is not None else None,
     )
     n_states = len(states)
     kept_inputs = [0] + [1 + k for k in kept_sequences]

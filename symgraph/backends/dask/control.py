@@ -109,6 +109,12 @@ def _scan(op: Scan, node: Apply) -> Kernel:
     def run(call: Call, n_steps: Any, *inputs: Any) -> Any:
         if not any_lazy((n_steps, *inputs)):
             return loop(n_steps, *inputs)
+        if op.until is not None:
+            raise NotImplementedError(
+                f"{op.name} stops at a condition (sg.until), so its outputs' lengths are known only "
+                "once it has run: the dask backend cannot run it on dask arrays yet (compile it with "
+                "the numpy backend)"
+            )
         if op.stochastic:
             raise NotImplementedError(
                 f"{op.name} draws random numbers inside its steps: the dask backend cannot run it yet "

@@ -48,7 +48,7 @@ from ...ops.subtensor import IncSubtensor, boxes_disjoint, index_box, static_ind
 from .. import runtime
 from . import workspace
 from .kernels import numpy_kernel
-from .linker import _emit_node, _Writer
+from .linker import _emit_node, _Writer, scalar_or_array
 from .memory import plan_memory
 
 _loop_numbers = itertools.count()
@@ -69,7 +69,6 @@ class _LoopSource:
         self.kernels = {node: numpy_kernel(node.op, node) for node in fgraph.order}
         self.plan = plan_memory(fgraph.order, fgraph.outputs, [], self.kernels, True)
         self.writer = _Writer()
-        self.writer.scalar_expressions = True
         self.writer.namespace.update(
             empty=workspace.empty,  # the rows of every step: large, made at every call
             check_steps=op.check_steps,
@@ -117,14 +116,14 @@ class _LoopSource:
         for variable, name in zip(self.context, self.context_names):
             writer.identifier[variable] = name
             if isinstance(variable.type, TensorType) and variable.ndim == 0 and id(variable) in self.used:
-                self.prologue.append(f"{name} = {name}[()]")  # a numpy scalar: see _constant_value
+                self.prologue.append(f"{name} = {name}[()]")  # a numpy scalar: see scalar_or_array
             elif id(variable) in multiplied and variable.ndim == 2:
                 # BLAS is markedly slower on transposed operands of some shapes: a matrix
                 # multiplied at every step (a transposed weight, say) is made contiguous once.
                 self.prologue.append(f"{name} = ascontiguousarray({name})")
         for variable in [v for node in fgraph.order for v in node.inputs] + fgraph.outputs:
             if isinstance(variable, Constant) and variable not in writer.identifier:
-                writer.identifier[variable] = writer.bind("c", _constant_value(variable))
+                writer.identifier[variable] = writer.bind("c", scalar_or_array(variable.data))
 
     def allocate_buffers(self) -> None:
         """One buffer per state (its window, then the steps; the last value carried in a local),
@@ -147,6 +146,8 @@ class _LoopSource:
                 self.factors[k] = tuple(self.factor_rows(k, side, part) for side, part in zip("AF", parts))
         if self.op.reverse:
             self.prologue.append("last = count - 1")
+        if self.op.until is not None:
+            self.prologue.append("taken = count")
 
     def factor_rows(self, k: int, side: str, part: Variable) -> str:
         """Where the rows of a factor of 'dot' sum ``k`` are. Both factors are stored by the
@@ -241,6 +242,12 @@ class _LoopSource:
                     writer.depth -= 1
                 elif name.startswith(("A", "F")):
                     _store_row(writer, name, part, "t", f"a factor of sum {k}", step)
+        if self.op.until is not None:  # stop after the first step whose condition holds
+            writer.emit(f"if {writer.identifier[self.stacked[self.op.until]]}:")
+            writer.depth += 1
+            writer.emit("taken = t + 1")
+            writer.emit("break")
+            writer.depth -= 1
 
     # --- after the loop -----------------------------------------------------------------------------
     def finish(self) -> None:
@@ -251,6 +258,15 @@ class _LoopSource:
             f"{take_last}(p{k}, {window})" if self.op.keeps_last_only(k) else f"B{k}"
             for k, window in enumerate(self.window_names)
         ]
+        if self.op.until is not None:  # stopped early: the steps taken only
+            trimmed = [
+                f"B{k} = B{k}[:{length} + taken]"
+                for k, length in enumerate(self.lengths)
+                if not self.op.keeps_last_only(k)  # (its local holds the last step taken)
+            ]
+            trimmed += [f"{name} = {name}[:taken] if {name} is not None else None" for name in self.rows]
+            self.epilogue.append("if taken < count:")
+            self.epilogue += ["    " + line for line in trimmed]
         empty = writer.bind("empty_rows", empty_rows)
         for name, output, like in zip(self.rows, self.stacked, self.op.stacked_like):
             template = self.context_names[like] if like is not None else "None"
@@ -313,11 +329,6 @@ def _merge_rows(rows: Any, viewed: np.ndarray, same: list) -> np.ndarray:
         return viewed
     rows[same] = viewed[same]
     return rows
-
-
-def _constant_value(constant: Constant) -> Any:
-    # 0-d values as numpy scalars: arithmetic on them is several times faster than on 0-d arrays.
-    return constant.data[()] if constant.data.ndim == 0 else constant.data
 
 
 def _proven(output: Variable, row: Variable) -> bool:
