@@ -446,3 +446,21 @@ def test_an_update_carried_through_a_while_loop_is_its_last_step_taken():
     g = sg.function([x], doubled, updates=updates, backend="python")
     np.testing.assert_allclose(g(X), X[:2] * 2)
     np.testing.assert_allclose(total.get_value(), [2.0, 4.0])
+
+
+def test_a_slice_value_of_another_dtype_is_written_by_the_assignment():
+    from symgraph.ops.subtensor import parse_index
+
+    def step(x_t):
+        row = sg.zeros((2, 5), dtype="int32")
+        # the op itself (as gradients build it): floats written into ints, truncated by the write
+        row = IncSubtensor(parse_index(row, (slice(None), slice(None, 2)))[0], "set")(row, x_t[:, :2] * 3.7)
+        return sg.set_subtensor(row[:, 2:], sg.cast(x_t[:, 2:], "int32") * 2)
+
+    x, outputs = _row_loop(step)
+    f = sg.function([x], outputs)
+    source = link_scan(next(node.op for node in f.nodes if isinstance(node.op, Scan))).source
+    assert source.count("out=P0[t][") == 1  # the int32 product only
+    X = np.random.default_rng(14).standard_normal((3, 2, 5)) * 4
+    np.testing.assert_array_equal(f(X), sg.function([x], outputs, backend="python")(X))
+    np.testing.assert_array_equal(f(X)[..., :2], (X[..., :2] * 3.7).astype("int32"))

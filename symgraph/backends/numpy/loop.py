@@ -421,6 +421,7 @@ class _Destinations:
                 or not self.kernels[producer].writes_out
                 or self.uses.get(id(value)) != 1
                 or value.type.shape != region
+                or value.type.dtype != output.type.dtype  # (writing casts: out= may refuse to)
                 or not any(v.ndim == value.ndim for v in producer.inputs)
                 or producer in self.writer.destinations
             ):
