@@ -5,9 +5,11 @@ current values of the shared variables as the model's initializers. First, every
 not depend on an input is computed now, with its op's own computation (the batch-norm scale of
 the predict phase, the kernel size of a convolution...), so that what is left reads the inputs.
 Then each node is translated by a table keyed by op class (``onnx_nodes``, as a backend's kernel
-table is): ``Im2Col`` followed by ``ConvContraction('output')`` becomes one ``Conv``. Axes of
-unknown length stay dynamic (the first one is named ``batch``), so one model takes any batch
-size.
+table is): ``Im2Col`` followed by ``ConvContraction('output')`` becomes one ``Conv``. A loop
+(``Scan``) becomes a ``Loop`` and a branch (``IfElse``) an ``If``, their step graph and branches
+translated by an inner exporter into ONNX graphs of their own, which read what the step takes
+from outside by its name in the outer graph. Axes of unknown length stay dynamic (the first one
+is named ``batch``), so one model takes any batch size.
 
 It needs the ``onnx`` extra (``pip install "symgraph[onnx]"``: ``onnx``, and ``onnxruntime`` to
 run the result).
