@@ -23,6 +23,8 @@ from .basic import as_tensor, cast, promote_operands
 from .shape import sum_to, zeros_like
 
 ZERO = "zero"
+#: ``(ufunc, *operand dtypes) -> ufunc.resolve_dtypes(...)``, see ``Elemwise.loop_dtypes``.
+_RESOLVED: dict[tuple, tuple] = {}
 _WEAK_EXAMPLE = {bool: False, int: 0, float: 0.0}
 
 
@@ -114,7 +116,15 @@ class Elemwise(Op):
         """The dtypes the operands are computed in, then the output's."""
         if self.dtype_rule is not None:
             return self.dtype_rule(dtypes)
-        return self.function.resolve_dtypes(tuple(dtypes) + (None,) * self.function.nout)
+        # numpy's resolution depends on the ufunc and the dtypes alone: asked for every node
+        # built (twice), it is remembered.
+        key = (self.function, *dtypes)
+        resolved = _RESOLVED.get(key)
+        if resolved is None:
+            resolved = self.function.resolve_dtypes(tuple(dtypes) + (None,) * self.function.nout)
+            if len(_RESOLVED) < 10_000:
+                _RESOLVED[key] = resolved
+        return resolved
 
     def _input_dtypes(self, dtypes: list) -> Sequence[np.dtype]:
         return self.loop_dtypes(dtypes)[: self.nin]
