@@ -120,8 +120,12 @@ def _backward(
         ]
         if not any(needed):
             continue
-        with building(scope=gradient_scope(node.scope)):
+        scope = gradient_scope(node.scope)
+        if scope is build_context.scope:  # (most nodes: no context to enter)
             input_grads = node.op.grad(node, output_grads, needed)
+        else:
+            with building(scope=scope):
+                input_grads = node.op.grad(node, output_grads, needed)
         for variable, gradient, wanted in zip(node.inputs, input_grads, needed):
             if gradient is None or not wanted:
                 continue
