@@ -186,6 +186,8 @@ def plan_memory(
 
 def _writable_tensor(variable: Variable, result: Variable) -> bool:
     variable_type, result_type = variable.type, result.type
+    if variable_type is result_type:  # (types are interned: most in-place candidates)
+        return isinstance(variable_type, TensorType) and len(variable_type.shape) >= 1
     return (
         isinstance(variable_type, TensorType)
         and len(variable_type.shape) == len(result_type.shape) >= 1
