@@ -170,7 +170,7 @@ class Elemwise(Op):
                     if other is not variable and not fits_into(other.type.shape, shape):
                         gradient = sum_to(gradient, variable)  # it may have been broadcast: summed back
                         break
-                if gradient.type.numpy_dtype != variable.type.numpy_dtype:
+                if not isinstance(gradient, Variable) or gradient.type.numpy_dtype != variable.type.numpy_dtype:
                     gradient = cast(gradient, variable.dtype)
                 gradients.append(gradient)
         return gradients
