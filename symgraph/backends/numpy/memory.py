@@ -151,9 +151,13 @@ def plan_memory(
 
     plan: dict[int, InPlace] = {}
     if inplace:
+        # A node can only overwrite an array whose group ends there: elsewhere nothing is asked.
+        ending = set(group_end.values())
         for position, node in enumerate(order):
             if id(node) in commits:
                 plan[position] = commits[id(node)]
+                continue
+            if position not in ending:
                 continue
             choice = _choose_inplace(node, kernels[node], position, roots, group_end, read_only, classes)
             if choice is not None:
