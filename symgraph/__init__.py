@@ -116,7 +116,8 @@ from .printing import debugprint
 from .serialize import load, save
 from .onnx import export_onnx
 from .errors import LoadError
-from .viz import plot, to_dot, to_networkx
+from .viz import plot, to_networkx
+from .viz_dot import to_dot
 
 _methods.install()
 

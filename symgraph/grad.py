@@ -17,7 +17,7 @@ import numpy as np
 from .errors import DisconnectedInputError, DTypeError, GradientError, PhaseError, ShapeError
 from .graph.basic import Apply, Variable
 from .graph.source import Scope, build_context, building, describe, user_source, warn_user
-from .graph.traversal import postorder
+from .graph.traversal import garbage_collection_paused, postorder
 from .graph.type import TensorType
 from .ops.basic import as_tensor, cast, constant
 from .ops.elemwise import add
@@ -26,6 +26,7 @@ from .ops.shape import zeros_like
 _DISCONNECTED = ("raise", "warn", "ignore")
 
 
+@garbage_collection_paused
 def grad(
     cost: Variable | None,
     wrt: Variable | Sequence[Variable],
@@ -119,8 +120,12 @@ def _backward(
         ]
         if not any(needed):
             continue
-        with building(scope=gradient_scope(node.scope)):
+        scope = gradient_scope(node.scope)
+        if scope is build_context.scope:  # (most nodes: no context to enter)
             input_grads = node.op.grad(node, output_grads, needed)
+        else:
+            with building(scope=scope):
+                input_grads = node.op.grad(node, output_grads, needed)
         for variable, gradient, wanted in zip(node.inputs, input_grads, needed):
             if gradient is None or not wanted:
                 continue

@@ -5,9 +5,11 @@ current values of the shared variables as the model's initializers. First, every
 not depend on an input is computed now, with its op's own computation (the batch-norm scale of
 the predict phase, the kernel size of a convolution...), so that what is left reads the inputs.
 Then each node is translated by a table keyed by op class (``onnx_nodes``, as a backend's kernel
-table is): ``Im2Col`` followed by ``ConvContraction('output')`` becomes one ``Conv``. Axes of
-unknown length stay dynamic (the first one is named ``batch``), so one model takes any batch
-size.
+table is): ``Im2Col`` followed by ``ConvContraction('output')`` becomes one ``Conv``. A loop
+(``Scan``) becomes a ``Loop`` and a branch (``IfElse``) an ``If``, their step graph and branches
+translated by an inner exporter into ONNX graphs of their own, which read what the step takes
+from outside by its name in the outer graph. Axes of unknown length stay dynamic (the first one
+is named ``batch``), so one model takes any batch size.
 
 It needs the ``onnx`` extra (``pip install "symgraph[onnx]"``: ``onnx``, and ``onnxruntime`` to
 run the result).
@@ -16,6 +18,7 @@ run the result).
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +28,7 @@ import numpy as np
 from .compile.function import Function
 from .errors import ExportError
 from .graph.basic import Apply, Constant, SharedVariable, Variable
+from .graph.fgraph import FunctionGraph
 from .graph.op import Op
 from .graph.source import describe
 from .nn.activations import LogSoftmax, Softmax, relu, sigmoid, softplus
@@ -34,8 +38,10 @@ from .nn.pool import AvgPool2d, MaxPool2d
 from .ops import elemwise
 from .ops.basic import Cast
 from .ops.elemwise import Elemwise
+from .ops.ifelse import IfElse
 from .ops.linalg import Dot, Matmul, Tensordot
 from .ops.reduce import ArgReduce, Reduce
+from .ops.scan import Scan
 from .ops.shape import (
     Alloc,
     ARange,
@@ -107,34 +113,43 @@ def export_onnx(
 
 
 class _Exporter:
-    """Builds the ONNX graph of one function: names, initializers and nodes."""
+    """Builds the ONNX graph of one function, or of a loop's step or a branch inside it (an inner
+    exporter: its own nodes, the outer one's names for what it reads from outside, one set of
+    initializers and of fresh names for the whole model): names, initializers and nodes."""
 
-    def __init__(self, onnx: Any, function: Function, batch_name: str, float_dtype: str | None):
+    def __init__(
+        self,
+        onnx: Any,
+        function: Function | None,
+        batch_name: str,
+        float_dtype: str | None,
+        order: Sequence[Apply] | None = None,
+        outer: _Exporter | None = None,
+    ):
         self.onnx, self.helper = onnx, onnx.helper
         self.float_dtype = np.dtype(float_dtype) if float_dtype is not None else None
         if self.float_dtype is not None and self.float_dtype.kind != "f":
             raise ValueError(f"float_dtype must be a float dtype such as 'float32', not {float_dtype!r}")
         self.function, self.batch_name = function, batch_name
+        self.order: Sequence[Apply] = order if order is not None else function.nodes  # type: ignore[union-attr]
         self.names: dict[Variable, str] = {}
         self.values: dict[Variable, np.ndarray] = {}  # what is known before any input is given
-        self.initializers: list = []
+        self.initializers: list = outer.initializers if outer is not None else []
         self.nodes: list = []
-        self.count = 0
+        self._numbers: Any = outer._numbers if outer is not None else itertools.count(1)
         self.clients: dict[Variable, list[Apply]] = {}
-        for node in function.nodes:
+        for node in self.order:
             for variable in node.inputs:
                 self.clients.setdefault(variable, []).append(node)
 
     def model(self) -> Any:
         helper = self.helper
+        assert self.function is not None
         inputs = []
         for position, variable in enumerate(self.function.inputs):
             name = self.names[variable] = _input_name(variable, position, self.names.values())
             inputs.append(helper.make_tensor_value_info(name, self.dtype(variable.dtype), self.dims(variable, name)))
-        self.fold()
-        for node in self.function.nodes:
-            if not all(output in self.values for output in node.outputs):
-                onnx_nodes(node.op, node, self)
+        self.translate()
         outputs = []
         for position, variable in enumerate(self.function.outputs):
             name = f"output{position}"
@@ -145,9 +160,38 @@ class _Exporter:
         model.ir_version = 8
         return model
 
+    def translate(self) -> None:
+        """The ONNX nodes of every node whose results are not known before any input is given."""
+        self.fold()
+        for node in self.order:
+            if not all(output in self.values for output in node.outputs):
+                onnx_nodes(node.op, node, self)
+
+    def inner(self, fgraph: FunctionGraph, reads: dict[Variable, str]) -> _Exporter:
+        """An exporter of ``fgraph``'s nodes (a loop's step, a branch), its inputs named ``reads``."""
+        float_dtype = None if self.float_dtype is None else self.float_dtype.name
+        inner = _Exporter(self.onnx, None, self.batch_name, float_dtype, fgraph.order, self)
+        inner.names.update(reads)
+        return inner
+
+    def subgraph(self, name: str, inputs: Sequence[tuple[str, Any]], outputs: Sequence[tuple[str, Any]]) -> Any:
+        """This (inner) exporter's nodes as a graph of inputs and outputs given as ``(name,
+        variable)``, or ``(name, dtype)`` for scalars."""
+        helper = self.helper
+
+        def described(pairs: Sequence[tuple[str, Any]]) -> list:
+            return [
+                helper.make_tensor_value_info(item, self.dtype(of.dtype), list(of.type.shape))
+                if isinstance(of, Variable)
+                else helper.make_tensor_value_info(item, self.dtype(of), [])
+                for item, of in pairs
+            ]
+
+        return helper.make_graph(self.nodes, self.fresh(_identifier(name)), described(inputs), described(outputs))
+
     def fold(self) -> None:
         """Compute now every node that reads no input (constants, shared values, their shapes)."""
-        for node in self.function.nodes:
+        for node in self.order:
             for variable in node.inputs:
                 if isinstance(variable, Constant):
                     self.values[variable] = variable.data
@@ -180,8 +224,7 @@ class _Exporter:
         ]
 
     def fresh(self, hint: str = "t") -> str:
-        self.count += 1
-        return f"{hint}{self.count}"
+        return f"{hint}{next(self._numbers)}"
 
     def name(self, variable: Variable) -> str:
         """The ONNX name of a variable: an input, a computed value, or an initializer."""
@@ -527,3 +570,62 @@ def _subtensor(op: Subtensor, node: Apply, exporter: _Exporter) -> None:
             result = exporter.emit("Slice", [result, starts, ends, exporter.ints([axis]), exporter.ints([step or 1])])
             axis += 1
     exporter.bind(node, result)
+
+
+# --- loops and branches: ONNX Loop and If, their steps and branches as inner graphs ---------------
+@onnx_nodes.register
+def _scan(op: Scan, node: Apply, exporter: _Exporter) -> None:
+    """One ``Loop``: the states carried (each reading its last value only), the stacked outputs
+    and every state's values as scan outputs (a state's buffer is its initial window followed by
+    them), the sequences' rows taken inside the step, what the step reads from outside by name;
+    ``until`` gives the condition to go on (its negation)."""
+    if op.sums or op.reverse or any(taps != (-1,) for taps in op.state_taps):
+        raise _refuse(node, " for a loop reading a state's earlier steps than the last, or a gradient's loop")
+    n_steps, sequences, windows, context = op.outer_parts(node.inputs)
+    inner_sequences, inner_taps, inner_context = op.inner_parts()
+    states, stacked, _ = op.inner_outputs()
+    step, going = exporter.fresh("step"), exporter.fresh("going")
+    carried = [exporter.fresh("state") for _ in states]
+    reads = {tap: name for (tap,), name in zip(inner_taps, carried)}
+    reads.update((inner, exporter.name(outer)) for inner, outer in zip(inner_context, context))
+    body = exporter.inner(op.fgraph, reads)
+    for inner, outer in zip(inner_sequences, sequences):
+        body.names[inner] = body.emit("Gather", [exporter.name(outer), step], axis=0)
+    body.translate()
+    if op.until is not None:
+        go_on = body.emit("Not", [body.name(stacked[op.until])])
+    else:
+        go_on = body.emit("Identity", [going])
+    returned: list[tuple[str, Any]] = [(go_on, "bool")]
+    returned += [(body.emit("Identity", [body.name(state)]), state) for state in states]
+    returned += [(body.emit("Identity", [body.name(state)]), state) for state in states]
+    returned += [(body.emit("Identity", [body.name(output)]), output) for output in stacked]
+    inputs = [(step, "int64"), (going, "bool")] + [(name, tap) for name, (tap,) in zip(carried, inner_taps)]
+    graph = body.subgraph(op.name, inputs, returned)
+    zero = exporter.constant(np.int64(0), "zero") if windows else ""
+    initial = [exporter.emit("Gather", [exporter.name(window), zero], axis=0) for window in windows]
+    count = exporter.cast(exporter.name(n_steps), n_steps.dtype, "int64")
+    finals = [exporter.fresh("final") for _ in states]
+    rows = [exporter.fresh("rows") for _ in states]
+    outputs = [exporter.output(node, len(states) + k) for k in range(len(stacked))]
+    exporter.emit("Loop", [count, "", *initial], finals + rows + outputs, body=graph)
+    for k, (window, steps) in enumerate(zip(windows, rows)):
+        exporter.emit("Concat", [exporter.name(window), steps], [exporter.output(node, k)], axis=0)
+
+
+@onnx_nodes.register
+def _ifelse(op: IfElse, node: Apply, exporter: _Exporter) -> None:
+    """One ``If``: each branch an inner graph reading the context by name."""
+    condition, *context = node.inputs
+    branches = []
+    for fgraph in op.inner_graphs:
+        body = exporter.inner(fgraph, {inner: exporter.name(outer) for inner, outer in zip(fgraph.inputs, context)})
+        body.translate()
+        returned = [(body.emit("Identity", [body.name(output)]), output) for output in fgraph.outputs]
+        branches.append(body.subgraph(op.name, [], returned))
+    chosen = exporter.name(condition)
+    if condition.dtype != "bool":
+        zero = exporter.constant(np.zeros((), condition.dtype), "zero")
+        chosen = exporter.emit("Not", [exporter.emit("Equal", [chosen, zero])])
+    outputs = [exporter.output(node, k) for k in range(len(node.outputs))]
+    exporter.emit("If", [chosen], outputs, then_branch=branches[0], else_branch=branches[1])

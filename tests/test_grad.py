@@ -529,3 +529,37 @@ def test_jacobian_of_a_phase_dependent_graph_follows_the_function_phase():
     assert set(np.unique(diagonal)) == {0.0, 4.0}  # 2 * mask / keep_prob, one fixed mask
     assert 120 < (diagonal > 0).sum() < 280
     np.testing.assert_array_equal(train_jacobian - np.diag(diagonal), 0)
+
+
+def test_grad_pauses_garbage_collection_while_it_builds_and_restores_it():
+    import gc
+
+    seen = []
+
+    class Recording(Op):
+        __props__ = ()
+
+        def output_types(self, x):
+            return [x]
+
+        def perform(self, x):
+            return x
+
+        def grad(self, node, output_grads, needed):
+            seen.append(gc.isenabled())
+            return [output_grads[0] * 2]
+
+    x = sg.vector("x")
+    assert gc.isenabled()
+    gradient = sg.grad(Recording()(x).sum(), x)
+    assert seen == [False] and gc.isenabled()
+    np.testing.assert_allclose(gradient.eval({x: np.ones(3)}), [2.0, 2.0, 2.0])
+    with pytest.raises(ShapeError):  # a failed call leaves it on too
+        sg.grad(Recording()(x), x)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        sg.grad(Recording()(x).sum(), x)
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

@@ -115,3 +115,24 @@ def test_binary_crossentropy_of_sigmoid_matches_the_stable_formula(dtype):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)  # softplus(30) - 30 cancels in float32
     sigmoid = np.exp(-np.logaddexp(0, -logits.astype(np.float64)))
     np.testing.assert_allclose(gradient, sigmoid - targets, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(3, 10), (16, 10), (300, 10), (64, 32), (64, 33), (40, 256)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_softmax_and_crossentropy_of_rows_short_and_long_match_numpy(shape, order):
+    # Many short rows take another path to their maxima (a transposed copy) in the numpy backend.
+    z, y = sg.matrix("z"), sg.ivector("y")
+    probabilities = sg.nn.softmax(z)
+    f = sg.function([z, y], [probabilities, sg.nn.categorical_crossentropy(probabilities, y)])
+    rng = np.random.default_rng(shape[0] * shape[1])
+    logits = np.asarray(rng.normal(size=shape) * 30, order=order)
+    logits[0, 1] = np.nan  # one row of NaN: only that row is NaN
+    targets = rng.integers(0, shape[1], shape[0]).astype("int32")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    expected = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        got, losses = f(logits, targets)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
+    rows = np.arange(shape[0])
+    np.testing.assert_allclose(losses, -np.log(expected[rows, targets]), rtol=1e-9, atol=1e-12)
+    assert np.isnan(got[0]).all() and np.isnan(losses[0]) and np.isfinite(losses[1:]).all()

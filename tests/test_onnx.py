@@ -197,6 +197,70 @@ def test_tensordot_and_products_with_a_number_export(tmp_path):
 
 
 @needs_onnx
+def test_loops_and_branches_export_as_onnx_loop_and_if(tmp_path):
+    rng = np.random.default_rng(7)
+    x = sg.tensor3("x", dtype="float32")  # (steps, batch, 3)
+    W = sg.shared(rng.normal(size=(3, 3)).astype("float32") * 0.5, name="W")
+    h0 = sg.zeros((x.shape[1], 3), dtype="float32")
+    states, _ = sg.scan(lambda x_t, h: sg.tanh(x_t + h @ W), sequences=x, outputs_info=h0)  # an RNN
+    doubled, _ = sg.scan(lambda x_t: x_t * 2, sequences=x[::-1])  # nothing carried, backwards
+    inner_sums, _ = sg.scan(  # a loop in a loop
+        lambda row: sg.scan(lambda v, total: total + v, sequences=row, outputs_info=sg.constant(np.float32(0)))[0][-1],
+        sequences=x[:, 0],
+    )
+    branch = sg.ifelse(states[-1].sum() > 0, states[-1] * 2, -states[-1])
+    counted = sg.ifelse(x.shape[0], x.sum(axis=0), x.mean(axis=0))  # an integer condition
+    f = sg.function([x], [states, doubled, inner_sums, branch, counted])
+    for steps, batch in ((4, 1), (6, 37), (0, 2)):
+        values = rng.normal(size=(steps, batch, 3)).astype("float32")
+        if steps:
+            assert_same(f, tmp_path / "loops.onnx", values, atol=1e-6)
+        else:  # zero steps: the loops give no rows, shaped as symgraph's (the branch reads a row: left out)
+            assert_same(sg.function([x], [states, doubled]), tmp_path / "empty.onnx", values)
+    limit = sg.scalar("limit", dtype="float32")
+    powers, _ = sg.scan(
+        lambda p, limit: (p * 2, sg.until(p * 2 > limit)),
+        outputs_info=sg.constant(np.float32(1)),
+        non_sequences=limit,
+        n_steps=100,
+    )
+    for value in (45.0, 0.5, 1e30):
+        assert_same(sg.function([limit], powers), tmp_path / "until.onnx", np.float32(value))
+
+
+@needs_onnx
+def test_the_captioning_decoder_exports_and_writes_the_same_captions(tmp_path):
+    # examples/lstm_captions.py's predict function: a greedy decoder inside one loop, each step's
+    # best letter fed back (an embedding lookup), an ifelse skipping the LSTM once all have ended.
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        from lstm_captions import LENGTH, VOCABULARY, Captioner
+    finally:
+        sys.path.pop(0)
+    model = Captioner(0, "float32", hidden=16)
+    rng = np.random.default_rng(8)
+    images = rng.random((37, 64)).astype("float32")
+    for _ in range(3):  # weights that are not the initial ones
+        model.train(images, rng.integers(0, VOCABULARY, (37, LENGTH)).astype("int32"))
+    assert_same(model.predict, tmp_path / "captions.onnx", images)
+    assert_same(model.predict, tmp_path / "captions.onnx", images[:1])
+
+
+@needs_onnx
+def test_loops_onnx_cannot_express_are_refused_by_name(tmp_path):
+    x = sg.vector("x")
+    echo, _ = sg.scan(
+        lambda x_t, a, b: x_t + a * b, sequences=x, outputs_info=dict(initial=sg.constant(np.ones(2)), taps=[-2, -1])
+    )
+    with pytest.raises(sg.errors.ExportError, match="scan has no ONNX form for a loop reading a state's earlier"):
+        sg.export_onnx(sg.function([x], echo), None)
+    w = sg.scalar("w")
+    total, _ = sg.scan(lambda x_t, s, w: s * w + x_t, sequences=x, outputs_info=sg.constant(0.0), non_sequences=w)
+    with pytest.raises(sg.errors.ExportError, match="scan_grad has no ONNX form"):
+        sg.export_onnx(sg.function([x, w], sg.grad(total.sum(), w)), None)
+
+
+@needs_onnx
 def test_a_float64_model_exports_in_float32_for_onnxruntime(tmp_path):
     ConvNet, _ = _examples()
     model = ConvNet(0, "float64")

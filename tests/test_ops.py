@@ -1032,3 +1032,19 @@ def test_assignments_into_equal_fresh_arrays_do_not_share_them(rng, declaration)
         )
 
     check(build, reference, x, declaration=declaration)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int16", "bool"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_row_maxima_and_minima_of_many_short_rows_match_numpy(dtype, order):
+    # The numpy backend takes them from a transposed copy (numpy is slow on short rows).
+    z = sg.matrix("z", dtype=dtype)
+    f = sg.function([z], [z.max(axis=1), z.min(axis=-1, keepdims=True), z.max(axis=0)])
+    values = np.asarray(np.random.default_rng(3).normal(size=(50, 9)) * 10, order=order).astype(dtype)
+    if dtype.startswith("float"):
+        values[4, 2] = np.nan
+    largest, smallest, columns = f(values)
+    np.testing.assert_array_equal(largest, values.max(axis=1))
+    np.testing.assert_array_equal(smallest, values.min(axis=1, keepdims=True))
+    np.testing.assert_array_equal(columns, values.max(axis=0))
+    assert largest.dtype == values.dtype and smallest.shape == (50, 1)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
-import gc
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +25,7 @@ from ..errors import InputError, MissingInputError, PhaseError, UnusedInputError
 from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.source import Source, describe, user_source, warn_user
-from ..graph.traversal import postorder
+from ..graph.traversal import garbage_collection_paused, postorder
 from ..graph.type import TensorType
 from ..ops.basic import as_tensor
 from ..rewrite.inline import inline_subgraphs
@@ -264,28 +262,7 @@ def _recompile(record: CompileRecord) -> Function:
     return record.compile()
 
 
-def _garbage_collection_paused(compile_function: Callable[..., Function]) -> Callable[..., Function]:
-    """Compiling makes many short-lived objects in reference cycles (nodes and their outputs);
-    Python's cyclic collector would rescan the whole heap again and again as they pile up, making
-    compile time grow faster than the graph. The memory is reclaimed when collection resumes.
-
-    (A decorator of our own, not ``contextlib``'s: its frame lies inside symgraph, so the user's
-    line that called ``sg.function`` is still the first frame outside it.)"""
-
-    @functools.wraps(compile_function)
-    def paused(*args: Any, **kwargs: Any) -> Function:
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return compile_function(*args, **kwargs)
-        finally:
-            if enabled:
-                gc.enable()
-
-    return paused
-
-
-@_garbage_collection_paused
+@garbage_collection_paused
 def function(
     inputs: Sequence[Variable],
     outputs: Variable | Sequence[Variable] | None = None,

@@ -223,7 +223,10 @@ class Apply:
                     for index, (output_type, name) in enumerate(zip(output_types, output_names))
                 ]
             )
-        else:  # most nodes: built for every node of every pass, so kept cheap
+        # Most nodes: built for every node of every pass, so kept cheap (one output most of all).
+        elif type(output_types) is list and len(output_types) == 1:
+            self.outputs = (Variable(output_types[0], self),)
+        else:
             self.outputs = tuple([Variable(output_type, self, index) for index, output_type in enumerate(output_types)])
         context = build_context  # a forced line (as rewrites give) is read here, sparing a call
         source = context.source

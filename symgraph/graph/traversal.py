@@ -10,12 +10,40 @@ one sort: see ``schedule``.)
 
 from __future__ import annotations
 
+import functools
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from operator import is_
+from typing import Any, TypeVar
 
 from .basic import Apply, Variable
 from .op import Op
 from .source import build_context
+
+_Result = TypeVar("_Result")
+
+
+def garbage_collection_paused(builder: Callable[..., _Result]) -> Callable[..., _Result]:
+    """``builder`` run with Python's cyclic garbage collector paused (``sg.function``,
+    ``sg.grad``). They make many objects in reference cycles (nodes and their outputs) and drop
+    few: the collector would rescan the whole heap again and again as they pile up (a quarter of
+    ``sg.grad``'s time on a graph of 100,000 nodes), making the time grow faster than the graph.
+    The memory is reclaimed when collection resumes.
+
+    (A decorator of our own, not ``contextlib``'s: its frame lies inside symgraph, so the user's
+    line that called the builder is still the first frame outside it.)"""
+
+    @functools.wraps(builder)
+    def paused(*args: Any, **kwargs: Any) -> _Result:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return builder(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused
 
 
 def postorder(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> list[Apply]:

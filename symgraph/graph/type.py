@@ -163,6 +163,8 @@ def broadcast_static_shapes(*shapes: StaticShape) -> StaticShape:
     """
     if all(shape == shapes[0] for shape in shapes):
         return tuple(shapes[0]) if shapes else ()
+    if len(shapes) == 2 and not (shapes[0] and shapes[1]):  # with a scalar: the other shape
+        return tuple(shapes[0] or shapes[1])
     ndim = max((len(shape) for shape in shapes), default=0)
     padded = [(1,) * (ndim - len(shape)) + tuple(shape) for shape in shapes]
     result = []

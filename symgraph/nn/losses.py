@@ -74,10 +74,7 @@ class SoftmaxCrossEntropy(Op):
         top = z.max(axis=1, keepdims=True)
         log_total = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
         if self.indices:
-            if targets.shape != (z.shape[0],):
-                raise ValueError(f"{z.shape[0]} rows of predictions but targets of shape {targets.shape}")
-            if targets.size and (targets.min() < 0 or targets.max() >= z.shape[1]):
-                raise IndexError(f"class indices must be in [0, {z.shape[1]}), got {targets.min()}..{targets.max()}")
+            check_class_indices(z, targets)
             return log_total - z[np.arange(z.shape[0]), targets]
         return log_total * targets.sum(axis=1) - (targets * z).sum(axis=1)
 
@@ -91,6 +88,14 @@ class SoftmaxCrossEntropy(Op):
         gz = (probabilities * targets.sum(axis=1, keepdims=True) - targets) * g
         gt = -log_softmax(z) * g if needed[1] and targets.type.is_float else None
         return [gz, gt]
+
+
+def check_class_indices(z: np.ndarray, targets: np.ndarray) -> None:
+    """One class index per row of ``z``, each a column of it."""
+    if targets.shape != (z.shape[0],):
+        raise ValueError(f"{z.shape[0]} rows of predictions but targets of shape {targets.shape}")
+    if targets.size and (targets.min() < 0 or targets.max() >= z.shape[1]):
+        raise IndexError(f"class indices must be in [0, {z.shape[1]}), got {targets.min()}..{targets.max()}")
 
 
 def categorical_crossentropy(predictions: Any, targets: Any) -> Variable:

@@ -87,6 +87,17 @@ def promote_operands(
     constants of that dtype; tensors stay as they are (numpy casts them while computing), except
     where floatX's exceptions ask for an explicit cast.
     """
+    if all(isinstance(operand, Variable) and isinstance(operand.type, TensorType) for operand in operands):
+        # Tensors alone (most nodes, and every gradient node): they stay as they are, unless
+        # floatX's exception for ``int / int`` applies; the general path explains a failure.
+        dtypes = [operand.type.numpy_dtype for operand in operands]
+        if not (true_division and all(dtype.kind in "biu" for dtype in dtypes)):
+            try:
+                resolve(dtypes)
+            except (TypeError, np.exceptions.DTypePromotionError):
+                pass
+            else:
+                return list(operands)
     strong = [as_tensor(operand) if not is_weak(operand) else None for operand in operands]
     strong_types = [variable.type for variable in strong if variable is not None]
     for variable_type in strong_types:

@@ -23,6 +23,10 @@ from .basic import as_tensor, cast, promote_operands
 from .shape import sum_to, zeros_like
 
 ZERO = "zero"
+#: ``(ufunc, *operand dtypes) -> ufunc.resolve_dtypes(...)``, see ``Elemwise.loop_dtypes``.
+_RESOLVED: dict[tuple, tuple] = {}
+#: ``(ufunc, *input types) -> output type``, see ``Elemwise.output_types`` (asked for every node).
+_OUTPUT_TYPES: dict[tuple, TensorType] = {}
 _WEAK_EXAMPLE = {bool: False, int: 0, float: 0.0}
 
 
@@ -114,12 +118,25 @@ class Elemwise(Op):
         """The dtypes the operands are computed in, then the output's."""
         if self.dtype_rule is not None:
             return self.dtype_rule(dtypes)
-        return self.function.resolve_dtypes(tuple(dtypes) + (None,) * self.function.nout)
+        # numpy's resolution depends on the ufunc and the dtypes alone: asked for every node
+        # built (twice), it is remembered.
+        key = (self.function, *dtypes)
+        resolved = _RESOLVED.get(key)
+        if resolved is None:
+            resolved = self.function.resolve_dtypes(tuple(dtypes) + (None,) * self.function.nout)
+            if len(_RESOLVED) < 10_000:
+                _RESOLVED[key] = resolved
+        return resolved
 
     def _input_dtypes(self, dtypes: list) -> Sequence[np.dtype]:
         return self.loop_dtypes(dtypes)[: self.nin]
 
     def output_types(self, *input_types: TensorType) -> list[TensorType]:
+        if self.dtype_rule is None:  # a ufunc's result type depends on it and the input types alone
+            key = (self.function, *input_types)
+            known = _OUTPUT_TYPES.get(key)
+            if known is not None:
+                return [known]
         try:
             dtype = self.loop_dtypes([t.numpy_dtype for t in input_types])[-1]
         except (TypeError, np.exceptions.DTypePromotionError) as error:
@@ -129,7 +146,10 @@ class Elemwise(Op):
             shape = broadcast_static_shapes(*[t.shape for t in input_types])
         except ShapeError as error:
             raise ShapeError(f"{self.name}: {error}") from None
-        return [TensorType(dtype, shape)]
+        result = TensorType(dtype, shape)
+        if self.dtype_rule is None and len(_OUTPUT_TYPES) < 10_000:
+            _OUTPUT_TYPES[key] = result
+        return [result]
 
     def perform(self, *inputs: np.ndarray) -> np.ndarray:
         return self.function(*inputs)
@@ -145,12 +165,14 @@ class Elemwise(Op):
                 gradients.append(zeros_like(variable))
             else:
                 gradient = rule(*node.inputs, output, output_grad)
-                others_fit = all(
-                    fits_into(other.type.shape, variable.type.shape) for other in node.inputs if other is not variable
-                )
-                if not others_fit:  # the input may have been broadcast: sum its gradient back
-                    gradient = sum_to(gradient, variable)
-                gradients.append(cast(gradient, variable.dtype))
+                shape = variable.type.shape
+                for other in node.inputs:
+                    if other is not variable and not fits_into(other.type.shape, shape):
+                        gradient = sum_to(gradient, variable)  # it may have been broadcast: summed back
+                        break
+                if not isinstance(gradient, Variable) or gradient.type.numpy_dtype != variable.type.numpy_dtype:
+                    gradient = cast(gradient, variable.dtype)
+                gradients.append(gradient)
         return gradients
 
 

@@ -230,7 +230,7 @@ def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]
             live.difference_update(writes)
         live.update(reads if reads is not None else (n for n in _NAME.findall(statement) if n not in namespace))
     cuts = list(range(0, body_end, _PART_SIZE))
-    liveness = []  # (reads from before, binds for later, needed after) per part, computed backwards
+    liveness = []  # (reads from before, binds for later, which of those read are needed after) per part, backwards
     for start in reversed(cuts):
         chunk = body[start : start + _PART_SIZE]
         bound: set[str] = set()
@@ -242,8 +242,10 @@ def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]
             bound.update(writes)
         exposed = {name for name in exposed if name not in namespace}
         returned = sorted(live & bound, key=_number)
-        needed_after = set(live)
-        live = (live - bound) | exposed
+        needed_after = {name for name in exposed if name in live}  # of those it reads
+        # Updated in place: what is live may be all the values of a long chain, for every part.
+        live -= bound
+        live |= exposed
         liveness.append((sorted(exposed, key=_number), returned, needed_after))
     liveness.reverse()
     holder = writer.fresh("a")
@@ -396,24 +398,30 @@ def _emit_node(
     those values as it binds the new ones), or the ``names`` given; the other dying values are
     deleted, to free memory early. ``in_place=False`` writes into no input. With a ``timer``
     (profiling), the statement is timed and its inputs' shapes are kept."""
+    # Run once per node of every program, so written for speed: dictionaries' methods bound,
+    # one output (nearly every node) handled on its own.
     identifier = writer.identifier
     choice = plan.inplace.get(position) if in_place else None
     deaths = plan.deaths.get(position)
     dying = [identifier[v] for v in deaths if v in identifier] if deaths else []
-    if choice is not None and not kernel.writes_out:
-        function = writer.bind("f", kernel.inplace_function)
+    computation = kernel.inplace_function if choice is not None and not kernel.writes_out else kernel.function
+    function = writer._bound.get(id(computation)) or writer.bind("f", computation)
+    arguments = list(map(identifier.__getitem__, node.inputs))
+    outputs = node.outputs
+    if names is not None:
+        written = tuple([names[output] for output in outputs])
+        for output, name in zip(outputs, written):
+            identifier[output] = name
+        if dying:
+            dying = [name for name in dying if name not in written]
+    elif len(outputs) == 1:
+        name = identifier[outputs[0]] = dying.pop() if dying else writer.fresh("v")
+        written = (name,)
     else:
-        function = writer.bind("f", kernel.function)
-    arguments = [identifier[variable] for variable in node.inputs]
-    for output in node.outputs:
-        if names is not None:
-            identifier[output] = names[output]
-        else:
+        for output in outputs:
             identifier[output] = dying.pop() if dying else writer.fresh("v")
-    written = tuple(identifier[output] for output in node.outputs)
-    if dying and names is not None:
-        dying = [name for name in dying if name not in written]
-    targets = ", ".join(written) + ("," if len(written) > 1 else "")
+        written = tuple([identifier[output] for output in outputs])
+    targets = written[0] if len(written) == 1 else ", ".join(written) + ","
     listed = ", ".join(arguments)
     call = f"{function}({listed})"
     reads: tuple | None = tuple(arguments)
@@ -441,13 +449,13 @@ def _emit_node(
         in_place_call = f"{function}({listed}, {keyword}{overwritten})"
         # Shared updates were tested together, before any was written (see _commit_guard).
         committing = position >= plan.commit_start
-        tests = [] if committing else _shape_tests(overwritten, arguments, choice.guards)
+        tests = _shape_tests(overwritten, arguments, choice.guards) if choice.guards and not committing else []
         call = f"{in_place_call} if {' and '.join(tests)} else {call}" if tests else in_place_call
     if timer is not None:
         clock, start, times, counts, shapes, shapes_of = timer
         writer.emit(f"{shapes}[{position}] = {shapes_of}({', '.join(arguments)})", reads=tuple(arguments))
         writer.emit(f"{start} = {clock}()", reads=(), writes=(start,))
-    writer.emit(f"{targets} = {call}", node, reads=reads, writes=written)
+    writer.statements.append((f"{targets} = {call}", node, writer.depth, reads, written))  # emit(), inlined
     if timer is not None:
         writer.emit(f"{times}[{position}] += {clock}() - {start}; {counts}[{position}] += 1", reads=(start,))
     if check is not None:

@@ -80,7 +80,7 @@ def same_shapes(nodes: Sequence[Apply], kernels: dict[Apply, Kernel]) -> dict[in
     missing is alone in its). An elementwise result has the shape of an input that the others
     broadcast into without changing it; ``x.shape`` carries ``x``'s class to what is shaped by it."""
     classes: dict[int, int] = {}
-    kind = lambda variable: classes.get(id(variable), id(variable))  # noqa: E731
+    kind = classes.get  # kind(id(variable), id(variable)): a variable's class (run for every node)
     shape_values: dict[int, int] = {}  # id of a shape vector -> the class of the array it measures
     for node in nodes:
         kernel = kernels[node]
@@ -89,21 +89,26 @@ def same_shapes(nodes: Sequence[Apply], kernels: dict[Apply, Kernel]) -> dict[in
             output_shape = node.outputs[0].type.shape
             if len(inputs) == 1:
                 if len(inputs[0].type.shape) == len(output_shape):
-                    classes[id(node.outputs[0])] = kind(inputs[0])
+                    classes[id(node.outputs[0])] = kind(id(inputs[0]), id(inputs[0]))
                 continue
             for variable in inputs:
                 shape = variable.type.shape
                 if len(shape) != len(output_shape):
                     continue
-                variable_kind = kind(variable)
-                if all(
-                    other is variable or fits_into(other.type.shape, shape) or kind(other) == variable_kind
-                    for other in inputs
-                ):
+                variable_kind = kind(id(variable), id(variable))
+                for other in inputs:
+                    if not (
+                        other is variable
+                        or fits_into(other.type.shape, shape)
+                        or kind(id(other), id(other)) == variable_kind
+                    ):
+                        break
+                else:
                     classes[id(node.outputs[0])] = variable_kind
                     break
         elif kernel.shape_value_of is not None:
-            shape_values[id(node.outputs[0])] = kind(inputs[kernel.shape_value_of])
+            measuring = inputs[kernel.shape_value_of]
+            shape_values[id(node.outputs[0])] = kind(id(measuring), id(measuring))
         if kernel.shaped_by is not None:
             output_index, input_index = kernel.shaped_by
             measured = shape_values.get(id(inputs[input_index]))
@@ -146,9 +151,13 @@ def plan_memory(
 
     plan: dict[int, InPlace] = {}
     if inplace:
+        # A node can only overwrite an array whose group ends there: elsewhere nothing is asked.
+        ending = set(group_end.values())
         for position, node in enumerate(order):
             if id(node) in commits:
                 plan[position] = commits[id(node)]
+                continue
+            if position not in ending:
                 continue
             choice = _choose_inplace(node, kernels[node], position, roots, group_end, read_only, classes)
             if choice is not None:
@@ -181,6 +190,8 @@ def plan_memory(
 
 def _writable_tensor(variable: Variable, result: Variable) -> bool:
     variable_type, result_type = variable.type, result.type
+    if variable_type is result_type:  # (types are interned: most in-place candidates)
+        return isinstance(variable_type, TensorType) and len(variable_type.shape) >= 1
     return (
         isinstance(variable_type, TensorType)
         and len(variable_type.shape) == len(result_type.shape) >= 1
@@ -195,7 +206,7 @@ def _shape_guards(node: Apply, position: int, classes: dict[int, int]) -> list[t
     ``(1, ?, 1, 1)`` is tested on its second axis alone)."""
     target = node.inputs[position]
     target_shape = target.type.shape
-    kind = classes.get(id(target), id(target))
+    kind = None  # the target's shape class, looked up when static shapes do not settle it
     guards = []
     for other_position, other in enumerate(node.inputs):
         if other_position == position or other is target:
@@ -204,7 +215,11 @@ def _shape_guards(node: Apply, position: int, classes: dict[int, int]) -> list[t
         offset = len(target_shape) - len(other_shape)
         if offset < 0:
             return None
-        if fits_into(other_shape, target_shape) or classes.get(id(other), id(other)) == kind:
+        if fits_into(other_shape, target_shape):
+            continue
+        if kind is None:
+            kind = classes.get(id(target), id(target))
+        if classes.get(id(other), id(other)) == kind:
             continue
         axes = tuple(
             axis
@@ -247,6 +262,8 @@ def _choose_inplace(
 
 def _shared_commits(nodes, outputs, updates, root, kernels: dict[Apply, Kernel], classes: dict) -> dict[int, InPlace]:
     """Update nodes that can write straight into their shared variable's array, by node id."""
+    if not updates:
+        return {}
     used = {id(variable) for node in nodes for variable in node.inputs}
     used |= {id(variable) for variable in outputs}
     values = [value for _, value in updates]
