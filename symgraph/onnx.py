@@ -610,7 +610,10 @@ def _scan(op: Scan, node: Apply, exporter: _Exporter) -> None:
     outputs = [exporter.output(node, len(states) + k) for k in range(len(stacked))]
     exporter.emit("Loop", [count, "", *initial], finals + rows + outputs, body=graph)
     for k, (window, steps) in enumerate(zip(windows, rows)):
-        exporter.emit("Concat", [exporter.name(window), steps], [exporter.output(node, k)], axis=0)
+        if op.keeps_last_only(k):  # its buffer is its last row alone
+            exporter.emit("Unsqueeze", [finals[k], exporter.ints([0])], [exporter.output(node, k)])
+        else:
+            exporter.emit("Concat", [exporter.name(window), steps], [exporter.output(node, k)], axis=0)
 
 
 @onnx_nodes.register

@@ -273,3 +273,20 @@ def test_a_float64_model_exports_in_float32_for_onnxruntime(tmp_path):
     np.testing.assert_allclose(got, model.predict(images), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="float dtype"):
         sg.export_onnx(model.predict, None, float_dtype="int32")
+
+
+@needs_onnx
+def test_a_loop_keeping_a_state_at_its_last_row_only_exports(tmp_path):
+    # compiling keeps a state read at its last row alone (Scan.last_only): its buffer is that row
+    from symgraph.ops.scan import Scan
+
+    rng = np.random.default_rng(9)
+    x = sg.tensor3("x", dtype="float32")
+    W = sg.shared(rng.normal(size=(3, 3)).astype("float32") * 0.5, name="W")
+    states, _ = sg.scan(lambda x_t, h: sg.tanh(x_t + h @ W), sequences=x, outputs_info=sg.zeros((2, 3), "float32"))
+    loop = states.owner.inputs[0].owner
+    buffer = loop.op.changed(last_only=[True]).make_node(*loop.inputs).outputs[0]
+    f = sg.function([x], [buffer, buffer[-1] * 2])
+    assert any(isinstance(node.op, Scan) and node.op.keeps_last_only(0) for node in f.nodes)
+    for steps in (5, 0):
+        assert_same(f, tmp_path / "last.onnx", rng.normal(size=(steps, 2, 3)).astype("float32"), atol=1e-6)
