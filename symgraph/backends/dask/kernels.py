@@ -32,6 +32,7 @@ from ...ops.linalg import Dot, Matmul, Tensordot
 from ...ops.reduce import ArgReduce, ProductOfOthers, Reduce
 from ...ops.shape import (
     Alloc,
+    AllocEmpty,
     ARange,
     BroadcastTo,
     DimShuffle,
@@ -344,6 +345,22 @@ def _broadcast_chunks(x: Any, shape: tuple, hinted: tuple | None) -> tuple:
         else:
             chunks.append(hinted[axis] if hinted is not None else (length,))
     return tuple(chunks)
+
+
+@dask_kernel.register
+def _alloc_empty(op: AllocEmpty, node: Apply) -> Kernel:
+    """Zeros, as the op's reference computation: every element is written before it is read, and a
+    write into part of a dask array makes a new array anyway (no memory to spare by leaving it
+    uninitialized)."""
+
+    def run(call: Call, target: Any) -> Any:
+        shape = tuple(int(length) for length in host(target, "the shape to allocate"))
+        chunks = call.hinted_chunks(shape)
+        if chunks is None:
+            return op.perform(target)
+        return da.zeros(shape, dtype=op.dtype, chunks=chunks, name=fresh_name("empty"))
+
+    return Kernel(run, hints=tuple(shape_hints(node.inputs[0])))
 
 
 @dask_kernel.register

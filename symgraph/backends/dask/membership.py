@@ -26,7 +26,7 @@ from ...ops.elemwise import Elemwise
 from ...ops.linalg import Dot
 from ...ops.random import RandomOp
 from ...ops.reduce import ArgReduce, Reduce
-from ...ops.shape import Alloc, BroadcastTo, DimShuffle, Reshape, Shape, ShapeAt, SpecifyShape, Stack, SumTo
+from ...ops.shape import Alloc, AllocEmpty, BroadcastTo, DimShuffle, Reshape, Shape, ShapeAt, SpecifyShape, Stack, SumTo
 from ...ops.subtensor import Subtensor
 
 #: Kinds of variables: the batch on the first axis; known at the call; the batch on the second
@@ -35,7 +35,16 @@ from ...ops.subtensor import Subtensor
 BATCHED, HOST, TRANSPOSED, REDUCED, OTHER = "batched", "host", "transposed", "reduced", "other"
 
 #: Ops that take a shape (their input at this position) and make an array of it.
-_SHAPE_INPUT = {BroadcastTo: 1, Alloc: 1, Reshape: 1, SumTo: 1, AvgPool2dGrad: 1, BernoulliMask: 1, RandomOp: 1}
+_SHAPE_INPUT = {
+    BroadcastTo: 1,
+    Alloc: 1,
+    AllocEmpty: 0,
+    Reshape: 1,
+    SumTo: 1,
+    AvgPool2dGrad: 1,
+    BernoulliMask: 1,
+    RandomOp: 1,
+}
 #: How a host value computed from batched variables' shapes is rebuilt inside the region: a shape
 #: argument from the chunk's own shapes; a value (the batch's length in a mean's gradient) with
 #: the whole batch's length on the first axis (the other lengths are the same for every chunk).
