@@ -311,6 +311,10 @@ def _argument_checks(writer: _Writer, inputs: Sequence[Variable], options: LinkO
             if length is not None
         ]
         lines.append(f"if {' or '.join(tests)}: {identifier} = {convert}({identifier})")
+        if variable.ndim == 0:
+            # A numpy scalar: its arithmetic written as operators is cheapest with numpy scalars
+            # all round (a 0-d array plus a numpy scalar costs ten times two scalars).
+            lines.append(f"{identifier} = {identifier}[()]")
     return lines
 
 
