@@ -121,7 +121,7 @@ from .viz_dot import to_dot
 
 _methods.install()
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # What ``from symgraph import *`` gives. ``sum``, ``max``, ``min`` and ``abs`` shadow Python's
 # builtins when star-imported, as numpy's do; ``import symgraph as sg`` is the intended use.
