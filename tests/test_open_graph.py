@@ -258,3 +258,26 @@ def test_debug_mode_runs_on_the_reference_backend():
     x = sg.vector("x")
     assert sg.function([x], x * 2, mode="debug").backend.name == "python"
     assert sg.function([x], x * 2).backend.name == "numpy"
+
+
+def test_a_rule_tracking_ops_is_tried_on_equal_ops_only_and_one_tracking_classes_on_their_instances():
+
+    from symgraph.ops.elemwise import add, mul
+    from symgraph.ops.shape import DimShuffle
+    from symgraph.rewrite.walk import RulesByOp, tracks
+
+    @tracks(add)
+    def on_add(node):
+        return None
+
+    @tracks(DimShuffle)
+    def on_dimshuffles(node):
+        return None
+
+    def everywhere(node):
+        return None
+
+    rules = RulesByOp([on_add, on_dimshuffles, everywhere])
+    assert rules(copy.deepcopy(add)) == (on_add, everywhere)  # an equal op, another object
+    assert rules(mul) == (everywhere,)
+    assert rules(DimShuffle(2, (1, 0))) == (on_dimshuffles, everywhere)

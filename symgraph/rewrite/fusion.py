@@ -24,8 +24,8 @@ from ..graph.basic import Apply, Constant, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.source import building
 from ..nn.pool import MaxPool2d, MaxPool2dGrad, SameLayout
-from ..ops.elemwise import Elemwise, gt, mul
-from .walk import RulesByClass, tracks
+from ..ops.elemwise import gt, mul
+from .walk import RulesByOp, tracks
 
 Users = Callable[[Variable], int]
 FusionRule = Callable[[Apply, list[Variable], Users], Sequence[Variable] | None]
@@ -43,7 +43,7 @@ def needs(*op_classes: type) -> Callable[[FusionRule], FusionRule]:
 
 
 @needs(MaxPool2dGrad)
-@tracks(Elemwise)
+@tracks(mul)
 def mask_before_routing(node: Apply, inputs: list[Variable], users: Users) -> Sequence[Variable] | None:
     """``route(z, pool(z), g) * (z > 0)`` -> ``route(z, pool(z), g * (pool(z) > 0))``."""
     if node.op != mul:
@@ -91,13 +91,13 @@ def fuse(fgraph: FunctionGraph, rules: Sequence[FusionRule] = FUSIONS) -> Functi
     if not rules:
         return fgraph
     computed = [id(variable) for variable in fgraph.computed]
-    rules_for = RulesByClass(rules)
+    rules_for = RulesByOp(rules)
 
     def users(variable: Variable) -> int:
         return len(fgraph.clients.get(variable, ())) + computed.count(id(variable))
 
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
-        for rule in rules_for(type(node.op)):
+        for rule in rules_for(node.op):
             replaced = rule(node, inputs, users)
             if replaced is not None:
                 return replaced

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..graph.basic import Apply, Variable
 from ..graph.fgraph import FunctionGraph
@@ -20,37 +21,43 @@ Rule = Callable[[Apply], Sequence[Variable] | None]
 _MAX_CHAINED = 8
 
 
-def tracks(*op_classes: type) -> Callable[[Rule], Rule]:
-    """Marks a rule as one for nodes of these op classes (and their subclasses) only, as
-    PyTensor's ``node_rewriter(tracks=[...])``: the walk tries it on no other node. A rule without
-    this mark is tried on every node."""
+def tracks(*targets: Any) -> Callable[[Rule], Rule]:
+    """Marks a rule as one for nodes of these op classes (and their subclasses) or of these very
+    ops (``tracks(add, mul)``: equal ops) only, as PyTensor's ``node_rewriter(tracks=[...])``: the
+    walk tries it on no other node. A rule without this mark is tried on every node."""
 
     def mark(rule: Rule) -> Rule:
-        rule.tracks = op_classes  # type: ignore[attr-defined]
+        rule.tracks = targets  # type: ignore[attr-defined]
         return rule
 
     return mark
 
 
-class RulesByClass:
-    """The rules to try on a node, by its op's class (looked up once per class)."""
+def _tracked(rule: Rule, op: Any) -> bool:
+    targets = getattr(rule, "tracks", None)
+    if targets is None:
+        return True
+    return any(isinstance(op, target) if isinstance(target, type) else op == target for target in targets)
+
+
+class RulesByOp:
+    """The rules to try on a node, by its op (looked up once per op: ops are values, equal ops
+    one key)."""
 
     def __init__(self, rules: Sequence[Rule]):
         self.rules = list(rules)
-        self.by_class: dict[type, tuple[Rule, ...]] = {}
+        self.by_op: dict[Any, tuple[Rule, ...]] = {}
 
-    def __call__(self, op_class: type) -> tuple[Rule, ...]:
-        found = self.by_class.get(op_class)
+    def __call__(self, op: Any) -> tuple[Rule, ...]:
+        found = self.by_op.get(op)
         if found is None:
-            found = self.by_class[op_class] = tuple(
-                rule for rule in self.rules if issubclass(op_class, getattr(rule, "tracks", object))
-            )
+            found = self.by_op[op] = tuple(rule for rule in self.rules if _tracked(rule, op))
         return found
 
 
 def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGraph:
     """``fgraph`` with ``rules`` applied to every node, in one walk in topological order."""
-    rules_for = RulesByClass(rules)
+    rules_for = RulesByOp(rules)
     is_not = operator.is_not
 
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
@@ -74,8 +81,8 @@ def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGra
     return fgraph.rewrite(visit)
 
 
-def _first_match(node: Apply, rules_for: RulesByClass) -> Sequence[Variable] | None:
-    for rule in rules_for(type(node.op)):
+def _first_match(node: Apply, rules_for: RulesByOp) -> Sequence[Variable] | None:
+    for rule in rules_for(node.op):
         replaced = rule(node)
         if replaced is not None:
             return replaced
