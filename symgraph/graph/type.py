@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -114,6 +114,12 @@ class TensorType(Type):
 
 
 @lru_cache(maxsize=256)
+@cache
+def largest_finite(dtype: np.dtype) -> float:
+    """The largest finite value of the float dtype ``dtype``."""
+    return float(np.finfo(dtype).max)
+
+
 def _normalize_dtype(dtype: Any) -> tuple[np.dtype, str]:
     """The numpy dtype and its name (numpy computes names slowly, and types are built often)."""
     try:

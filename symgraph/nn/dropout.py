@@ -11,7 +11,6 @@ time, in both phases, when it leaves [0, 1].
 
 from __future__ import annotations
 
-import functools
 import numbers
 import uuid
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ import numpy as np
 from ..graph.basic import Apply, Constant, Variable
 from ..graph.op import Op
 from ..graph.source import in_scope
-from ..graph.type import TensorType
+from ..graph.type import TensorType, largest_finite
 from ..ops.basic import as_tensor, cast, constant
 from ..ops.elemwise import as_float, gt
 from ..ops.random import RandomStreams, bernoulli, default_stream
@@ -40,12 +39,7 @@ def inverted_scale(keep: float, dtype: np.dtype) -> np.generic:
     """``1 / keep`` in ``dtype``, or the dtype's largest finite number where ``1 / keep`` overflows
     it (``keep_prob=1e-5`` in float16): kept elements stay finite and dropped ones exactly 0,
     never ``0 * inf``."""
-    return dtype.type(min(1.0 / keep, _largest(dtype)))
-
-
-@functools.cache
-def _largest(dtype: np.dtype) -> float:
-    return float(np.finfo(dtype).max)
+    return dtype.type(min(1.0 / keep, largest_finite(dtype)))
 
 
 class DropoutMask(Op):

@@ -415,8 +415,11 @@ class Scan(InnerGraphOp):
                     f"taps {list(self.state_taps[position])} need {length}"
                 )
 
-    def new_buffer(self, window: np.ndarray, length: int, count: int) -> np.ndarray:
-        buffer = np.empty((length + count,) + window.shape[1:], dtype=window.dtype)
+    def new_buffer(
+        self, window: np.ndarray, length: int, count: int, allocate: Callable[..., np.ndarray] = np.empty
+    ) -> np.ndarray:
+        """A state's buffer: its window, then room for ``count`` steps (from ``allocate``)."""
+        buffer = allocate((length + count,) + window.shape[1:], window.dtype)
         buffer[:length] = window
         return buffer
 

@@ -309,6 +309,11 @@ def index_box(index: tuple, shape: tuple) -> tuple[range, ...] | None:
     return tuple(box) + tuple(range(length) for length in shape[len(index) :])
 
 
+def pairwise_disjoint(boxes: Sequence[tuple[range, ...]]) -> bool:
+    """Whether no two of ``boxes`` (of :func:`index_box`) provably share an element."""
+    return all(boxes_disjoint(box, other) for k, box in enumerate(boxes) for other in boxes[k + 1 :])
+
+
 def boxes_disjoint(first: tuple[range, ...], second: tuple[range, ...]) -> bool:
     """Whether two boxes of :func:`index_box` provably share no element (strided ranges that might
     interleave count as sharing, unless short enough to compare)."""

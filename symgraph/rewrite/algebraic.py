@@ -14,7 +14,15 @@ from ..graph.basic import Apply, Constant, Variable
 from ..ops.basic import as_tensor
 from ..ops.elemwise import add, mul, neg, sub, true_div
 from ..ops.shape import Alloc, AllocEmpty, DimShuffle, Shape, ShapeAt, SumTo, dimshuffle, static_shape_value
-from ..ops.subtensor import IncSubtensor, Subtensor, boxes_disjoint, index_box, selects_everything, static_index
+from ..ops.subtensor import (
+    IncSubtensor,
+    Subtensor,
+    boxes_disjoint,
+    index_box,
+    pairwise_disjoint,
+    selects_everything,
+    static_index,
+)
 from .walk import tracks
 
 # op -> (positions the identity element may take, the identity element)
@@ -203,11 +211,8 @@ def fill_nothing_under_covering_slices(node: Apply) -> Sequence[Variable] | None
 
 def _tile(boxes: Sequence[tuple[range, ...] | None], shape: tuple) -> bool:
     """Whether the boxes are pairwise disjoint and together cover an array of ``shape``."""
-    if any(box is None for box in boxes):
+    if any(box is None for box in boxes) or not pairwise_disjoint(boxes):
         return False
-    for k, box in enumerate(boxes):
-        if not all(boxes_disjoint(box, other) for other in boxes[k + 1 :]):
-            return False
     return sum(math.prod(len(axis) for axis in box) for box in boxes) == math.prod(shape)
 
 

@@ -25,7 +25,7 @@ from ..graph.basic import Apply, Constant, SharedVariable, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.op import Op
 from ..graph.source import Scope, Source, building
-from ..graph.type import TensorType, Type
+from ..graph.type import TensorType, Type, largest_finite
 from ..ops.elemwise import Elemwise
 from ..ops.random import GeneratorType
 from ..ops.shape import Split
@@ -132,18 +132,12 @@ def _scalar(value: Any, dtype: np.dtype, where: str) -> Any:
     elif type(value) not in (int, float):
         raise LoadError(f"{where}: {_what(value)} is not a {dtype} value")
     elif (
-        not -_largest(dtype) <= value <= _largest(dtype)  # else it fits, and numpy need not be asked
+        not -largest_finite(dtype) <= value <= largest_finite(dtype)  # else it fits: numpy need not be asked
         and math.isfinite(value)
         and not math.isfinite(_as_float(value, dtype))
     ):
         raise LoadError(f"{where}: {_what(value)} does not fit a {dtype}")
     return value
-
-
-@functools.cache
-def _largest(dtype: np.dtype) -> float:
-    """The largest finite value of a float dtype: a number no larger fits it."""
-    return float(np.finfo(dtype).max)
 
 
 def _as_float(value: int | float, dtype: np.dtype) -> float:
@@ -168,10 +162,8 @@ def _dtype(value: Any, where: str, kinds: str = "biuf") -> np.dtype:
     return dtype
 
 
-_NODE_NEEDED, _NODE_ALLOWED = (
-    frozenset(("op", "inputs", "outputs")),
-    frozenset(("op", "inputs", "outputs", "source", "scope", "gradient")),
-)
+_NODE_FIELDS, _NODE_OPTIONAL = ("op", "inputs", "outputs"), ("source", "scope", "gradient")
+_NODE_NEEDED, _NODE_ALLOWED = frozenset(_NODE_FIELDS), frozenset(_NODE_FIELDS + _NODE_OPTIONAL)
 
 #: The fields a variable of each kind may have beyond ``kind``, ``type`` and ``name``.
 _VARIABLE_FIELDS = {"input": (), "computed": (), "constant": ("value", "array"), "shared": ("array", "generator")}
@@ -518,7 +510,7 @@ class Reader:
         if type(entry) is dict and _NODE_NEEDED <= entry.keys() <= _NODE_ALLOWED:  # as _fields checks, inlined
             fields = entry
         else:
-            fields = _fields(entry, where, ("op", "inputs", "outputs"), ("source", "scope", "gradient"))
+            fields = _fields(entry, where, _NODE_FIELDS, _NODE_OPTIONAL)
         op = self.ops.get(fields["op"]) if type(fields["op"]) is int else None  # read already
         if op is None:
             op = self.op(_index(fields["op"], self.tables["ops"], where, "op", "'s op"))
@@ -628,12 +620,12 @@ def _may_be_parameter(cls: type, key: str) -> bool:
     """Whether a saved op state may set attribute ``key`` of an op of class ``cls``: a name, not
     a keyword, a dunder, a method or a property (checked once per class and name)."""
     attribute = getattr(cls, key, None)
-    return not (
-        not key.isidentifier()
-        or keyword.iskeyword(key)
-        or key.startswith("__")
-        or callable(attribute)
-        or isinstance(attribute, property)
+    return (
+        key.isidentifier()
+        and not keyword.iskeyword(key)
+        and not key.startswith("__")
+        and not callable(attribute)
+        and not isinstance(attribute, property)
     )
 
 

@@ -135,10 +135,6 @@ def _extremes(ufunc: np.ufunc, x: np.ndarray, axis: int, keepdims: bool = True) 
     return ufunc.reduce(x, axis=axis, keepdims=keepdims)
 
 
-def _largest(x: np.ndarray, axis: int) -> np.ndarray:
-    return _extremes(np.maximum, x, axis)
-
-
 @numpy_kernel.register
 def _reduce(op: Reduce, node: Apply) -> Kernel:
     """Maxima and minima of each row of a matrix by ``_extremes``; the rest, the op's own."""
@@ -157,7 +153,7 @@ def _softmax(op: Softmax, node: Apply) -> Kernel:
     total = np.add.reduce
 
     def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        e = np.subtract(x, _largest(x, axis), out=out)
+        e = np.subtract(x, _extremes(np.maximum, x, axis), out=out)
         np.exp(e, out=e)
         e /= total(e, axis=axis, keepdims=True)
         return e
@@ -167,14 +163,14 @@ def _softmax(op: Softmax, node: Apply) -> Kernel:
 
 @numpy_kernel.register
 def _softmax_crossentropy(op: SoftmaxCrossEntropy, node: Apply) -> Kernel:
-    """Class indices: the op's computation with the row maxima of ``_largest``, the targets' scores
+    """Class indices: the op's computation with the row maxima of ``_extremes``, the targets' scores
     picked before the exponential overwrites the shifted logits (one temporary, not three)."""
     if not op.indices:
         return Kernel(op.perform)
 
     def crossentropy(z: np.ndarray, targets: np.ndarray) -> np.ndarray:
         check_class_indices(z, targets)
-        shifted = np.subtract(z, _largest(z, 1))
+        shifted = np.subtract(z, _extremes(np.maximum, z, 1))
         picked = shifted[np.arange(z.shape[0]), targets]
         np.exp(shifted, out=shifted)
         result = np.log(np.add.reduce(shifted, axis=1))

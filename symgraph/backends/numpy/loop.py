@@ -30,6 +30,7 @@ An error inside the step names the node, its inputs' shapes, the user's line, an
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
 import weakref
@@ -44,7 +45,7 @@ from ...graph.type import TensorType
 from ...ops.linalg import Dot, Matmul
 from ...ops.scan import Scan, empty_rows, finish_sum, last_row
 from ...ops.shape import AllocEmpty
-from ...ops.subtensor import IncSubtensor, boxes_disjoint, index_box, static_index
+from ...ops.subtensor import IncSubtensor, index_box, pairwise_disjoint, static_index
 from .. import runtime
 from . import workspace
 from .kernels import numpy_kernel
@@ -73,7 +74,7 @@ class _LoopSource:
             empty=workspace.empty,  # the rows of every step: large, made at every call
             check_steps=op.check_steps,
             check_sequences=op.check_sequences,
-            new_buffer=_new_buffer,
+            new_buffer=functools.partial(op.new_buffer, allocate=workspace.empty),  # recycled memory
             check_row=op.check_row,
             array=np.array,
             add=np.add,
@@ -313,13 +314,6 @@ class _LoopSource:
         return loop
 
 
-def _new_buffer(window: np.ndarray, length: int, count: int) -> np.ndarray:
-    """A state's buffer (``Scan.new_buffer``) in the workspace's recycled memory."""
-    buffer = workspace.empty((length + count,) + window.shape[1:], window.dtype)
-    buffer[:length] = window
-    return buffer
-
-
 def _merge_rows(rows: Any, viewed: np.ndarray, same: list) -> np.ndarray:
     """A factor's rows: those of the stacked output it was a view of at the steps listed in
     ``same``, its own elsewhere."""
@@ -406,9 +400,7 @@ class _Destinations:
         if len(links) != len(chain) or any(index is None for index in indices):
             return
         boxes = [index_box(index, shape) for index in indices]
-        if any(box is None for box in boxes) or not all(
-            boxes_disjoint(box, other) for k, box in enumerate(boxes) for other in boxes[k + 1 :]
-        ):
+        if any(box is None for box in boxes) or not pairwise_disjoint(boxes):
             return  # overlapping slices: a later write must come after an earlier one
         for link, index in zip(links, indices):
             value = link.inputs[1]
