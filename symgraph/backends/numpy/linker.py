@@ -216,11 +216,13 @@ _NAME = re.compile(r"\b[a-z]+[0-9]+\b")
 
 def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]:
     """The statements of the program's body cut into parts of ``_PART_SIZE``, each a function of
-    its own: it takes the values it reads that earlier statements made (in a list, which it
-    empties, so that it holds the only reference to those the program no longer needs and can
-    drop them early) and returns the values that later statements read. Returns the program's
-    statements (each part's call, then the rest) and the parts, each ``(header lines,
-    [(statement, node)], return lines)``."""
+    its own. The values that cross from one part to another travel in one list of slots, made
+    per call and given to every part: a part takes the values it reads from earlier statements
+    out of their slots (emptying those that no later statement reads, so that it holds the only
+    reference to what dies inside it and can drop it early), and stores the values that later
+    statements read in slots of their own. Returns the program's statements (the list, each
+    part's call, taking back what the rest reads, then the rest) and the parts, each ``(header
+    lines, [(statement, node)], ending lines)``."""
     namespace = writer.namespace
     body, rest = writer.statements[:body_end], writer.statements[body_end:]
     # Live after the body: what the rest reads, read backwards (branches bind nothing for sure).
@@ -229,6 +231,7 @@ def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]
         if depth == 0:
             live.difference_update(writes)
         live.update(reads if reads is not None else (n for n in _NAME.findall(statement) if n not in namespace))
+    read_by_rest = set(live)
     cuts = list(range(0, body_end, _PART_SIZE))
     liveness = []  # (reads from before, binds for later, which of those read are needed after) per part, backwards
     for start in reversed(cuts):
@@ -249,24 +252,64 @@ def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]
         liveness.append((sorted(exposed, key=_number), returned, needed_after))
     liveness.reverse()
     holder = writer.fresh("a")
+    slot: dict[str, int] = {}  # name -> the slot holding its current value
+    # What the parts read of the values made before the body (arguments, shared values) is put
+    # in the first slots; the program keeps only those that the rest reads too.
+    given: set[str] = set()
+    made: set[str] = set()
+    for taken, returned, _ in liveness:
+        given.update(name for name in taken if name not in made)
+        made.update(returned)
+    given = sorted(given, key=_number)
+    slot.update((name, index) for index, name in enumerate(given))
+    slots = len(given) + sum(len(returned) for _, returned, _ in liveness)
     program: list[tuple] = []
+    if given:
+        setup = f"{holder} = [{', '.join(given)}] + [None] * {slots - len(given)}"
+        dropped = [name for name in given if name not in read_by_rest]
+        setup += f"; del {', '.join(dropped)}" if dropped else ""
+    else:
+        setup = f"{holder} = [None] * {slots}"
+    program.append((setup, None, 0, None, ()))
     parts = []
+    filled = len(given)
     for start, (taken, returned, needed_after) in zip(cuts, liveness):
         name = writer.fresh("part")
         header = [f"def {name}({holder}):"]
         if taken:
-            header += [f"    {', '.join(taken)}, = {holder}", f"    {holder}.clear()"]
-        ending = [f"    return {', '.join(returned)}," if returned else "    return None"]
+            emptied = [slot[n] for n in taken if n not in needed_after or n in returned]
+            take = writer.bind("take", _slot_taker([slot[n] for n in taken], emptied))
+            header.append(f"    {', '.join(taken)}, = {take}({holder})")
+        ending = []
+        if returned:
+            ending.append(f"    {holder}[{filled}:{filled + len(returned)}] = {', '.join(returned)},")
+            slot.update((n, filled + index) for index, n in enumerate(returned))
+            filled += len(returned)
         statements = [(statement, node) for statement, node, _, _, _ in body[start : start + _PART_SIZE]]
         parts.append((header, statements, ending))
-        rebound = set(returned)
-        dropped = [name for name in taken if name not in needed_after or name in rebound]
-        call = f"{name}({holder})"
-        if taken:
-            setup = f"{holder} = [{', '.join(taken)}]" + (f"; del {', '.join(dropped)}" if dropped else "")
-            program.append((setup, None, 0, None, ()))
-        program.append((f"{', '.join(returned)}, = {call}" if returned else call, None, 0, None, ()))
+        program.append((f"{name}({holder})", None, 0, None, ()))
+    # The rest reads what the last parts made from their slots; the list is emptied then.
+    back = sorted((name for name in read_by_rest if name in made), key=_number)
+    if back:
+        take = writer.bind("take", _slot_taker([slot[name] for name in back], None))
+        program.append((f"{', '.join(back)}, = {take}({holder})", None, 0, None, ()))
     return program + rest, parts
+
+
+def _slot_taker(positions: list[int], emptied: list[int] | None) -> Callable[[list], tuple]:
+    """What a part calls to take its values out of the list of slots: the values at
+    ``positions``, the slots at ``emptied`` set to ``None`` (all of them when ``None``)."""
+
+    def take(slots: list) -> tuple:
+        values = tuple([slots[position] for position in positions])
+        if emptied is None:
+            slots.clear()
+        else:
+            for position in emptied:
+                slots[position] = None
+        return values
+
+    return take
 
 
 def _number(name: str) -> int:
