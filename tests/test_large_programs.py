@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import os
 import random
+import weakref
 
 import networkx as nx
 import numpy as np
@@ -99,6 +100,72 @@ def test_the_line_table_points_at_the_node_statements():
         statement = lines[number - 1].strip()
         assert statement.split(" = ", 1)[0].strip(), statement
         assert "(" in statement and not statement.startswith(("def ", "del ", "return")), statement
+
+
+class Track(sg.Op):
+    """A copy of ``x``, of which ``made`` keeps a weak reference: whether the program still holds
+    the array can be seen from outside."""
+
+    __props__ = ()
+    made: list = []
+
+    def output_types(self, x):
+        return [x]
+
+    def perform(self, x):
+        copy = x.copy()
+        Track.made.append(weakref.ref(copy))
+        return copy
+
+
+class Probe(sg.Op):
+    """``x + 0``, noting at that moment whether each array ``Track`` made is still alive."""
+
+    __props__ = ("label",)
+    seen: dict = {}
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def output_types(self, x):
+        return [x]
+
+    def perform(self, x):
+        Probe.seen[self.label] = [reference() is not None for reference in Track.made]
+        return x + 0.0
+
+
+def test_a_value_crossing_parts_is_read_by_later_parts_and_dropped_after_its_last_read():
+    x = sg.vector("x")
+    a = Track()(x)  # made in the first part; read again in the third and the fifth
+    y = _chain(a, 2 * linker._PART_SIZE)
+    y = Probe("before")(_chain(y * a, linker._PART_SIZE))
+    y = _chain(y + a, linker._PART_SIZE)
+    y = Probe("after")(_chain(y, linker._PART_SIZE))
+    f = sg.function([x], y)
+    assert f.source.count("def part") >= 5
+    Track.made.clear()
+    value = np.array([0.3, -0.2, 0.1])
+    result = f(value)
+    assert Probe.seen == {"before": [True], "after": [False]}  # alive while a later part reads it, no longer
+    expected = _numpy_chain(value, 2 * linker._PART_SIZE) * value
+    expected = _numpy_chain(_numpy_chain(expected, linker._PART_SIZE) + value, 2 * linker._PART_SIZE)
+    np.testing.assert_allclose(result, expected, rtol=1e-12)
+
+
+def test_a_failing_node_reading_a_value_made_parts_earlier_names_its_line_and_shapes():
+    x, v = sg.vector("x"), sg.vector("v")
+    u = v * 2.0  # made first (the chain reads its sum), read again three parts later
+    y = _chain(x * u.sum(), 3 * linker._PART_SIZE)
+    z = y + u
+    line = line_here() - 1
+    f = sg.function([x, v], sg.exp(z))
+    assert f.source.count("def part") >= 3
+    with pytest.raises(ValueError, match=f"{THIS_FILE}:{line}") as caught:
+        f(np.ones(3), np.ones(2))
+    assert "in add" in str(caught.value) and "(3,)" in str(caught.value) and "(2,)" in str(caught.value)
+    expected = np.exp(_numpy_chain(np.ones(3) * 6.0, 3 * linker._PART_SIZE) + 2.0)
+    np.testing.assert_allclose(f(np.ones(3), np.ones(3)), expected, rtol=1e-12)
 
 
 # --- the execution order ------------------------------------------------------------------------
