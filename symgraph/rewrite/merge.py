@@ -14,10 +14,10 @@ def merge_rule() -> Rule:
     seen: dict[tuple, Apply] = {}
 
     def merge(node: Apply) -> Sequence[Variable] | None:
-        if node.op.stochastic:
+        op = node.op
+        if op.stochastic:
             return None
-        inputs = [_input_key(variable) if isinstance(variable, Constant) else id(variable) for variable in node.inputs]
-        key = (node.op, *inputs)
+        key = (op, *[_input_key(variable) if isinstance(variable, Constant) else id(variable) for variable in node.inputs])
         earlier = seen.setdefault(key, node)
         return None if earlier is node else earlier.outputs
 

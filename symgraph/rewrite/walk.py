@@ -58,12 +58,19 @@ class RulesByOp:
 def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGraph:
     """``fgraph`` with ``rules`` applied to every node, in one walk in topological order."""
     rules_for = RulesByOp(rules)
+    by_op = rules_for.by_op
     is_not = operator.is_not
 
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
         changed = any(map(is_not, inputs, node.inputs))
-        if not changed and _first_match(node, rules_for) is None:
-            return None  # the common case: nothing to do, and nothing built
+        if not changed:
+            # The common case, run for every node: nothing to do, and nothing built (written out:
+            # the walk is most of the time of rewriting a large graph).
+            for rule in by_op.get(node.op) or rules_for(node.op):
+                if rule(node) is not None:
+                    break
+            else:
+                return None
         current = rebuild_node(node, inputs) if changed else node
         outputs: Sequence[Variable] = current.outputs
         with building(source=node.source, gradient=node.gradient, scope=node.scope):
