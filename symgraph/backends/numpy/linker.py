@@ -88,6 +88,7 @@ class _Writer:
         self.stored_in: dict[int, str] = {}  #: id of a variable -> the buffer its node writes into
         self._numbers = itertools.count()
         self._bound: dict[int, str] = {}
+        self._constants: dict[Any, str] = {}
 
     def bind(self, prefix: str, value: Any) -> str:
         """The identifier of an object the program uses (a kernel, a constant, ...); one object
@@ -96,6 +97,16 @@ class _Writer:
         if name is None:
             name = self._bound[id(value)] = self.fresh(prefix)
             self.namespace[name] = value
+        return name
+
+    def constant(self, variable: Constant) -> str:
+        """The identifier of a constant's value: equal small constants (every ``+ 1.0`` of a
+        graph) share one."""
+        data = variable.data
+        key = variable.signature() if data.size <= 64 else id(data)
+        name = self._constants.get(key)
+        if name is None:
+            name = self._constants[key] = self.bind("c", scalar_or_array(data))
         return name
 
     def fresh(self, prefix: str) -> str:
@@ -120,7 +131,7 @@ def link(fgraph: FunctionGraph, plan: MemoryPlan, kernels: dict[Apply, Kernel], 
     roots = _roots(plan, outputs, updates)
     for variable in roots:
         if isinstance(variable, Constant):
-            writer.identifier[variable] = writer.bind("c", scalar_or_array(variable.data))
+            writer.identifier[variable] = writer.constant(variable)
     shared = [variable for variable in roots if isinstance(variable, SharedVariable)]
     shared += [target for target, _ in updates if all(target is not other for other in shared)]
     prologue, restores = _state_prologue(writer, shared)
@@ -498,11 +509,16 @@ def _emit_node(
         committing = position >= plan.commit_start
         tests = _shape_tests(overwritten, arguments, choice.guards) if choice.guards and not committing else []
         call = f"{in_place_call} if {' and '.join(tests)} else {call}" if tests else in_place_call
+        if not tests and targets == overwritten and kernel.out_positional and isinstance(computation, np.ufunc):
+            # A ufunc returns the array it wrote into, already bound to that name: the call is
+            # the whole statement (one name less to parse, per node of a large graph).
+            targets = ""
     if timer is not None:
         clock, start, times, counts, shapes, shapes_of = timer
         writer.emit(f"{shapes}[{position}] = {shapes_of}({', '.join(arguments)})", reads=tuple(arguments))
         writer.emit(f"{start} = {clock}()", reads=(), writes=(start,))
-    writer.statements.append((f"{targets} = {call}", node, writer.depth, reads, written))  # emit(), inlined
+    statement = f"{targets} = {call}" if targets else call
+    writer.statements.append((statement, node, writer.depth, reads, written))  # emit(), inlined
     if timer is not None:
         writer.emit(f"{times}[{position}] += {clock}() - {start}; {counts}[{position}] += 1", reads=(start,))
     if check is not None:

@@ -134,39 +134,49 @@ def plan_memory(
     kept = {id(variable) for variable in outputs} | {id(value) for _, value in updates}
 
     commits = _shared_commits(nodes, outputs, updates, root, kernels, classes) if inplace else {}
-    order = [node for node in nodes if id(node) not in commits] + [node for node in nodes if id(node) in commits]
+    if commits:
+        order = [node for node in nodes if id(node) not in commits] + [node for node in nodes if id(node) in commits]
+    else:
+        order = list(nodes)
     commit_start = len(order) - len(commits)
 
-    last_use: dict[Variable, float] = {}
+    # Run once per node of every graph compiled, so written for speed.
+    last_use: dict[Variable, int] = {}  # where each variable is read last
     for position, node in enumerate(order):
         for variable in node.inputs:
             last_use[variable] = position
-    for variable in list(outputs) + [value for _, value in updates]:
-        last_use[variable] = _FOREVER
     group_end: dict[Variable, float] = {}
     for variable, end in last_use.items():
         owner = root_of(variable, variable)
         if group_end.get(owner, -1) < end:
             group_end[owner] = end
+    for variable in list(outputs) + [value for _, value in updates]:  # read after the last node
+        group_end[root_of(variable, variable)] = _FOREVER
 
     plan: dict[int, InPlace] = {}
     if inplace:
         # A node can only overwrite an array whose group ends there: elsewhere nothing is asked.
         ending = set(group_end.values())
         for position, node in enumerate(order):
-            if id(node) in commits:
-                plan[position] = commits[id(node)]
-                continue
             if position not in ending:
+                continue
+            if commits and id(node) in commits:
                 continue
             choice = _choose_inplace(node, kernels[node], position, roots, group_end, read_only, classes)
             if choice is not None:
                 plan[position] = choice
+        for position in range(commit_start, len(order)):
+            plan[position] = commits[id(order[position])]
 
     deaths: dict[int, list[Variable]] = {}
+    dying_at = deaths.get
     for variable, end in last_use.items():
-        if variable.owner is not None and end != _FOREVER and id(variable) not in kept:
-            deaths.setdefault(int(end), []).append(variable)
+        if variable.owner is not None and id(variable) not in kept:
+            dying = dying_at(end)
+            if dying is None:
+                deaths[end] = [variable]
+            else:
+                dying.append(variable)
 
     copied_outputs: set[int] = set()
     claimed: set[int] = set()  # roots already handed to the caller or to a shared variable
@@ -233,28 +243,32 @@ def _shape_guards(node: Apply, position: int, classes: dict[int, int]) -> list[t
 def _choose_inplace(
     node: Apply, kernel: Kernel, position: int, roots: dict, group_end: dict, read_only: set[int], classes: dict
 ) -> InPlace | None:
+    outputs = node.outputs
+    if len(outputs) != 1:
+        return None
     if kernel.writes_out:
-        candidates: Sequence[int] = range(len(node.inputs))
+        inputs = node.inputs
+        candidates: Sequence[int] = range(len(inputs)) if len(inputs) > 1 else (0,)
     elif kernel.destroys:
+        inputs = node.inputs
         candidates = kernel.destroys
     else:
         return None
-    if len(node.outputs) != 1:
-        return None
-    result = node.outputs[0]
+    result = outputs[0]
+    get_root = roots.get
     for candidate in candidates:
-        variable = node.inputs[candidate]
-        base = roots.get(variable, variable)
+        variable = inputs[candidate]
+        base = get_root(variable, variable)
         if (
             group_end.get(base) != position  # it, or a view of it, is still needed
             or base.owner is None  # an input, a shared value or a constant: never ours to overwrite
-            or id(variable) in read_only
+            or (read_only and id(variable) in read_only)
             or not _writable_tensor(variable, result)
         ):
             continue
         if not kernel.writes_out:
             return InPlace(candidate)
-        guards = _shape_guards(node, candidate, classes)
+        guards = _shape_guards(node, candidate, classes) if len(inputs) > 1 else []
         if guards is not None:
             return InPlace(candidate, guards)
     return None
