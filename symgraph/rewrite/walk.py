@@ -63,15 +63,15 @@ def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGra
 
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
         changed = any(map(is_not, inputs, node.inputs))
-        if not changed:
-            # The common case, run for every node: nothing to do, and nothing built (written out:
-            # the walk is most of the time of rewriting a large graph).
-            for rule in by_op.get(node.op) or rules_for(node.op):
-                if rule(node) is not None:
-                    break
-            else:
-                return None
         current = rebuild_node(node, inputs) if changed else node
+        # The common cases, run for every node: no rule applies, and nothing but the node rebuilt
+        # on new inputs is kept (written out: the walk is most of the time of rewriting a large
+        # graph, and a change near the inputs rebuilds everything after it).
+        for rule in by_op.get(current.op) or rules_for(current.op):
+            if rule(current) is not None:
+                break
+        else:
+            return current.outputs if changed else None
         outputs: Sequence[Variable] = current.outputs
         with building(source=node.source, gradient=node.gradient, scope=node.scope):
             for _ in range(_MAX_CHAINED):
