@@ -30,7 +30,7 @@ from .kernels import Kernel
 _FOREVER = math.inf
 
 
-@dataclass
+@dataclass(frozen=True)
 class InPlace:
     """Node ``node`` writes into its input at ``position``; when ``guards`` is not empty, only if
     for each ``(other, offset, axes)``, ``input[position].shape[offset + axis] ==
@@ -38,6 +38,16 @@ class InPlace:
 
     position: int
     guards: list[tuple[int, int, tuple[int, ...] | None]] = field(default_factory=list)
+
+
+_UNGUARDED: dict[int, InPlace] = {}  #: one ``InPlace(position)`` per position, shared (most choices)
+
+
+def _unguarded(position: int) -> InPlace:
+    choice = _UNGUARDED.get(position)
+    if choice is None:
+        choice = _UNGUARDED[position] = InPlace(position)
+    return choice
 
 
 @dataclass
@@ -58,14 +68,17 @@ class MemoryPlan:
 
 
 def alias_roots(nodes: Sequence[Apply]) -> tuple[dict[Variable, Variable], set[int]]:
-    """Each variable's root, and the ids of the variables that may be read-only views."""
+    """The root of each variable that may be a view (others are their own: ``roots.get(variable,
+    variable)``), and the ids of the variables that may be read-only views."""
     roots: dict[Variable, Variable] = {}
     read_only: set[int] = set()
     for node in nodes:
+        view_map = node.op.view_map
+        if not view_map:
+            continue
         for index, output in enumerate(node.outputs):
-            source = node.op.view_map.get(index)
+            source = view_map.get(index)
             if source is None:
-                roots[output] = output
                 continue
             viewed = node.inputs[source]
             roots[output] = roots.get(viewed, viewed)
@@ -99,7 +112,8 @@ def same_shapes(nodes: Sequence[Apply], kernels: dict[Apply, Kernel]) -> dict[in
                 for other in inputs:
                     if not (
                         other is variable
-                        or fits_into(other.type.shape, shape)
+                        or not (other_shape := other.type.shape)  # 0-d: broadcasts into anything
+                        or fits_into(other_shape, shape)
                         or kind(id(other), id(other)) == variable_kind
                     ):
                         break
@@ -145,10 +159,11 @@ def plan_memory(
     for position, node in enumerate(order):
         for variable in node.inputs:
             last_use[variable] = position
-    group_end: dict[Variable, float] = {}
-    for variable, end in last_use.items():
-        owner = root_of(variable, variable)
-        if group_end.get(owner, -1) < end:
+    # Where each group of arrays that may share memory (a root and its views) is read last.
+    group_end: dict[Variable, float] = dict(last_use)
+    for view, owner in roots.items():
+        end = group_end.pop(view, None)
+        if end is not None and group_end.get(owner, -1) < end:
             group_end[owner] = end
     for variable in list(outputs) + [value for _, value in updates]:  # read after the last node
         group_end[root_of(variable, variable)] = _FOREVER
@@ -222,6 +237,8 @@ def _shape_guards(node: Apply, position: int, classes: dict[int, int]) -> list[t
         if other_position == position or other is target:
             continue
         other_shape = other.type.shape
+        if not other_shape:  # 0-d: broadcasts into anything
+            continue
         offset = len(target_shape) - len(other_shape)
         if offset < 0:
             return None
@@ -243,18 +260,20 @@ def _shape_guards(node: Apply, position: int, classes: dict[int, int]) -> list[t
 def _choose_inplace(
     node: Apply, kernel: Kernel, position: int, roots: dict, group_end: dict, read_only: set[int], classes: dict
 ) -> InPlace | None:
+    # Run for most nodes of every graph compiled, so written for speed.
     outputs = node.outputs
     if len(outputs) != 1:
         return None
-    if kernel.writes_out:
-        inputs = node.inputs
+    inputs = node.inputs
+    writes_out = kernel.writes_out
+    if writes_out:
         candidates: Sequence[int] = range(len(inputs)) if len(inputs) > 1 else (0,)
     elif kernel.destroys:
-        inputs = node.inputs
         candidates = kernel.destroys
     else:
         return None
     result = outputs[0]
+    result_type = result.type
     get_root = roots.get
     for candidate in candidates:
         variable = inputs[candidate]
@@ -263,14 +282,19 @@ def _choose_inplace(
             group_end.get(base) != position  # it, or a view of it, is still needed
             or base.owner is None  # an input, a shared value or a constant: never ours to overwrite
             or (read_only and id(variable) in read_only)
-            or not _writable_tensor(variable, result)
         ):
             continue
-        if not kernel.writes_out:
-            return InPlace(candidate)
-        guards = _shape_guards(node, candidate, classes) if len(inputs) > 1 else []
+        variable_type = variable.type
+        if variable_type is result_type:  # (types are interned: most in-place candidates)
+            if not (isinstance(variable_type, TensorType) and variable_type.shape):
+                continue
+        elif not _writable_tensor(variable, result):
+            continue
+        if not writes_out or len(inputs) == 1:
+            return _unguarded(candidate)
+        guards = _shape_guards(node, candidate, classes)
         if guards is not None:
-            return InPlace(candidate, guards)
+            return InPlace(candidate, guards) if guards else _unguarded(candidate)
     return None
 
 
