@@ -57,35 +57,60 @@ class RulesByOp:
 
 def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGraph:
     """``fgraph`` with ``rules`` applied to every node, in one walk in topological order."""
+    # ``fgraph.rewrite`` with the walk written out: it is most of the time of rewriting a large
+    # graph, and its common cases (no rule applies; a node is only rebuilt on new inputs, as
+    # everything after a change near the inputs is) are taken with no call that can be saved.
     rules_for = RulesByOp(rules)
     by_op = rules_for.by_op
     is_not = operator.is_not
-
-    def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
-        changed = any(map(is_not, inputs, node.inputs))
+    nodes = fgraph.nodes
+    memo: dict[Variable, Variable] = {}  # replaced variable -> its replacement
+    get = memo.get
+    original: set[int] | None = None  # the ids of the graph's nodes, when first needed
+    for node in nodes:
+        node_inputs = node.inputs
+        changed = False
+        if memo:
+            inputs = [get(variable, variable) for variable in node_inputs]
+            changed = any(map(is_not, inputs, node_inputs))
         current = rebuild_node(node, inputs) if changed else node
-        # The common cases, run for every node: no rule applies, and nothing but the node rebuilt
-        # on new inputs is kept (written out: the walk is most of the time of rewriting a large
-        # graph, and a change near the inputs rebuilds everything after it).
         for rule in by_op.get(current.op) or rules_for(current.op):
             if rule(current) is not None:
+                outputs = _apply_rules(node, current, rules_for)
                 break
         else:
-            return current.outputs if changed else None
-        outputs: Sequence[Variable] = current.outputs
-        with building(source=node.source, gradient=node.gradient, scope=node.scope):
-            for _ in range(_MAX_CHAINED):
-                replaced = _first_match(current, rules_for)
-                if replaced is None:
-                    break
-                outputs = replaced
-                owner = outputs[0].owner
-                if owner is None or owner is current or not _are(owner.outputs, outputs):
-                    break
-                current = owner
-        return None if outputs is node.outputs else outputs
+            outputs = current.outputs
+        if outputs is node.outputs:
+            continue
+        if original is None:
+            original = {id(node) for node in nodes}
+        for old, new in zip(node.outputs, outputs):
+            if new is not old:
+                # Variables of the original graph are the user's: a rule reusing one must not rename it.
+                if old.name and not new.name and new.owner is not None and id(new.owner) not in original:
+                    new.name = old.name
+                memo[old] = new
+    computed = [get(variable, variable) for variable in fgraph.computed]
+    if all(map(operator.is_, computed, fgraph.computed)):
+        return fgraph
+    return fgraph.with_computed(computed)
 
-    return fgraph.rewrite(visit)
+
+def _apply_rules(node: Apply, current: Apply, rules_for: RulesByOp) -> Sequence[Variable]:
+    """What replaces ``node``'s outputs: the rules applied to ``current`` (``node`` or ``node``
+    rebuilt on new inputs), and again to what replaces it, in ``node``'s build context."""
+    outputs: Sequence[Variable] = current.outputs
+    with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        for _ in range(_MAX_CHAINED):
+            replaced = _first_match(current, rules_for)
+            if replaced is None:
+                break
+            outputs = replaced
+            owner = outputs[0].owner
+            if owner is None or owner is current or not _are(owner.outputs, outputs):
+                break
+            current = owner
+    return outputs
 
 
 def _first_match(node: Apply, rules_for: RulesByOp) -> Sequence[Variable] | None:
