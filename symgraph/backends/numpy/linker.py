@@ -473,7 +473,7 @@ def _emit_node(
         if dying:
             dying = [name for name in dying if name not in written]
     elif len(outputs) == 1:
-        name = identifier[outputs[0]] = dying.pop() if dying else writer.fresh("v")
+        name = identifier[outputs[0]] = dying.pop() if dying else f"v{next(writer._numbers)}"
         written = (name,)
     else:
         for output in outputs:
@@ -485,7 +485,7 @@ def _emit_node(
     reads: tuple | None = tuple(arguments)
     if writer.scalar_expressions and kernel.scalar_expression is not None:
         call = kernel.scalar_expression.format(*arguments)
-    destination = writer.destinations.get(node)
+    destination = writer.destinations.get(node) if writer.destinations else None
     if destination is not None:
         reads = None  # the destination's expressions name other values too
     if destination is not None and kernel.writes_out:
@@ -524,7 +524,7 @@ def _emit_node(
     if check is not None:
         writer.emit(f"{check}({writer.bind('node', node)}, ({', '.join(written)},))", node, reads=written)
     if dying:
-        writer.emit(f"del {', '.join(dying)}", reads=tuple(dying))
+        writer.statements.append((f"del {', '.join(dying)}", None, writer.depth, tuple(dying), ()))  # emit(), inlined
 
 
 def _shape_tests(written: str, arguments: list[str], guards: list[tuple]) -> list[str]:
