@@ -17,7 +17,7 @@ def merge_rule() -> Rule:
         op = node.op
         if op.stochastic:
             return None
-        key = (op, *[_input_key(variable) if isinstance(variable, Constant) else id(variable) for variable in node.inputs])
+        key = (op, *[_input_key(value) if isinstance(value, Constant) else id(value) for value in node.inputs])
         earlier = seen.setdefault(key, node)
         return None if earlier is node else earlier.outputs
 
