@@ -288,7 +288,8 @@ def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]
         name = writer.fresh("part")
         header = [f"def {name}({holder}):"]
         if taken:
-            emptied = [slot[n] for n in taken if n not in needed_after or n in returned]
+            rebound = set(returned)
+            emptied = [slot[n] for n in taken if n not in needed_after or n in rebound]
             take = writer.bind("take", _slot_taker([slot[n] for n in taken], emptied))
             header.append(f"    {', '.join(taken)}, = {take}({holder})")
         ending = []
