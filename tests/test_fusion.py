@@ -258,6 +258,49 @@ def test_a_training_step_gives_the_same_values_call_after_call():
         np.testing.assert_array_equal(got, expected)
 
 
+def _recording_mallopt(monkeypatch, result=1):
+    calls = []
+
+    def mallopt(parameter, value):
+        calls.append((parameter, value))
+        return result
+
+    monkeypatch.setattr(workspace, "_asked", None)
+    monkeypatch.setattr(workspace, "_glibc_mallopt", lambda: mallopt)
+    return calls
+
+
+def test_linking_a_program_asks_glibc_once_to_keep_freed_memory(monkeypatch):
+    calls = _recording_mallopt(monkeypatch)
+    monkeypatch.delenv("SYMGRAPH_KEEP_FREED_MEMORY", raising=False)
+    x = sg.vector("x")
+    f = sg.function([x], x + 1)
+    sg.function([x], x * 2)
+    assert calls == [(workspace._M_MMAP_THRESHOLD, 32 << 20), (workspace._M_TRIM_THRESHOLD, workspace.LIMIT)]
+    assert workspace.keep_freed_memory() is True
+    np.testing.assert_array_equal(f(np.arange(3.0)), [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(("setting", "result", "expected"), [("0", 1, False), ("1", 0, False), ("1", 1, True)])
+def test_keeping_freed_memory_can_be_turned_off_and_reports_a_refusal(monkeypatch, setting, result, expected):
+    calls = _recording_mallopt(monkeypatch, result)
+    monkeypatch.setenv("SYMGRAPH_KEEP_FREED_MEMORY", setting)
+    assert workspace.keep_freed_memory() is expected
+    assert len(calls) == (0 if setting == "0" else 2)
+
+
+def test_another_c_library_is_left_alone(monkeypatch):
+    monkeypatch.setattr(workspace, "_asked", None)
+    monkeypatch.setattr(workspace, "_glibc_mallopt", lambda: None)
+    monkeypatch.delenv("SYMGRAPH_KEEP_FREED_MEMORY", raising=False)
+    assert workspace.keep_freed_memory() is False
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc")
+def test_glibcs_mallopt_is_found_on_linux():
+    assert workspace._glibc_mallopt() is not None
+
+
 # --- kernels in parts on several threads -------------------------------------------------------
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_kernels_split_across_threads_compute_what_the_ops_do(monkeypatch, parts):

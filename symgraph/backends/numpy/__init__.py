@@ -12,7 +12,7 @@ from typing import Any
 
 from ...graph.fgraph import FunctionGraph
 from ..base import Backend, LinkOptions, Program
-from . import linker
+from . import linker, workspace
 from .kernels import Kernel, numpy_kernel
 from .memory import plan_memory
 
@@ -23,6 +23,7 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     def link(self, fgraph: FunctionGraph, options: LinkOptions) -> Program:
+        workspace.keep_freed_memory()
         started = time.perf_counter()
         order = fgraph.order
         scheduled = time.perf_counter()
