@@ -281,6 +281,18 @@ def test_linking_a_program_asks_glibc_once_to_keep_freed_memory(monkeypatch):
     np.testing.assert_array_equal(f(np.arange(3.0)), [1.0, 2.0, 3.0])
 
 
+def test_programs_compiled_for_another_backend_leave_glibc_alone(monkeypatch):
+    # The dask backend runs numpy programs on its workers, whose memory Dask watches.
+    from symgraph.backends.numpy import BACKEND
+    from symgraph.graph.fgraph import FunctionGraph
+
+    calls = _recording_mallopt(monkeypatch)
+    x = sg.vector("x")
+    run = BACKEND.compile_inner(FunctionGraph([x], [x * 3]))
+    np.testing.assert_array_equal(run(np.arange(2.0))[0], [0.0, 3.0])
+    assert calls == []
+
+
 @pytest.mark.parametrize(("setting", "result", "expected"), [("0", 1, False), ("1", 0, False), ("1", 1, True)])
 def test_keeping_freed_memory_can_be_turned_off_and_reports_a_refusal(monkeypatch, setting, result, expected):
     calls = _recording_mallopt(monkeypatch, result)

@@ -17,7 +17,9 @@ the top of the heap trimmed), and comes back at the next call as fresh pages, ag
 4 KB: about a millisecond of a small CNN's 13 ms step. :func:`keep_freed_memory` asks glibc
 (``mallopt``) to keep such memory for reuse as this module does, up to ``LIMIT`` bytes: the
 numpy backend calls it once, when it links its first program, unless the environment variable
-``SYMGRAPH_KEEP_FREED_MEMORY`` is ``0``. Other C libraries are left as they are.
+``SYMGRAPH_KEEP_FREED_MEMORY`` is ``0``. Other C libraries are left as they are, and so are the
+processes of Dask's workers, which only run programs the dask backend compiled: Dask pauses a
+worker whose process holds more memory than its limit, kept for reuse or not.
 """
 
 from __future__ import annotations
