@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numbers
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -109,16 +109,21 @@ class BernoulliMask(Op):
     def state_updates(self, node: Apply) -> list:
         return [(node.inputs[0], node.outputs[0])]
 
-    def perform(self, generator: np.random.Generator, size: np.ndarray, keep: Any) -> tuple:
+    def perform(self, generator: np.random.Generator, size: np.ndarray, keep: Any, empty: Callable = np.empty) -> tuple:
+        """The mask, in an array from ``empty(shape, dtype)`` (a backend's allocator)."""
         dtype = np.dtype(self.dtype)
         keep = float(keep)
         _check_keep(keep, "keep_prob")
         shape = tuple(size.tolist())
+        mask = empty(shape, dtype)
         if keep == 0.0:  # no 1/keep: zeros, never NaN
-            return generator, np.zeros(shape, dtype=dtype)
-        mask = bernoulli(generator.bit_generator, shape, keep).astype(dtype)
+            mask.fill(0)
+            return generator, mask
+        kept = bernoulli(generator.bit_generator, shape, keep)
         if self.scale == "inverted" and keep != 1.0:
-            np.multiply(mask, inverted_scale(keep, dtype), out=mask)
+            np.multiply(kept, inverted_scale(keep, dtype), out=mask)  # 0 or 1/keep, in one pass
+        else:
+            np.copyto(mask, kept)
         return generator, mask
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:

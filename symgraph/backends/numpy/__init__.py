@@ -13,7 +13,7 @@ from typing import Any
 from ...graph.basic import Apply
 from ...graph.fgraph import FunctionGraph
 from ..base import Backend, LinkOptions, Program
-from . import linker
+from . import linker, workspace
 from .kernels import Kernel, numpy_kernel
 from .memory import plan_memory
 
@@ -24,6 +24,12 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     def link(self, fgraph: FunctionGraph, options: LinkOptions) -> Program:
+        # Not for the programs other backends run (compile_inner): dask watches its workers'
+        # memory, and pauses a worker whose process holds memory kept for reuse.
+        workspace.keep_freed_memory()
+        return self._link(fgraph, options)
+
+    def _link(self, fgraph: FunctionGraph, options: LinkOptions) -> Program:
         started = time.perf_counter()
         order = fgraph.order
         scheduled = time.perf_counter()
@@ -37,7 +43,7 @@ class NumpyBackend(Backend):
         return program
 
     def compile_inner(self, fgraph: FunctionGraph) -> Callable[..., Sequence[Any]]:
-        run = self.link(fgraph, LinkOptions(name="inner graph", apply_updates=False)).run
+        run = self._link(fgraph, LinkOptions(name="inner graph", apply_updates=False)).run
         return lambda *values: run(values)
 
 

@@ -186,7 +186,7 @@ def _reshape(op: Reshape, node: Apply) -> Kernel:
         result = x.reshape(tuple(target.tolist()))
         # A view in an order of its own (flattening an image stored batch innermost) would make
         # every elementwise op on it mix layouts with arrays in C order, and crawl: C order.
-        return result if result.flags.c_contiguous else np.ascontiguousarray(result)
+        return result if result.flags.c_contiguous else _copy(result)
 
     return Kernel(reshape)
 
@@ -212,10 +212,17 @@ def _alloc_empty(op: AllocEmpty, node: Apply) -> Kernel:
     return Kernel(alloc_empty, shaped_by=(0, 0))
 
 
-@numpy_kernel.register(RandomOp)
-@numpy_kernel.register(BernoulliMask)
-def _random(op: Op, node: Apply) -> Kernel:
+@numpy_kernel.register
+def _random(op: RandomOp, node: Apply) -> Kernel:
     return Kernel(op.perform, shaped_by=(1, 1))  # (generator, size, ...) -> (generator, sample)
+
+
+@numpy_kernel.register
+def _bernoulli_mask(op: BernoulliMask, node: Apply) -> Kernel:
+    def bernoulli_mask(generator: np.random.Generator, size: np.ndarray, keep: Any) -> tuple:
+        return op.perform(generator, size, keep, workspace.empty)
+
+    return Kernel(bernoulli_mask, shaped_by=(1, 1))
 
 
 @numpy_kernel.register
