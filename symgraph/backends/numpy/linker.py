@@ -25,9 +25,12 @@ For ``y = exp(x) + 1`` on a vector ``x`` the source reads::
 
 A program of more than ``_PART_SIZE`` statements is cut into functions of that many (``part12``...),
 each compiled on its own: CPython's ``compile()`` of one function of 100,000 lines takes seconds
-and over a gigabyte. The program calls them in turn, passing each the values it reads in a list
-that the part empties (so that it holds the only reference to what dies inside it) and taking
-back the values later statements read. The parts' lines are numbered as in ``f.source``.
+and over a gigabyte. The program makes one list of slots per call and calls the parts in turn,
+each given that list: a part takes out the values it reads that earlier parts made (emptying the
+slots no later statement reads, so that it holds the only reference to what dies inside it) and
+stores the values later statements read in slots of their own, so that a value crossing parts is
+named twice in the source, where it is stored and where it is taken. The parts' lines are
+numbered as in ``f.source``.
 
 Updates computed straight into a shared array (``W <- W - lr * g``) come last, in two versions:
 in place, and, when numpy is set to raise on floating-point errors (or warnings are errors),
