@@ -185,12 +185,12 @@ def link(fgraph: FunctionGraph, plan: MemoryPlan, kernels: dict[Apply, Kernel], 
     for header, part_statements, part_ending in parts:
         first = offset + 1
         offset += len(header)
-        for _, node in part_statements:
-            offset += 1
-            if node is not None:
-                line_table[offset] = node
-        offset += len(part_ending)
-        body = "\n".join("    " + statement for statement, _ in part_statements)
+        # (comprehensions: a large program's parts hold most of its statements)
+        line_table.update(
+            {offset + number: entry[1] for number, entry in enumerate(part_statements, 1) if entry[1] is not None}
+        )
+        offset += len(part_statements) + len(part_ending)
+        body = "\n".join(["    " + entry[0] for entry in part_statements])
         units.append((first, "\n".join(header) + "\n" + body + "\n" + "\n".join(part_ending) + "\n"))
     for statement, node, depth, _, _ in statements:
         lines.append(indent + "    " * (depth + 1) + statement)
@@ -236,7 +236,7 @@ def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]
     reference to what dies inside it and can drop it early), and stores the values that later
     statements read in slots of their own. Returns the program's statements (the list, each
     part's call, taking back what the rest reads, then the rest) and the parts, each ``(header
-    lines, [(statement, node)], ending lines)``."""
+    lines, its statements as the writer holds them, ending lines)``."""
     namespace = writer.namespace
     body, rest = writer.statements[:body_end], writer.statements[body_end:]
     # Live after the body: what the rest reads, read backwards (branches bind nothing for sure).
@@ -300,7 +300,7 @@ def _split(writer: _Writer, body_end: int, tail: list[str]) -> tuple[list, list]
             ending.append(f"    {holder}[{filled}:{filled + len(returned)}] = {', '.join(returned)},")
             slot.update((n, filled + index) for index, n in enumerate(returned))
             filled += len(returned)
-        statements = [(statement, node) for statement, node, _, _, _ in body[start : start + _PART_SIZE]]
+        statements = body[start : start + _PART_SIZE]
         parts.append((header, statements, ending))
         program.append((f"{name}({holder})", None, 0, None, ()))
     # The rest reads what the last parts made from their slots; the list is emptied then.
