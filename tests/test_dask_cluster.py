@@ -19,6 +19,7 @@ distributed = pytest.importorskip("distributed", reason="the dask extra is not i
 from test_dask_backend import Doubled, _data, _dropout_function, _mlp  # noqa: E402
 
 import symgraph as sg  # noqa: E402
+from symgraph.backends.dask.regions import worker_memory_limit  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
 
@@ -168,9 +169,16 @@ def test_prediction_streams_through_zarr_larger_than_the_workers_memory(tmp_path
         assert client.scheduler_info()["workers"].keys() == workers.keys()
         peaks = client.run(lambda dask_worker: max(dask_worker.monitor.range_query(start=0)["memory"]))
         assert max(peaks.values()) < memory_limit
+        # What the programs on the workers scaled the freed memory they keep to.
+        limits = [client.submit(worker_memory_limit, pure=False, workers=[address]).result() for address in workers]
+        assert limits == [memory_limit] * 2
     stored = zarr.open_array(target, mode="r")
     assert stored.shape == (rows, classes)
     sample = np.sort(np.random.default_rng(2).choice(rows, 500, replace=False))
     reference = sg.function([x], probabilities)(zarr.open_array(source, mode="r").get_orthogonal_selection(sample))
     np.testing.assert_allclose(stored.get_orthogonal_selection(sample), reference, rtol=1e-12)
     shutil.rmtree(source)  # 768 MiB: not for pytest's kept temporary folders
+
+
+def test_outside_a_dask_worker_there_is_no_worker_memory_limit():
+    assert worker_memory_limit() is None

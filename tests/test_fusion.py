@@ -301,6 +301,18 @@ def test_keeping_freed_memory_can_be_turned_off_and_reports_a_refusal(monkeypatc
     assert len(calls) == (0 if setting == "0" else 2)
 
 
+@pytest.mark.parametrize(
+    ("limit", "blocks", "kept"), [(192 << 20, 3 << 20, 24 << 20), (12 << 30, 32 << 20, workspace.LIMIT)]
+)
+def test_a_process_with_a_memory_limit_keeps_in_proportion_to_it(monkeypatch, limit, blocks, kept):
+    calls = _recording_mallopt(monkeypatch)
+    monkeypatch.delenv("SYMGRAPH_KEEP_FREED_MEMORY", raising=False)
+    assert workspace.keep_freed_memory(limit) is True
+    assert calls == [(workspace._M_MMAP_THRESHOLD, blocks), (workspace._M_TRIM_THRESHOLD, kept)]
+    assert workspace.keep_freed_memory() is True  # the first call decided
+    assert len(calls) == 2
+
+
 def test_another_c_library_is_left_alone(monkeypatch):
     monkeypatch.setattr(workspace, "_asked", None)
     monkeypatch.setattr(workspace, "_glibc_mallopt", lambda: None)

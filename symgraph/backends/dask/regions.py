@@ -98,7 +98,9 @@ class RegionProgram:
         run = self._compiled.get(self.token)
         if run is None:
             from ..numpy import BACKEND as NUMPY
+            from ..numpy import workspace
 
+            workspace.keep_freed_memory(worker_memory_limit())
             with self._lock:
                 run = self._compiled.get(self.token) or NUMPY.compile_inner(self.fgraph)
                 if len(self._compiled) > 256:
@@ -108,6 +110,17 @@ class RegionProgram:
 
     def __reduce__(self) -> tuple:
         return (RegionProgram, (self.fgraph, self.token))
+
+
+def worker_memory_limit() -> int | None:
+    """The memory limit of the Dask worker this runs on, if it runs on one that has one (what its
+    process keeps of freed memory for reuse is scaled to it: ``workspace.keep_freed_memory``)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().memory_manager.memory_limit or None
+    except (ImportError, ValueError, AttributeError):  # not on a worker (or an older distributed)
+        return None
 
 
 class RegionChunk:

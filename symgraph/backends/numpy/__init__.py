@@ -24,8 +24,8 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     def link(self, fgraph: FunctionGraph, options: LinkOptions) -> Program:
-        # Not for the programs other backends run (compile_inner): dask watches its workers'
-        # memory, and pauses a worker whose process holds memory kept for reuse.
+        # Not for the programs other backends run (compile_inner): those say how much their
+        # process may keep (a Dask worker: in proportion to its memory limit).
         workspace.keep_freed_memory()
         return self._link(fgraph, options)
 

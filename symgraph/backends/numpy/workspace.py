@@ -17,9 +17,10 @@ the top of the heap trimmed), and comes back at the next call as fresh pages, ag
 4 KB: about a millisecond of a small CNN's 13 ms step. :func:`keep_freed_memory` asks glibc
 (``mallopt``) to keep such memory for reuse as this module does, up to ``LIMIT`` bytes: the
 numpy backend calls it once, when it links its first program, unless the environment variable
-``SYMGRAPH_KEEP_FREED_MEMORY`` is ``0``. Other C libraries are left as they are, and so are the
-processes of Dask's workers, which only run programs the dask backend compiled: Dask pauses a
-worker whose process holds more memory than its limit, kept for reuse or not.
+``SYMGRAPH_KEEP_FREED_MEMORY`` is ``0``. Other C libraries are left as they are. On a Dask worker
+with a memory limit, the dask backend asks for less, in proportion to the limit (see
+:func:`keep_freed_memory`): Dask pauses a worker whose process holds more memory than its limit,
+kept for reuse or not.
 """
 
 from __future__ import annotations
@@ -90,17 +91,25 @@ _MMAP_THRESHOLD = 32 << 20
 _asked: bool | None = None
 
 
-def keep_freed_memory() -> bool:
-    """Asks glibc to keep freed memory for reuse (see the module's text), once per process;
-    whether it took effect (``False`` with another C library, or when
-    ``SYMGRAPH_KEEP_FREED_MEMORY=0``)."""
+def keep_freed_memory(memory_limit: int | None = None) -> bool:
+    """Asks glibc to keep freed memory for reuse (see the module's text), once per process (the
+    first call decides); whether it took effect (``False`` with another C library, or when
+    ``SYMGRAPH_KEEP_FREED_MEMORY=0``).
+
+    A process that must stay within ``memory_limit`` (a Dask worker's) scales both settings to
+    it: blocks up to a 64th of the limit come from the heap (larger ones keep a mapping of their
+    own, given back at once, so that few stay held by what was allocated after them), and an
+    eighth of it at most stays kept at the top of the heap."""
     global _asked
     if _asked is None:
         _asked = False
         if os.environ.get("SYMGRAPH_KEEP_FREED_MEMORY", "1") != "0":
             mallopt = _glibc_mallopt()
             if mallopt is not None:
-                _asked = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) & bool(mallopt(_M_TRIM_THRESHOLD, LIMIT))
+                blocks, kept = _MMAP_THRESHOLD, LIMIT
+                if memory_limit:
+                    blocks, kept = min(blocks, memory_limit // 64), min(kept, memory_limit // 8)
+                _asked = bool(mallopt(_M_MMAP_THRESHOLD, blocks)) & bool(mallopt(_M_TRIM_THRESHOLD, kept))
     return _asked
 
 
