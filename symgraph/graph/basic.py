@@ -135,6 +135,11 @@ class Constant(Variable):
             self._signature = (self.data.dtype.str, self.data.shape, self.data.tobytes())
         return self._signature
 
+    def key(self) -> object:
+        """Equal for small constants (64 values at most) of equal dtype, shape and values; a larger
+        one is equal to itself only (comparing its bytes would cost more than it saves)."""
+        return self.signature() if self.data.size <= 64 else id(self)
+
     def label(self) -> str:
         if self.name:
             return self.name

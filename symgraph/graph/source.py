@@ -131,6 +131,12 @@ class building:  # noqa: N801 (used as a function: ``with building(source=...):`
     def __init__(self, *, source: "Source | None" = None, gradient: bool | None = None, scope: Any = _KEEP):
         self.source, self.gradient, self.scope = source, gradient, scope
 
+    @classmethod
+    def like(cls, node: Any) -> "building":
+        """Nodes built inside carry ``node``'s line, gradient mark and scope (what a rewrite builds
+        in the place of ``node``)."""
+        return cls(source=node.source, gradient=node.gradient, scope=node.scope)
+
     def __enter__(self) -> None:
         context = build_context
         self.saved = context.source, context.gradient, context.scope

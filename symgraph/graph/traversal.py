@@ -126,7 +126,6 @@ def rebuild(
     memo: dict[Variable, Variable] = dict(replacements or {})
     if nodes is None:
         nodes = schedule(outputs, stop=list(memo))
-    # Variables of the original graph are the user's: a rewrite that reuses one must not rename it.
     original = {id(node) for node in nodes}
     get = memo.get
     for node in nodes:
@@ -136,12 +135,21 @@ def rebuild(
             if all(map(is_, inputs, node.inputs)):
                 continue
             new_outputs = rebuild_node(node, inputs).outputs
-        for old, new in zip(node.outputs, new_outputs):
-            if new is not old:
-                if old.name and not new.name and new.owner is not None and id(new.owner) not in original:
-                    new.name = old.name
-                memo[old] = new
+        record_replacements(memo, node.outputs, new_outputs, original)
     return [memo.get(output, output) for output in outputs], memo
+
+
+def record_replacements(
+    memo: dict[Variable, Variable], old_outputs: Sequence[Variable], new_outputs: Sequence[Variable], original: set[int]
+) -> None:
+    """``memo[old] = new`` for each output replaced; a new variable takes the name of the one it
+    replaces, unless it is a variable of the original graph (``original``: its nodes' ids), which is
+    the user's and must not be renamed."""
+    for old, new in zip(old_outputs, new_outputs):
+        if new is not old:
+            if old.name and not new.name and new.owner is not None and id(new.owner) not in original:
+                new.name = old.name
+            memo[old] = new
 
 
 def rebuild_node(node: Apply, inputs: Sequence[Variable]) -> Apply:

@@ -83,7 +83,7 @@ def mask_before_routing(node: Apply, inputs: list[Variable], users: Users) -> Se
             or route.outputs[0].type != node.outputs[0].type
         ):
             continue
-        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        with building.like(node):
             return [route.op(x, pooled, mul(SameLayout()(g, pooled), gt(pooled, zero)))]
     return None
 
@@ -100,7 +100,7 @@ def sum_of_routed(node: Apply, inputs: list[Variable], users: Users) -> Sequence
     kept = (1,) * (routed.ndim - len(node.op.static_shape)) + node.op.static_shape
     if kept[2:] != (1, 1):
         return None
-    with building(source=node.source, gradient=node.gradient, scope=node.scope):
+    with building.like(node):
         return [SumTo(node.op.static_shape)(route.inputs[2], like)]
 
 
@@ -138,12 +138,12 @@ class _Below:
     def applied_to(self, pooled: Variable) -> Variable:
         """The same biases and ReLU applied to ``pooled``, each node built as the one it stands for."""
         for node, position in reversed(self.adds):
-            with building(source=node.source, gradient=node.gradient, scope=node.scope):
+            with building.like(node):
                 operands = [pooled, pooled]
                 operands[1 - position] = node.inputs[1 - position]
                 pooled = add(*operands)
         if self.relu is not None:
-            with building(source=self.relu.source, gradient=self.relu.gradient, scope=self.relu.scope):
+            with building.like(self.relu):
                 pooled = relu(pooled)
         return pooled
 
@@ -216,7 +216,7 @@ def pool_first(fgraph: FunctionGraph) -> FunctionGraph:
     def visit(node: Apply, inputs: list[Variable]) -> Sequence[Variable] | None:
         if node in pools:
             below = _Below(inputs[0])
-            with building(source=node.source, gradient=node.gradient, scope=node.scope):
+            with building.like(node):
                 pooled = node.op(below.z)
             pooled_z[node] = (below.z, pooled)
             return [below.applied_to(pooled)]
@@ -224,7 +224,7 @@ def pool_first(fgraph: FunctionGraph) -> FunctionGraph:
         if pool is None:
             return None
         z, pooled = pooled_z[pool]
-        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        with building.like(node):
             # sum_to: the bias may broadcast z (one channel made three, say); adding a bias
             # moves no window's maximum, so the gradients of the copies are routed summed.
             return [node.op(z, pooled, sum_to(inputs[2], pooled))]

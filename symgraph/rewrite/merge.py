@@ -17,12 +17,8 @@ def merge_rule() -> Rule:
         op = node.op
         if op.stochastic:
             return None
-        key = (op, *[_input_key(value) if isinstance(value, Constant) else id(value) for value in node.inputs])
+        key = (op, *[value.key() if isinstance(value, Constant) else id(value) for value in node.inputs])
         earlier = seen.setdefault(key, node)
         return None if earlier is node else earlier.outputs
 
     return merge
-
-
-def _input_key(variable: Constant) -> object:
-    return variable.signature() if variable.data.size <= 64 else id(variable)

@@ -72,7 +72,7 @@ def specialize_phase(
         op = node.op
         if not op.phase_dependent:
             return None
-        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        with building.like(node):
             if isinstance(op, InnerGraphOp) and type(op).specialize is Op.specialize:
                 # A loop body holding dropout, say: the phase reaches inside.
                 replacements, node_updates = _specialize_inner(node, inputs, phase)

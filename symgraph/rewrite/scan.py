@@ -41,7 +41,7 @@ def prune_scans(fgraph: FunctionGraph) -> FunctionGraph:
         if pruned is None:
             return None
         op, kept_inputs, positions = pruned
-        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        with building.like(node):
             new = op.make_node(*[inputs[k] for k in kept_inputs])
         return [new.outputs[p] if p is not None else old for p, old in zip(positions, node.outputs)]
 
@@ -138,7 +138,7 @@ def keep_last_rows(fgraph: FunctionGraph) -> FunctionGraph:
         ]
         if not any(flag and not op.keeps_last_only(k) for k, flag in enumerate(flags)):
             return None
-        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        with building.like(node):
             return op.changed(last_only=flags).make_node(*inputs).outputs
 
     return fgraph.rewrite(keep)
@@ -225,5 +225,5 @@ def hoist_invariants(node: Apply) -> Sequence[Variable] | None:
     placeholders = [Variable(value.type, name=value.name) for value in values]
     outputs, _ = rebuild(op.fgraph.outputs, dict(zip(values, placeholders)))
     fgraph = FunctionGraph(op.fgraph.inputs + placeholders, outputs)
-    with building(source=node.source, gradient=node.gradient, scope=node.scope):
+    with building.like(node):
         return op.changed(fgraph=fgraph).make_node(*node.inputs, *[memo[id(v)] for v in values]).outputs

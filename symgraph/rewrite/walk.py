@@ -15,7 +15,7 @@ from typing import Any
 from ..graph.basic import Apply, Variable
 from ..graph.fgraph import FunctionGraph
 from ..graph.source import building
-from ..graph.traversal import rebuild_node
+from ..graph.traversal import rebuild_node, record_replacements
 
 Rule = Callable[[Apply], Sequence[Variable] | None]
 _MAX_CHAINED = 8
@@ -75,6 +75,8 @@ def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGra
             changed = any(map(is_not, inputs, node_inputs))
         current = rebuild_node(node, inputs) if changed else node
         for rule in by_op.get(current.op) or rules_for(current.op):
+            # Tried outside a build context, which only a rule that applies needs: that rule runs
+            # again inside one (what it built here is dropped). Few nodes get that far.
             if rule(current) is not None:
                 outputs = _apply_rules(node, current, rules_for)
                 break
@@ -84,12 +86,7 @@ def rewrite_locally(fgraph: FunctionGraph, rules: Sequence[Rule]) -> FunctionGra
             continue
         if original is None:
             original = {id(node) for node in nodes}
-        for old, new in zip(node.outputs, outputs):
-            if new is not old:
-                # Variables of the original graph are the user's: a rule reusing one must not rename it.
-                if old.name and not new.name and new.owner is not None and id(new.owner) not in original:
-                    new.name = old.name
-                memo[old] = new
+        record_replacements(memo, node.outputs, outputs, original)
     computed = [get(variable, variable) for variable in fgraph.computed]
     if all(map(operator.is_, computed, fgraph.computed)):
         return fgraph
@@ -100,7 +97,7 @@ def _apply_rules(node: Apply, current: Apply, rules_for: RulesByOp) -> Sequence[
     """What replaces ``node``'s outputs: the rules applied to ``current`` (``node`` or ``node``
     rebuilt on new inputs), and again to what replaces it, in ``node``'s build context."""
     outputs: Sequence[Variable] = current.outputs
-    with building(source=node.source, gradient=node.gradient, scope=node.scope):
+    with building.like(node):
         for _ in range(_MAX_CHAINED):
             replaced = _first_match(current, rules_for)
             if replaced is None:
@@ -144,7 +141,7 @@ def transform_inner_graphs(fgraph: FunctionGraph, transform: Callable[[FunctionG
         graphs = changed.get(node)
         if graphs is None:
             return None
-        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        with building.like(node):
             return node.op.with_inner_graphs(graphs).make_node(*inputs).outputs
 
     return fgraph.rewrite(visit)

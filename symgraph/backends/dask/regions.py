@@ -446,7 +446,7 @@ def _region_graph(
             return variable if isinstance(variable, Constant) else memo[variable]
         of = owner.inputs[0] if isinstance(owner.op, (Shape, ShapeAt)) else None
         whole_batch = mode == WHOLE and of is not None and kinds.get(of) == BATCHED
-        with building(source=owner.source, gradient=owner.gradient, scope=owner.scope):
+        with building.like(owner):
             if whole_batch and isinstance(owner.op, ShapeAt) and owner.op.axis == 0:
                 results = [length]
             elif whole_batch and isinstance(owner.op, Shape):
@@ -468,7 +468,7 @@ def _region_graph(
             else memo.get(v)
             for index, v in enumerate(node.inputs)
         ]
-        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        with building.like(node):
             if node in keys:  # the generator's state stays outside; the sample is the chunk's draw
                 memo[node.outputs[1]] = ChunkDraw(node.op).make_node(keys[node], chunk, *inputs[1:]).outputs[0]
                 continue

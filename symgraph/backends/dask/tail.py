@@ -179,7 +179,7 @@ def _tail_graph(nodes: list[Apply], inputs: list[Variable], outputs: list[Variab
     memo: dict[Variable, Variable] = dict(zip(inputs, placeholders))
     for node in nodes:
         arguments = [variable if isinstance(variable, Constant) else memo[variable] for variable in node.inputs]
-        with building(source=node.source, gradient=node.gradient, scope=node.scope):
+        with building.like(node):
             new = node.op.make_node(*arguments)
         memo.update(zip(node.outputs, new.outputs))
     return FunctionGraph(placeholders, [memo[output] for output in outputs])

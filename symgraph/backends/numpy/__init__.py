@@ -10,11 +10,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...graph.basic import Apply
 from ...graph.fgraph import FunctionGraph
 from ..base import Backend, LinkOptions, Program
 from . import linker, workspace
-from .kernels import Kernel, numpy_kernel
+from .kernels import Kernel, kernels_of, numpy_kernel
 from .memory import plan_memory
 
 
@@ -33,7 +32,7 @@ class NumpyBackend(Backend):
         started = time.perf_counter()
         order = fgraph.order
         scheduled = time.perf_counter()
-        kernels = _kernels(order)
+        kernels = kernels_of(order)
         chosen = time.perf_counter()
         plan = plan_memory(order, fgraph.outputs, fgraph.updates, kernels, options.inplace)
         planned = time.perf_counter()
@@ -45,20 +44,6 @@ class NumpyBackend(Backend):
     def compile_inner(self, fgraph: FunctionGraph) -> Callable[..., Sequence[Any]]:
         run = self._link(fgraph, LinkOptions(name="inner graph", apply_updates=False)).run
         return lambda *values: run(values)
-
-
-def _kernels(order: Sequence[Apply]) -> dict[Apply, Kernel]:
-    """Each node's kernel: ``numpy_kernel(node.op, node)``, its entry looked up once per op class
-    (the dispatch is a good part of the time of choosing the kernels of a large graph)."""
-    entries: dict[type, Callable[..., Kernel]] = {}
-    kernels = {}
-    for node in order:
-        op = node.op
-        entry = entries.get(op.__class__)
-        if entry is None:
-            entry = entries[op.__class__] = numpy_kernel.dispatch(op.__class__)
-        kernels[node] = entry(op, node)
-    return kernels
 
 
 BACKEND = NumpyBackend()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,20 @@ class Kernel:
 def numpy_kernel(op: Op, node: Apply) -> Kernel:
     """The kernel of ``node``: its op's ``perform`` unless the op's class has an entry."""
     return Kernel(op.perform)
+
+
+def kernels_of(nodes: Sequence[Apply]) -> dict[Apply, Kernel]:
+    """Each node's kernel, ``numpy_kernel(node.op, node)``, with the table's entry looked up once
+    per op class (the dispatch is a good part of choosing the kernels of a large graph)."""
+    entries: dict[type, Callable[..., Kernel]] = {}
+    kernels = {}
+    for node in nodes:
+        op = node.op
+        entry = entries.get(op.__class__)
+        if entry is None:
+            entry = entries[op.__class__] = numpy_kernel.dispatch(op.__class__)
+        kernels[node] = entry(op, node)
+    return kernels
 
 
 # numpy scalars follow the ufuncs' dtype rules in these operators (numpy >= 2)

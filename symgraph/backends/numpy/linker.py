@@ -105,11 +105,10 @@ class _Writer:
     def constant(self, variable: Constant) -> str:
         """The identifier of a constant's value: equal small constants (every ``+ 1.0`` of a
         graph) share one."""
-        data = variable.data
-        key = variable.signature() if data.size <= 64 else id(data)
+        key = variable.key()
         name = self._constants.get(key)
         if name is None:
-            name = self._constants[key] = self.bind("c", scalar_or_array(data))
+            name = self._constants[key] = self.bind("c", scalar_or_array(variable.data))
         return name
 
     def fresh(self, prefix: str) -> str:

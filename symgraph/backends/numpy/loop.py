@@ -48,7 +48,7 @@ from ...ops.shape import AllocEmpty
 from ...ops.subtensor import IncSubtensor, index_box, pairwise_disjoint, static_index
 from .. import runtime
 from . import workspace
-from .kernels import numpy_kernel
+from .kernels import kernels_of
 from .linker import _emit_node, _Writer, scalar_or_array
 from .memory import plan_memory
 
@@ -67,7 +67,7 @@ class _LoopSource:
     def __init__(self, op: Scan):
         self.op = op
         fgraph = op.fgraph
-        self.kernels = {node: numpy_kernel(node.op, node) for node in fgraph.order}
+        self.kernels = kernels_of(fgraph.order)
         self.plan = plan_memory(fgraph.order, fgraph.outputs, [], self.kernels, True)
         self.writer = _Writer()
         self.writer.namespace.update(
