@@ -192,6 +192,21 @@ def test_conv2d_input_gradient_is_conv_transpose():
     np.testing.assert_allclose((got_x * probe).sum(), (naive_conv2d(probe, W, 2, 1) * G).sum(), rtol=1e-12)
 
 
+def test_filter_gradient_over_a_long_inner_axis_is_summed_in_blocks_exactly():
+    # 16 filters of 3x3 over 9 images of 28x29: the filter gradient sums over 7,308 cells, more
+    # than one small product (kernels.SMALL_PRODUCT) of its 144 results holds: two blocks, summed.
+    x, w, g = sg.tensor4("x"), sg.tensor4("w"), sg.tensor4("g")
+    _, gw = sg.grad(None, [x, w], known_grads={sg.nn.conv2d(x, w, padding=1): g})
+    X, W = data((9, 1, 28, 29), 18), data((16, 1, 3, 3), 19)
+    G = data((9, 16, 28, 29), 20)
+    got = sg.function([x, w, g], gw)(X, W, G)
+    padded = np.pad(X, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    expected = np.empty_like(W)
+    for i, j in np.ndindex(3, 3):
+        expected[:, :, i, j] = np.einsum("nohw,nchw->oc", G, padded[:, :, i : i + 28, j : j + 29])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
 # --- pooling values ----------------------------------------------------------------------------
 POOL_CASES = [
     # x shape, pool, stride, padding

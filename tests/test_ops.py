@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import symgraph as sg
+from symgraph.backends.numpy import kernels
 
 DECLARATIONS = ["unknown", "static", "debug"]
 
@@ -460,6 +461,34 @@ def test_product_dtypes(rng, dtypes):
     check(sg.dot, np.dot, x, y)
     check(lambda a, b: a @ b, np.matmul, x, y)
     check(sg.outer, np.outer, x[0], y[0])
+
+
+@pytest.mark.parametrize(
+    "m, k, n, blocks",
+    [(16, 50_001, 9, 8), (9, 6_944, 16, 1), (9, 6_945, 16, 2), (64, 40_000, 64, 1), (1, 3, 1, 1)],
+)
+def test_products_of_small_results_over_long_inner_axes(m, k, n, blocks, monkeypatch):
+    # kernels.SMALL_PRODUCT: blocks of the inner axis, summed; a matrix times a vector, a large
+    # result or a short inner axis in one product.
+    calls = []
+    matmul = np.matmul
+    monkeypatch.setattr(kernels.np, "matmul", lambda *args, **kwargs: calls.append(1) or matmul(*args, **kwargs))
+    rng = np.random.default_rng(k)
+    a, b = rng.standard_normal((k, m)).T, rng.standard_normal((n, k)).T  # views, as the kernels pass
+    np.testing.assert_allclose(kernels._product(a, b), matmul(a, b), rtol=1e-12, atol=1e-12)
+    assert len(calls) == blocks
+
+
+def test_gram_matrix_of_a_long_inner_axis(rng):
+    # Declared 10 and 12 columns: the numpy backend sums X.T @ Y over blocks of the 20,001 rows.
+    x = sg.matrix("x", shape=(None, 10))
+    y = sg.matrix("y", shape=(None, 12))
+    X, Y = data(rng, (20_001, 10)), data(rng, (20_001, 12))
+    np.testing.assert_allclose(sg.function([x, y], x.T @ y)(X, Y), X.T @ Y, rtol=1e-12, atol=1e-12)
+    x, y = sg.matrix("x", dtype="float32", shape=(None, 10)), sg.matrix("y", dtype="float32", shape=(None, 12))
+    f32 = sg.function([x, y], sg.dot(x.T, y))(X.astype("float32"), Y.astype("float32"))
+    assert f32.dtype == np.float32
+    np.testing.assert_allclose(f32, X.T @ Y, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("shapes", [((3,), (4,)), ((2, 2), (3,)), ((0,), (3,)), ((1,), (1,))], ids=str)
