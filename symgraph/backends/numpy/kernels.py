@@ -132,10 +132,12 @@ def _dot(op: Dot, node: Apply) -> Kernel:
 
 
 # --- matrix products ----------------------------------------------------------------------------
-#: The most multiply-adds (m * n * k) OpenBLAS (0.3.17 and later, on AVX-512 machines) gives its
-#: kernel for small products, which does not pack the operands. A product with a small result over
-#: a long inner axis (a first convolution's filter gradient: 16x50,176 by 50,176x9) ran 3x longer per
+#: The most multiply-adds (m * n * k) for which OpenBLAS's AVX-512 kernels (the ones numpy's wheels
+#: run on this project's machine) take their small-product path, which does not pack the operands
+#: (``gemm_small_kernel_permit_skylakex.c``: at most 100**3). A product with a small result over a
+#: long inner axis (a first convolution's filter gradient: 16x50,176 by 50,176x9) ran 3x longer per
 #: inner element on the packing path: 640 us whole, 318 us as 8 blocks of the inner axis, summed.
+#: Where a BLAS has no such path, the blocks cost a few calls and small sums.
 SMALL_PRODUCT = 1_000_000
 #: Blocks of the inner axis shorter than this cost more in calls than they save.
 SHORTEST_BLOCK = 1024
