@@ -207,6 +207,89 @@ def test_filter_gradient_over_a_long_inner_axis_is_summed_in_blocks_exactly():
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+# --- col2im in shifted runs (the numpy backend, where it may scribble on the columns) -----------
+COL2IM_CASES = [
+    # image (n, c, h, w), kernel, padding, dilation
+    ((2, 3, 7, 6), (3, 3), 1, 1),
+    ((2, 3, 7, 6), (3, 3), "same", 1),
+    ((1, 2, 5, 5), (2, 2), "same", 1),  # even: padded bottom and right, no cell covers the image
+    ((2, 2, 9, 8), (3, 3), 2, 2),  # dilated
+    ((2, 2, 6, 6), (5, 3), (2, 1), 1),
+    ((3, 2, 1, 1), (3, 3), 1, 1),  # blocks wholly outside the image
+    ((2, 2, 2, 5), (5, 5), 2, 1),
+    ((1, 1, 3, 3), (1, 1), 0, 1),  # one cell, covering the image
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("image, kernel, padding, dilation", COL2IM_CASES, ids=str)
+def test_col2im_in_shifted_runs_adds_the_same_sums(image, kernel, padding, dilation, dtype, monkeypatch):
+    from symgraph.backends.numpy import kernels
+    from symgraph.nn.conv import Col2Im
+
+    pads = padding if padding == "same" else explicit_padding(padding, kernel)
+    op = Col2Im((1, 1), pads, as_pair(dilation))
+    col2im = kernels.numpy_kernel(op, None)
+    n, c, h, w = image
+    stored = data((*kernel, c, h, w, n), 21).astype(dtype)  # (kh, kw, C, Ho, Wo, N), as the kernels store them
+    columns = stored.transpose(0, 1, 2, 5, 3, 4)  # seen as (kh, kw, C, N, Ho, Wo)
+    shifted = []
+    spy = kernels._add_back_shifted
+    monkeypatch.setattr(kernels, "_add_back_shifted", lambda *args: shifted.append(1) or spy(*args))
+    expected = col2im.function(columns, np.array(image))
+    got = col2im.inplace_function(stored.copy().transpose(0, 1, 2, 5, 3, 4), np.array(image))
+    assert shifted == [1]
+    np.testing.assert_array_equal(got, expected)  # the same additions in the same order
+    np.testing.assert_allclose(got, op.perform(columns, np.array(image)), rtol=1e-6, atol=1e-6)
+
+
+def test_col2im_keeps_columns_it_is_not_given_to_scribble_on(monkeypatch):
+    from symgraph.backends.numpy import kernels
+    from symgraph.nn.conv import Col2Im, ConvContraction
+
+    op = Col2Im((2, 2), ((1, 1), (1, 1)))  # a stride of 2: the other path, even when allowed
+    col2im = kernels.numpy_kernel(op, None)
+    columns = data((3, 3, 2, 2, 3, 3), 22)
+    monkeypatch.setattr(kernels, "_add_back_shifted", lambda *args: pytest.fail("not for a stride of 2"))
+    np.testing.assert_allclose(
+        col2im.inplace_function(columns, np.array((2, 2, 6, 6))), op.perform(columns, np.array((2, 2, 6, 6)))
+    )
+    # A compiled function scribbles only on columns nothing reads afterwards: here they are an
+    # output too (the fast path's zeroed cells would show in them).
+    monkeypatch.undo()
+    same = Col2Im((1, 1), ((1, 1), (1, 1)))
+    f, g = sg.tensor4("f"), sg.tensor4("g")
+    columns = ConvContraction("columns")(f, g)  # stored as the kernels store them
+    image = same(columns, sg.constant(np.array((2, 3, 5, 5))))
+    F, G = data((4, 3, 3, 3), 23), data((2, 4, 5, 5), 27)
+    got_columns, got_image = sg.function([f, g], [columns, image])(F, G)
+    expected_columns = np.einsum("ocij,nohw->ijcnhw", F, G)
+    np.testing.assert_allclose(got_columns, expected_columns, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_image, same.perform(expected_columns, np.array((2, 3, 5, 5))), rtol=1e-12)
+
+
+@pytest.mark.parametrize("padding", [1, "same", (2, 1)])
+def test_conv2d_input_gradient_scribbles_on_its_own_columns_only(padding, monkeypatch):
+    from symgraph.backends.numpy import kernels
+
+    # The input gradient's col2im may overwrite the columns the contraction made for it: the
+    # values are those of the mode that overwrites nothing, bit for bit.
+    x, w, g = sg.tensor4("x"), sg.tensor4("w"), sg.tensor4("g")
+    y = sg.nn.conv2d(x, w, padding=padding)
+    gx, gw = sg.grad(None, [x, w], known_grads={y: g})
+    X, W = data((3, 4, 8, 7), 24), data((5, 4, 3, 3) if padding != (2, 1) else (5, 4, 5, 3), 25)
+    G = data(sg.function([x, w], y)(X, W).shape, 26)
+    shifted = []
+    spy = kernels._add_back_shifted
+    monkeypatch.setattr(kernels, "_add_back_shifted", lambda *args: shifted.append(1) or spy(*args))
+    fast = sg.function([x, w, g], [gx, gw])(X, W, G)
+    assert shifted == [1]
+    plain = sg.function([x, w, g], [gx, gw], mode="fast_compile")(X, W, G)
+    assert shifted == [1]  # overwriting nothing
+    for got, expected in zip(fast, plain):
+        np.testing.assert_array_equal(got, expected)
+
+
 # --- pooling values ----------------------------------------------------------------------------
 POOL_CASES = [
     # x shape, pool, stride, padding

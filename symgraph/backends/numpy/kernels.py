@@ -60,6 +60,9 @@ class Kernel:
     out_positional: bool = False
     #: Inputs that ``inplace_function`` overwrites to make its result (``set_subtensor``).
     destroys: tuple[int, ...] = ()
+    #: Inputs that ``inplace_function`` may scribble on as working memory, its result a new array
+    #: (``col2im`` zeroes the cells it would otherwise have to skip).
+    scratches: tuple[int, ...] = ()
     inplace_function: Callable[..., Any] | None = None
     #: Facts about shapes, so that memory planning knows two arrays have the same shape without
     #: testing it at run time: ``shape_value_of`` is the input whose shape the (single) output
@@ -391,14 +394,17 @@ def _im2col(op: Im2Col, node: Apply) -> Kernel:
 def _col2im(op: Col2Im, node: Apply) -> Kernel:
     """Each window cell's block added straight into the image, what falls in the padding left out
     (a cell whose block covers the whole image is copied first, instead of zeros), the channels
-    split across the cores."""
+    split across the cores. Where the columns are this call's to scribble on and the windows step
+    by one over an image of the output's size, ``_add_back_shifted``: the same sums, twice as fast."""
     (sh, sw), (dh, dw) = op.stride, op.dilation
 
-    def col2im(columns: np.ndarray, image_shape: np.ndarray) -> np.ndarray:
+    def col2im(columns: np.ndarray, image_shape: np.ndarray, scratch: bool = False) -> np.ndarray:
         n, c, h, w = (int(length) for length in image_shape)
         kh, kw, _, _, ho, wo = columns.shape
         (top, _), (left, _) = resolve_padding(op.padding, dilated((kh, kw), op.dilation))
         stored = _hwn_view(columns)
+        if scratch and (sh, sw, ho, wo) == (1, 1, h, w) and stored.flags.c_contiguous and stored.flags.writeable:
+            return _from_hwn(_add_back_shifted(stored, (top, left), (dh, dw)))
         blocks = [
             (_inside(i * dh, ho, sh, top, h), _inside(j * dw, wo, sw, left, w), stored[i, j])
             for i in range(kh)
@@ -421,7 +427,48 @@ def _col2im(op: Col2Im, node: Apply) -> Kernel:
         threads.in_parts(add_back, c, columns.nbytes)
         return _from_hwn(image)
 
-    return Kernel(col2im)
+    return Kernel(col2im, scratches=(0,), inplace_function=lambda columns, shape: col2im(columns, shape, scratch=True))
+
+
+def _add_back_shifted(stored: np.ndarray, padding: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """col2im of columns ``stored`` as ``(kh, kw, C, H, W, N)``, C order, windows stepping by one
+    over an ``(H, W)`` image: each window cell's block, seen as one run per channel, added to the
+    image seen so, shifted by the cell's offset. numpy adds such runs about 2x faster than the
+    rows of an image (runs of ``(W - 1) * N`` values). A row's cells that fall left or right of the
+    image would land in the row beside: they are zeroed in ``stored`` first (adding a zero changes
+    no sum), and rows that fall above or below are left out with the ends of the runs."""
+    kh, kw, c, h, w, n = stored.shape
+    (top, left), (dh, dw) = padding, dilation
+    length = h * w * n
+    image = workspace.empty((c, h, w, n), stored.dtype)
+    runs = image.reshape(c, length)
+    # How far each window cell's block lies below and right of the image, in the order col2im's
+    # other path adds them (the block that covers the image first): the same sums, bit for bit.
+    offsets = [(i, j, i * dh - top, j * dw - left) for i in range(kh) for j in range(kw)]
+    offsets.sort(key=lambda offset: offset[2:] != (0, 0))
+    covering = offsets[0][2:] == (0, 0)
+
+    def add_back(part: slice) -> None:  # the channels from part.start to part.stop
+        if covering:
+            runs[part] = stored[offsets[0][0], offsets[0][1], part].reshape(-1, length)
+        else:
+            runs[part].fill(0)
+        for i, j, down, across in offsets[1:] if covering else offsets:
+            if abs(down) >= h or abs(across) >= w:
+                continue
+            block = stored[i, j, part]
+            if across < 0:
+                block[:, :, :-across] = 0
+            elif across > 0:
+                block[:, :, w - across :] = 0
+            source, shift = block.reshape(-1, length), (down * w + across) * n
+            if shift >= 0:
+                runs[part, shift:] += source[:, : length - shift]
+            else:
+                runs[part, :shift] += source[:, -shift:]
+
+    threads.in_parts(add_back, c, stored.nbytes)
+    return image
 
 
 @numpy_kernel.register

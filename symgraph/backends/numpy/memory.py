@@ -4,7 +4,8 @@ it can drop them. Decided once, at compile time, from the schedule.
 - *Aliasing.* An op's ``view_map`` says which outputs may share memory with an input; following
   it gives each variable its *root*, the variable whose memory it may be part of.
 Which node can write where is the kernel's business (``Kernel.writes_out``: an elementwise
-computation taking ``out=``; ``Kernel.destroys``: inputs a variant overwrites).
+computation taking ``out=``; ``Kernel.destroys``: inputs a variant overwrites with its result;
+``Kernel.scratches``: inputs a variant uses as working memory).
 
 - *In place.* An elementwise node may write its result into an input array (or a writable view
   of one) that this call made, when nothing uses that array or any view of it later, and it has
@@ -270,6 +271,8 @@ def _choose_inplace(
         candidates: Sequence[int] = range(len(inputs)) if len(inputs) > 1 else (0,)
     elif kernel.destroys:
         candidates = kernel.destroys
+    elif kernel.scratches:
+        candidates = kernel.scratches
     else:
         return None
     result = outputs[0]
@@ -285,6 +288,10 @@ def _choose_inplace(
         ):
             continue
         variable_type = variable.type
+        if kernel.scratches:  # working memory: any array of ours will do
+            if isinstance(variable_type, TensorType) and variable_type.shape:
+                return _unguarded(candidate)
+            continue
         if variable_type is result_type:  # (types are interned: most in-place candidates)
             if not (isinstance(variable_type, TensorType) and variable_type.shape):
                 continue
