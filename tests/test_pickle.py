@@ -5,6 +5,7 @@ meaning and the identity of what several roots share, with the default recursion
 from __future__ import annotations
 
 import copy
+import io
 import pickle
 import sys
 import threading
@@ -230,6 +231,33 @@ def test_copy_copy_is_shallow_as_before():
     assert isinstance(copy.copy(c), Constant) and copy.copy(c).data is c.data
     w = sg.shared(np.ones(2))
     assert isinstance(copy.copy(w), SharedVariable) and copy.copy(w).get_value(borrow=True) is w.get_value(borrow=True)
+
+
+def test_a_shallow_copy_of_an_output_stays_a_variable_of_its_own():
+    _, y = chain(DEEP)
+    named = copy.copy(y)
+    named.name = "copy"
+    y2, named2 = pickle_round_trip([y, named])
+    assert named2 is not y2 and named2.owner is y2.owner and named2.name == "copy" and y2.name is None
+    assert y2.owner.outputs == (y2,)
+
+
+def test_one_pickler_used_for_several_dumps_keeps_the_sharing_between_them():
+    _, y = chain(DEEP)
+    z = y * 2.0
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer)
+    pickler.dump(y)
+    pickler.dump(z)
+    pickler.clear_memo()  # a pickler that forgot what it wrote writes it again
+    pickler.dump(z)
+    buffer.seek(0)
+    unpickler = pickle.Unpickler(buffer)
+    y2, z2 = unpickler.load(), unpickler.load()
+    assert z2.owner.inputs[0] is y2
+    z3 = pickle.Unpickler(buffer).load()
+    assert z3.owner.inputs[0] is not y2
+    same_structure([z], [z3])
 
 
 def test_roots_pickle_as_before():

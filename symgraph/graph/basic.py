@@ -6,7 +6,7 @@ variable). A node knows its op, its inputs and its outputs. Nodes are never chan
 rewrites build new nodes and leave the user's graph as it was, so one graph can be compiled many
 times. Nothing else lives on the graph: who uses a variable (its clients) is computed for the graph
 being compiled (``FunctionGraph.clients``), and compiled functions are cached elsewhere, so graphs
-deep-copy and pickle as plain data.
+deep-copy and pickle as plain data (without recursing along them: ``graph/pickling.py``).
 
 Operators such as ``x + y`` are installed on :class:`Variable` by ``symgraph.ops.methods``, so
 that this module depends on no op.

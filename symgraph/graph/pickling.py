@@ -165,6 +165,8 @@ def reduce_variable(variable: Variable) -> tuple:
     """``Variable.__reduce_ex__`` for a variable computed by a node."""
     node = variable.owner
     assert node is not None
+    if node.outputs[variable.index] is not variable:  # a copy (``copy.copy``) of a node's output
+        return (_copied_output, (_session(), _Ancestors(node), variable.index, variable.type, variable.name))
     return (_output, (_session(), _Ancestors(node), variable.index))
 
 
@@ -180,6 +182,10 @@ def _nothing(*session: Any) -> None:
 
 def _output(session: None, nodes: list[Apply], index: int) -> Variable:
     return nodes[-1].outputs[index]
+
+
+def _copied_output(session: None, nodes: list[Apply], index: int, type: Any, name: str | None) -> Variable:
+    return Variable(type, nodes[-1], index, name)
 
 
 def _node(session: None, nodes: list[Apply]) -> Apply:
