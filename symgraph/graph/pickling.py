@@ -18,7 +18,10 @@ pickles as a reference to its node, emitted after every node it depends on, in t
 Everything reachable from several roots of one ``pickle.dumps`` is thus one object after
 loading, as pickle keeps it for ordinary objects: the records and the roots are in the pickler's
 memo. The depth stays that of one node (more only for ops holding inner graphs, one level per
-graph), and the work is linear: each node is walked and emitted once per ``dumps``.
+graph), and the work is linear: each node is walked and emitted once per ``dumps``. (An op's
+inner graph may read a node of the outer graph that the outer walk has ordered after the op's
+node: the walk from inside the op emits its record there, and the outer list then finds it in the
+memo.)
 
 The session remembers which nodes have a record in the pickler at work: reductions cannot see
 the pickler, so it is found through the pickler's memo. Each root's reduction names the current
