@@ -4,6 +4,8 @@ Targets: ``sg.save`` and ``sg.load`` each under 50 ms (loading includes compilin
 again), and the file no larger than 1.1x the bytes of the arrays it holds. Baselines in the same
 run: ``numpy.savez``/``numpy.load`` of the same arrays (what saving by hand with ``get_value``
 costs), and compiling the two functions from their graphs (what loading must at least do).
+``pickle.dumps``/``pickle.loads`` of the same two functions (loading compiles them again too) are
+timed beside ``sg.save``/``sg.load``.
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/save_load.py
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import statistics
 import sys
 import tempfile
@@ -45,6 +48,7 @@ def measure(dtype: str, folder: str) -> None:
         )
     shared = {f"a{k}": a for k, a in enumerate(_shared_arrays(model))}
     records = [function._record for function in (model.train, model.predict)]
+    pickled = pickle.dumps(functions)
 
     times = compare(
         {
@@ -53,6 +57,8 @@ def measure(dtype: str, folder: str) -> None:
             "sg.load": lambda: sg.load(path),
             "numpy.load": lambda: dict(np.load(npz)),
             "compile": lambda: [record.compile() for record in records],
+            "pickle.dumps": lambda: pickle.dumps(functions),
+            "pickle.loads": lambda: pickle.loads(pickled),
         },
         rounds=5,
         seconds=0.3,
@@ -67,6 +73,9 @@ def measure(dtype: str, folder: str) -> None:
           f"compiling both functions alone {format_time(times['compile'])}, "
           f"{times['sg.load'] / times['compile']:.2f}x; CPU time {format_time(cpu['sg.load'])}, compiling alone "
           f"{format_time(cpu['compile'])})   target < 50 ms")  # fmt: skip
+    print(f"  pickle.dumps {format_time(times['pickle.dumps'])} ({times['pickle.dumps'] / times['sg.save']:.2f}x sg.save), "
+          f"pickle.loads {format_time(times['pickle.loads'])} ({times['pickle.loads'] / times['sg.load']:.2f}x sg.load), "
+          f"{len(pickled)} bytes")  # fmt: skip
     print(f"  file {size} bytes, arrays {array_bytes} bytes: {size / array_bytes:.3f}x   target <= 1.1x "
           f"(document {len(document)} bytes, deflated in the file)")  # fmt: skip
 

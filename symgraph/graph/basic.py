@@ -6,7 +6,7 @@ variable). A node knows its op, its inputs and its outputs. Nodes are never chan
 rewrites build new nodes and leave the user's graph as it was, so one graph can be compiled many
 times. Nothing else lives on the graph: who uses a variable (its clients) is computed for the graph
 being compiled (``FunctionGraph.clients``), and compiled functions are cached elsewhere, so graphs
-deep-copy and pickle as plain data.
+deep-copy and pickle as plain data (without recursing along them: ``graph/pickling.py``).
 
 Operators such as ``x + y`` are installed on :class:`Variable` by ``symgraph.ops.methods``, so
 that this module depends on no op.
@@ -79,6 +79,19 @@ class Variable:
 
     def __hash__(self) -> int:
         return id(self)
+
+    # Pickling and deep-copying a computed variable goes through its node's ancestors in
+    # topological order, not along its links (graph/pickling.py): graphs are deeper than the
+    # recursion limit. Roots (inputs, constants, shared variables) pickle as plain objects.
+    def __reduce_ex__(self, protocol: int) -> Any:
+        if self.owner is None:  # (protocol 2's form: protocols 0 and 1 cannot pickle slots)
+            return super().__reduce_ex__(max(protocol, 2))
+        from .pickling import reduce_variable
+
+        return reduce_variable(self)
+
+    def __copy__(self) -> "Variable":
+        return _copy_slots(self)
 
     def __bool__(self) -> bool:
         """True, as in Theano (so that ``if not W:`` tests whether ``W`` was given), except for the
@@ -239,6 +252,14 @@ class Apply:
         self.gradient = context.gradient
         self.scope: Scope | None = context.scope
 
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        from .pickling import reduce_node
+
+        return reduce_node(self)
+
+    def __copy__(self) -> "Apply":
+        return _copy_slots(self)
+
     @property
     def out(self) -> Variable:
         (output,) = self.outputs
@@ -252,3 +273,15 @@ class Apply:
     def __repr__(self) -> str:
         inputs = ", ".join(variable.label() for variable in self.inputs)
         return f"Apply({self.op.name}({inputs}))"
+
+
+def _copy_slots(obj: Any) -> Any:
+    """A shallow copy of a variable or node (what ``copy.copy`` gave before they had a
+    ``__reduce_ex__`` of their own)."""
+    cls = type(obj)
+    new = cls.__new__(cls)
+    for klass in cls.__mro__:
+        for slot in klass.__dict__.get("__slots__", ()):
+            if slot != "__weakref__" and hasattr(obj, slot):
+                setattr(new, slot, getattr(obj, slot))
+    return new
