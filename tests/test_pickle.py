@@ -270,6 +270,21 @@ def test_roots_pickle_as_before():
     assert c2.data == 2.0
 
 
+@duplicates
+def test_a_constant_comes_back_read_only_and_is_stored_once(duplicate):
+    values = np.arange(1000.0)
+    c = sg.constant(values, name="c")
+    c.signature()  # as merging constants at compile time leaves it: the values' bytes, cached
+    y = sg.vector("x") * c
+    loaded_y, loaded_c = duplicate([y, c])
+    assert loaded_y.owner.inputs[1] is loaded_c and loaded_c.name == "c"
+    np.testing.assert_array_equal(loaded_c.data, values)
+    assert not loaded_c.data.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        loaded_c.data[0] = 5.0
+    assert len(pickle.dumps(c)) < 1.2 * values.nbytes
+
+
 # --- compiled functions --------------------------------------------------------------------------------
 def deep_model(seed=0, depth=DEEP // 2):
     """An MLP with dropout from a seeded stream, whose hidden layer goes through a deep chain."""

@@ -138,6 +138,11 @@ class Constant(Variable):
         self.data = data
         self._signature = None
 
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        # Built again on loading: read-only as before (numpy loads arrays writeable), and without
+        # the cached signature (which would store the values a second time).
+        return (_constant, (self.type, self.data, self.name))
+
     @property
     def kind(self) -> str:
         return "constant"
@@ -273,6 +278,10 @@ class Apply:
     def __repr__(self) -> str:
         inputs = ", ".join(variable.label() for variable in self.inputs)
         return f"Apply({self.op.name}({inputs}))"
+
+
+def _constant(type: TensorType, data: np.ndarray, name: str | None) -> Constant:
+    return Constant(type, data, name)
 
 
 def _copy_slots(obj: Any) -> Any:
