@@ -207,6 +207,25 @@ def test_filter_gradient_over_a_long_inner_axis_is_summed_in_blocks_exactly():
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "x_shape, w_shape",
+    [((0, 3, 5, 5), (4, 3, 3, 3)), ((2, 0, 5, 5), (4, 0, 3, 3)), ((2, 3, 5, 5), (0, 3, 3, 3))],
+    ids=str,
+)
+def test_conv2d_of_empty_batches_channels_and_filters(x_shape, w_shape):
+    # Sums over no channel are zeros; nothing to sum gives empty arrays: as the reference computes.
+    x, w = sg.tensor4("x"), sg.tensor4("w")
+    y = sg.nn.conv2d(x, w, padding=1)
+    cost = (y * y).sum()
+    outputs = [y, cost, *sg.grad(cost, [x, w])]
+    X, W = data(x_shape, 28), data(w_shape, 29)
+    expected = sg.function([x, w], outputs, backend="python")(X, W)
+    for got, want in zip(sg.function([x, w], outputs)(X, W), expected):
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_array_equal(got, want)
+    assert expected[0].shape == (x_shape[0], w_shape[0], 5, 5) and not np.any(expected[0])
+
+
 # --- col2im in shifted runs (the numpy backend, where it may scribble on the columns) -----------
 COL2IM_CASES = [
     # image (n, c, h, w), kernel, padding, dilation
@@ -288,6 +307,12 @@ def test_conv2d_input_gradient_scribbles_on_its_own_columns_only(padding, monkey
     assert shifted == [1]  # overwriting nothing
     for got, expected in zip(fast, plain):
         np.testing.assert_array_equal(got, expected)
+    # Empty batches and channels take the other path (nothing to add in runs).
+    for n, c in [(0, 4), (3, 0)]:
+        X, W = np.zeros((n, c, 8, 7)), np.ones((5, c) + W.shape[2:])
+        G = np.zeros((n, 5) + fast[0].shape[2:][:0] + sg.function([x, w], y)(X, W).shape[2:])
+        got_x, got_w = sg.function([x, w, g], [gx, gw])(X, W, G)
+        assert got_x.shape == X.shape and got_w.shape == W.shape and not got_w.any()
 
 
 # --- pooling values ----------------------------------------------------------------------------

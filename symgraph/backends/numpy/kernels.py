@@ -10,6 +10,7 @@ and ops holding an inner graph, which the backend compiles.
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -337,12 +338,13 @@ def _from_hwn(stored: np.ndarray) -> np.ndarray:
     return stored.transpose(0, 1, 2, 5, 3, 4)
 
 
-def _hwn_matrix(array: np.ndarray, rows: int) -> np.ndarray:
-    """``array`` stored N last, as a ``(rows, -1)`` matrix (copied when it is stored otherwise)."""
+def _hwn_matrix(array: np.ndarray, axes: int) -> np.ndarray:
+    """``array`` stored N last, as a matrix whose rows run over its first ``axes`` stored axes
+    (copied when it is stored otherwise)."""
     stored = _hwn_view(array)
     if not stored.flags.c_contiguous:
         stored = _copy(stored)
-    return stored.reshape(rows, stored.size // rows if rows else 0)
+    return stored.reshape(math.prod(stored.shape[:axes]), math.prod(stored.shape[axes:]))
 
 
 def _copy(array: np.ndarray) -> np.ndarray:
@@ -403,7 +405,8 @@ def _col2im(op: Col2Im, node: Apply) -> Kernel:
         kh, kw, _, _, ho, wo = columns.shape
         (top, _), (left, _) = resolve_padding(op.padding, dilated((kh, kw), op.dilation))
         stored = _hwn_view(columns)
-        if scratch and (sh, sw, ho, wo) == (1, 1, h, w) and stored.flags.c_contiguous and stored.flags.writeable:
+        runs = (sh, sw, ho, wo) == (1, 1, h, w) and columns.size and stored.flags.c_contiguous
+        if scratch and runs and stored.flags.writeable:
             return _from_hwn(_add_back_shifted(stored, (top, left), (dh, dw)))
         blocks = [
             (_inside(i * dh, ho, sh, top, h), _inside(j * dw, wo, sw, left, w), stored[i, j])
@@ -478,16 +481,16 @@ def _conv_contraction(op: ConvContraction, node: Apply) -> Kernel:
 
 def _conv_output(filters: np.ndarray, columns: np.ndarray) -> np.ndarray:
     check_output_operands(filters, columns)
-    kh, kw, c, n, ho, wo = columns.shape
-    product = _product(filter_matrix(filters), _hwn_matrix(columns, kh * kw * c))
+    n, ho, wo = columns.shape[3:]
+    product = _product(filter_matrix(filters), _hwn_matrix(columns, 3))
     return _from_hwn(product.reshape(filters.shape[0], ho, wo, n))
 
 
 def _conv_columns(filters: np.ndarray, grad: np.ndarray) -> np.ndarray:
     check_columns_operands(filters, grad)
-    o, c, kh, kw = filters.shape
+    _, c, kh, kw = filters.shape
     n, _, ho, wo = grad.shape
-    product = _product(filter_matrix(filters).T, _hwn_matrix(grad, o))
+    product = _product(filter_matrix(filters).T, _hwn_matrix(grad, 1))
     return _from_hwn(product.reshape(kh, kw, c, ho, wo, n))
 
 
@@ -498,7 +501,7 @@ def _conv_filters(columns: np.ndarray, grad: np.ndarray) -> np.ndarray:
     # (columns @ grad.T), of shape (kh*kw*C, O): the long axis the product sums over is then the
     # rows' of both operands, which BLAS splits across its threads far better (about 1.5x with two)
     # than for grad @ columns.T.
-    product = _product(_hwn_matrix(columns, kh * kw * c), _hwn_matrix(grad, o).T)
+    product = _product(_hwn_matrix(columns, 3), _hwn_matrix(grad, 1).T)
     return product.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
 
 
