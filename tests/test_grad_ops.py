@@ -386,6 +386,17 @@ def test_softmax_of_one_column():
     check(lambda x: sg.nn.log_softmax(x, axis=0), normal(1, 4))
 
 
+@pytest.mark.parametrize("mode", ["fast_run", "fast_compile", "debug"])
+@pytest.mark.parametrize("shape, axis", [((3, 0), 1), ((0, 4), 0), ((0, 0), -1), ((2, 0, 3), 1)], ids=str)
+def test_softmax_over_no_classes_is_empty(shape, axis, mode):
+    # As PyTorch: nothing to normalize gives an empty array (numpy's max of nothing would raise).
+    x = sg.tensor("x", shape=(None,) * len(shape))
+    outputs = [sg.nn.softmax(x, axis=axis), sg.nn.log_softmax(x, axis=axis)]
+    outputs += sg.grad(sum(output.sum() for output in outputs), [x])
+    for got in sg.function([x], outputs, mode=mode)(np.zeros(shape)):
+        assert got.shape == shape and got.dtype == np.float64
+
+
 TARGET_INDICES = np.array([2, 0, 3])
 TARGET_ROWS = np.eye(4)[TARGET_INDICES]
 

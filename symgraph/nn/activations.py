@@ -111,6 +111,8 @@ class Softmax(Op):
         return [x]
 
     def perform(self, x: np.ndarray) -> np.ndarray:
+        if not x.shape[self.axis]:  # no classes: nothing to normalize (as PyTorch), not max's error
+            return x.copy()
         e = np.subtract(x, np.max(x, axis=self.axis, keepdims=True))
         np.exp(e, out=e)
         e /= np.sum(e, axis=self.axis, keepdims=True)
@@ -134,6 +136,8 @@ class LogSoftmax(Op):
         return [x]
 
     def perform(self, x: np.ndarray) -> np.ndarray:
+        if not x.shape[self.axis]:
+            return x.copy()
         shifted = np.subtract(x, np.max(x, axis=self.axis, keepdims=True))
         shifted -= np.log(np.sum(np.exp(shifted), axis=self.axis, keepdims=True))
         return shifted

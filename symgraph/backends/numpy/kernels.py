@@ -210,6 +210,8 @@ def _softmax(op: Softmax, node: Apply) -> Kernel:
     total = np.add.reduce
 
     def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if not x.shape[axis]:
+            return x.copy() if out is None else out
         e = np.subtract(x, _extremes(np.maximum, x, axis), out=out)
         np.exp(e, out=e)
         e /= total(e, axis=axis, keepdims=True)
