@@ -18,7 +18,7 @@ from .shape import broadcast_to, dimshuffle, normalize_axes, shape, shape_at, st
 
 
 @cache
-def _reduced_dtype(ufunc_name: str, dtype: str) -> np.dtype:
+def _reduced_dtype(ufunc_name: str, dtype: np.dtype | str) -> np.dtype:
     """The dtype numpy's reduction gives (``sum`` of int8 is int64, for example)."""
     reduce = {"sum": np.sum, "prod": np.prod}.get(ufunc_name)
     if reduce is None:
@@ -65,7 +65,8 @@ class Reduce(Op):
     def perform(self, x: np.ndarray) -> np.ndarray:
         reduce = self._UFUNCS[self.kind].reduce
         if self.kind in ("sum", "prod"):
-            return reduce(x, axis=self.axes, keepdims=self.keepdims, dtype=_reduced_dtype(self.kind, x.dtype.name))
+            # (the dtype itself, not its name: numpy 2 builds ``dtype.name`` anew, 2 us a call)
+            return reduce(x, axis=self.axes, keepdims=self.keepdims, dtype=_reduced_dtype(self.kind, x.dtype))
         return reduce(x, axis=self.axes, keepdims=self.keepdims)
 
     def grad(self, node: Apply, output_grads: Sequence, needed: Sequence[bool]) -> list:
