@@ -10,6 +10,7 @@ not change state (``.eval()``): its state is a snapshot taken at the start of ev
 from __future__ import annotations
 
 import functools
+import math
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -331,7 +332,7 @@ def bernoulli(bit_generator: np.random.BitGenerator, shape: tuple, p: float) -> 
     random bits per element instead of 32 or 64, which is what makes dropout masks cheap: drawing
     bits is the costly part.
     """
-    count = int(np.prod(shape, dtype=np.int64))
+    count = int(math.prod(shape))  # (numpy's prod of a tuple costs 4 us: a fifth of a small mask)
     if p <= 0.0:
         return np.zeros(shape, dtype=bool)
     if p >= 1.0:
